@@ -1,0 +1,28 @@
+/** What every connector (Postgres, Kafka) offers the service that runs it. */
+import type { TopicUpdate } from '../services/topics/topic-store.ts';
+
+export type SourceState = 'starting' | 'snapshotting' | 'streaming' | 'degraded' | 'stopped' | 'failed';
+
+export interface SourceHealth {
+  readonly name: string;
+  readonly state: SourceState;
+  /** What is wrong, or what the source is doing, in words an operator can act on. */
+  readonly detail?: string;
+}
+
+/**
+ * Where a connector hands its updates. Resolves once the updates are applied and handed off;
+ * only then may the connector acknowledge the source position (LSN, offset) covering them.
+ */
+export interface IngestSink {
+  apply(updates: readonly TopicUpdate[]): Promise<void>;
+  /** Removes every topic produced by `source` (TRUNCATE). */
+  removeSource(source: string): Promise<void>;
+}
+
+export interface Source {
+  readonly name: string;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  health(): SourceHealth;
+}

@@ -1,0 +1,215 @@
+/**
+ * The current state of every topic: value and version, keyed by path in a tree so wildcard
+ * selectors walk only the branches they name. Each update is diffed against the cached value;
+ * an update that changes nothing produces no change at all, and a change is serialized for the
+ * wire once, here, never once per subscriber.
+ */
+import { randomBytes } from 'node:crypto';
+import type { JsonObject } from '../json.ts';
+import { type PatchOp, diffValues } from './delta.ts';
+import type { Selector } from './selector.ts';
+
+export const DEFAULT_TENANT = 'default';
+
+export interface Topic {
+  readonly path: string;
+  readonly tenant: string;
+  /** Which mapping produced the topic (e.g. `postgres:public.orders`), for truncates and resets. */
+  readonly source: string;
+  value: JsonObject;
+  version: number;
+}
+
+/** One requested change of topic state, as produced by a mapping. */
+export interface TopicUpdate {
+  path: string;
+  source: string;
+  tenant?: string;
+  /** The new value; `null` removes the topic. */
+  value: JsonObject | null;
+  /** Fields whose cached value is kept because the source did not resend them (unchanged TOAST). */
+  keep?: readonly string[];
+}
+
+export type TopicChange =
+  | { readonly type: 'value'; readonly topic: Topic; readonly version: number; readonly wire: string }
+  | { readonly type: 'delta'; readonly topic: Topic; readonly version: number; readonly patch: PatchOp[]; readonly wire: string }
+  | { readonly type: 'removal'; readonly topic: Topic; readonly version: number; readonly wire: string };
+
+/** The changes of one source transaction, in commit order. */
+export interface ChangeBatch {
+  readonly epoch: string;
+  readonly seq: number;
+  readonly changes: TopicChange[];
+}
+
+/** Read access to topic state, as the distribution side needs it. */
+export interface TopicView {
+  readonly epoch: string;
+  get(path: string): Topic | undefined;
+  /** Visits every topic matching the selector. */
+  forEachMatching(selector: Selector, visit: (topic: Topic) => void): void;
+  readonly size: number;
+}
+
+interface PathNode {
+  children: Map<string, PathNode> | null;
+  topic: Topic | null;
+}
+
+export function newEpoch(): string {
+  return `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
+}
+
+export function valueMessage(topic: Topic): string {
+  return `{"type":"value","path":${JSON.stringify(topic.path)},"version":${topic.version},"value":${JSON.stringify(topic.value)}}`;
+}
+
+export class TopicStore implements TopicView {
+  readonly epoch: string;
+  private readonly topics = new Map<string, Topic>();
+  private readonly root: PathNode = { children: null, topic: null };
+  private seq = 0;
+
+  constructor(options: { epoch?: string } = {}) {
+    this.epoch = options.epoch ?? newEpoch();
+  }
+
+  get size(): number {
+    return this.topics.size;
+  }
+
+  get(path: string): Topic | undefined {
+    return this.topics.get(path);
+  }
+
+  /**
+   * Applies the updates of one source transaction; returns the resulting batch, or null when
+   * nothing changed (e.g. an UPDATE that rewrote identical values).
+   */
+  apply(updates: readonly TopicUpdate[]): ChangeBatch | null {
+    const changes: TopicChange[] = [];
+    for (const u of updates) {
+      const change = u.value === null ? this.remove(u.path) : this.upsert(u);
+      if (change) changes.push(change);
+    }
+    return changes.length === 0 ? null : { epoch: this.epoch, seq: ++this.seq, changes };
+  }
+
+  /** Removes every topic a source produced (a TRUNCATE, or a mapping being reset). */
+  removeSource(source: string): ChangeBatch | null {
+    const changes: TopicChange[] = [];
+    for (const topic of this.topics.values()) {
+      if (topic.source === source) changes.push(this.remove(topic.path)!);
+    }
+    return changes.length === 0 ? null : { epoch: this.epoch, seq: ++this.seq, changes };
+  }
+
+  forEachMatching(selector: Selector, visit: (topic: Topic) => void): void {
+    if (selector.exact) {
+      const t = this.topics.get(selector.text);
+      if (t) visit(t);
+      return;
+    }
+    this.walk(this.root, selector, 0, visit);
+  }
+
+  /** Every topic, in no particular order. */
+  all(): IterableIterator<Topic> {
+    return this.topics.values();
+  }
+
+  private walk(node: PathNode, sel: Selector, depth: number, visit: (topic: Topic) => void): void {
+    if (depth === sel.segments.length) {
+      if (sel.descendants) this.visitDescendants(node, visit);
+      else if (node.topic) visit(node.topic);
+      return;
+    }
+    if (!node.children) return;
+    const s = sel.segments[depth];
+    if (s === '*') {
+      for (const child of node.children.values()) this.walk(child, sel, depth + 1, visit);
+    } else {
+      const child = node.children.get(s);
+      if (child) this.walk(child, sel, depth + 1, visit);
+    }
+  }
+
+  private visitDescendants(node: PathNode, visit: (topic: Topic) => void): void {
+    if (!node.children) return;
+    for (const child of node.children.values()) {
+      if (child.topic) visit(child.topic);
+      this.visitDescendants(child, visit);
+    }
+  }
+
+  private upsert(u: TopicUpdate): TopicChange | null {
+    const existing = this.topics.get(u.path);
+    let value = u.value!;
+    if (!existing) {
+      const topic: Topic = { path: u.path, tenant: u.tenant ?? DEFAULT_TENANT, source: u.source, value, version: 1 };
+      this.topics.set(u.path, topic);
+      this.nodeFor(u.path).topic = topic;
+      return { type: 'value', topic, version: 1, wire: valueMessage(topic) };
+    }
+    if (u.keep && u.keep.length > 0) {
+      value = { ...value };
+      for (const k of u.keep) if (Object.hasOwn(existing.value, k)) value[k] = existing.value[k];
+    }
+    const patch = diffValues(existing.value, value);
+    if (patch.length === 0) return null;
+    existing.value = value;
+    const version = ++existing.version;
+    const patchJson = JSON.stringify(patch);
+    const valueJson = JSON.stringify(value);
+    const head = `"path":${JSON.stringify(existing.path)},"version":${version}`;
+    // A delta only when it is actually smaller than the value it stands for.
+    if (patchJson.length < valueJson.length) {
+      return { type: 'delta', topic: existing, version, patch, wire: `{"type":"delta",${head},"patch":${patchJson}}` };
+    }
+    return { type: 'value', topic: existing, version, wire: `{"type":"value",${head},"value":${valueJson}}` };
+  }
+
+  private remove(path: string): TopicChange | null {
+    const topic = this.topics.get(path);
+    if (!topic) return null;
+    this.topics.delete(path);
+    this.detach(path);
+    const version = topic.version + 1;
+    return {
+      type: 'removal',
+      topic,
+      version,
+      wire: `{"type":"removal","path":${JSON.stringify(path)},"version":${version}}`,
+    };
+  }
+
+  private nodeFor(path: string): PathNode {
+    let node = this.root;
+    for (const s of path.split('/')) {
+      node.children ??= new Map();
+      let child = node.children.get(s);
+      if (!child) node.children.set(s, (child = { children: null, topic: null }));
+      node = child;
+    }
+    return node;
+  }
+
+  private detach(path: string): void {
+    const segments = path.split('/');
+    const trail: PathNode[] = [this.root];
+    let node = this.root;
+    for (const s of segments) {
+      const child = node.children?.get(s);
+      if (!child) return;
+      trail.push(child);
+      node = child;
+    }
+    node.topic = null;
+    for (let i = trail.length - 1; i > 0; i--) {
+      const n = trail[i];
+      if (n.topic || (n.children && n.children.size > 0)) break;
+      trail[i - 1].children!.delete(segments[i - 1]);
+    }
+  }
+}
