@@ -1,0 +1,9 @@
+/** The tidewire client SDK's public API. */
+export { TidewireClient, type TidewireClientOptions } from './client.ts';
+export { Subscription, type SubscriptionHandlers, type SubscriptionState } from './subscription.ts';
+export type { ConnectionState } from './connection-state.ts';
+export { TidewireClientError, type ClientErrorCode } from './errors.ts';
+export type { BackoffOptions } from './backoff.ts';
+export type { WebSocketConstructor, WebSocketLike } from './transport.ts';
+export { applyPatch, JsonPatchError } from './json-patch.ts';
+export type { JsonObject, JsonValue, PatchOperation, ServerMessage, ClientMessage } from '../services/distribution/messages.ts';

@@ -1,0 +1,205 @@
+/**
+ * The distribution service: one HTTP server carrying the WebSocket endpoint (`/ws`) and the HTTP
+ * routes, fed by the hand-off. Every limit comes from ServerConfig and is enforced per session,
+ * so a slow, flooding or malformed client is cut off alone.
+ */
+import { type Server, createServer, type IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { type ServerOptions, type WebSocket, WebSocketServer } from 'ws';
+import type { ServerConfig } from '../config/config.ts';
+import { ConfigError } from '../errors.ts';
+import type { Handoff } from '../handoff/handoff.ts';
+import { FanOut } from './fan-out.ts';
+import { FlushScheduler } from './flush-scheduler.ts';
+import { type HealthReport, WS_PATH, createHttpHandler, rawPath } from './http.ts';
+import { CloseCode } from './messages.ts';
+import { Session, type SessionHost } from './session.ts';
+import { StaticFiles } from './static-files.ts';
+import { type DisconnectReason, type DistributionStats, newStats } from './stats.ts';
+
+export interface DistributionServerOptions {
+  logger: Logger;
+  /** Reported by GET /health; `failed` answers 503. Default: always ok, no sources. */
+  health?: () => HealthReport;
+  /** Serve `index.html` at `/` and `assets/*` at `/assets/*` from this folder (the dashboard). */
+  staticDir?: string;
+  /** WebSocket ping interval; a client that misses a whole interval is dropped. 0 disables. Default 30000. */
+  heartbeatIntervalMs?: number;
+  /** How long a closing handshake may take before the socket is destroyed. Default 5000. */
+  closeTimeoutMs?: number;
+}
+
+const DEFAULTS = { heartbeatIntervalMs: 30_000, closeTimeoutMs: 5_000 };
+
+/**
+ * @example
+ * const server = new DistributionServer(handoff, config.server, { logger });
+ * const { port } = await server.listen();
+ * // ... ws://host:port/ws, http://host:port/health
+ * await server.close();
+ */
+export class DistributionServer {
+  readonly stats: DistributionStats = newStats();
+  private readonly http: Server;
+  private readonly wss: WebSocketServer;
+  private readonly fanOut = new FanOut();
+  private readonly flusher: FlushScheduler;
+  private readonly sessions = new Set<Session>();
+  private readonly host: SessionHost;
+  private readonly logger: Logger;
+  private readonly heartbeatIntervalMs: number;
+  private nextSession = 0;
+  private closing: Promise<void> | null = null;
+  private stopHandoff: (() => void) | null = null;
+  private heartbeat: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly handoff: Handoff,
+    private readonly config: ServerConfig,
+    options: DistributionServerOptions,
+  ) {
+    validate(config);
+    const opts = { ...DEFAULTS, ...stripUndefined(options) };
+    this.logger = options.logger;
+    this.heartbeatIntervalMs = opts.heartbeatIntervalMs;
+    this.flusher = new FlushScheduler(config.flushIntervalMs);
+    this.host = {
+      view: handoff.view,
+      index: this.fanOut.index,
+      stats: this.stats,
+      logger: this.logger,
+      limits: config,
+      scheduleFlush: (s) => this.flusher.schedule(s),
+      sessionEnded: (s, reason) => this.sessionEnded(s, reason),
+    };
+    // closeTimeout exists since ws 8.19; @types/ws does not list it yet.
+    const wsOptions: ServerOptions & { closeTimeout: number } = {
+      noServer: true,
+      maxPayload: config.maxPayloadBytes,
+      // Off on purpose (ANCHORS.md): compression cut throughput from millions to ~10-200k
+      // deliveries/s and costs ~156 KB per connection; deltas are the cheaper bandwidth saving.
+      perMessageDeflate: false,
+      closeTimeout: opts.closeTimeoutMs,
+    };
+    this.wss = new WebSocketServer(wsOptions);
+    this.http = createServer(
+      createHttpHandler({
+        view: handoff.view,
+        health: options.health ?? (() => ({ status: 'ok', sources: [] })),
+        sessionCount: () => this.sessions.size,
+        staticFiles: options.staticDir ? new StaticFiles(options.staticDir) : null,
+        logger: this.logger,
+      }),
+    );
+    this.http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
+    this.http.on('clientError', (_err, socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+      else socket.destroy();
+    });
+  }
+
+  /** Live WebSocket sessions. */
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  /** Starts listening on config.host:config.port (0 picks a free port) and starts serving the hand-off. */
+  listen(): Promise<{ port: number }> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error): void => reject(err);
+      this.http.once('error', onError);
+      this.http.listen(this.config.port, this.config.host, () => {
+        this.http.off('error', onError);
+        this.http.on('error', (err) => this.logger.error({ err }, 'http server error'));
+        this.stopHandoff = this.handoff.subscribe((batch) => this.fanOut.deliver(batch));
+        if (this.heartbeatIntervalMs > 0) {
+          this.heartbeat = setInterval(() => {
+            for (const s of this.sessions) s.heartbeat();
+          }, this.heartbeatIntervalMs);
+          this.heartbeat.unref();
+        }
+        const address = this.http.address();
+        const port = typeof address === 'object' && address ? address.port : this.config.port;
+        this.logger.info({ host: this.config.host, port }, 'distribution listening');
+        resolve({ port });
+      });
+    });
+  }
+
+  /**
+   * Stops accepting connections, sends what is pending, closes every session with 1001 and
+   * resolves once every socket is gone (sockets that do not finish the closing handshake are
+   * destroyed after closeTimeoutMs).
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    this.stopHandoff?.();
+    this.stopHandoff = null;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    const httpClosed = new Promise<void>((resolve) => this.http.close(() => resolve()));
+    this.flusher.flush();
+    for (const s of [...this.sessions]) s.close(CloseCode.GOING_AWAY, 'shutdown', 'server shutting down');
+    this.flusher.stop();
+    this.http.closeIdleConnections();
+    const wsClosed = new Promise<void>((resolve) => this.wss.close(() => resolve()));
+    await Promise.all([httpClosed, wsClosed]);
+    this.logger.info({}, 'distribution closed');
+  }
+
+  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy());
+    if (rawPath(req.url) !== WS_PATH) {
+      refuse(socket, 404, 'Not Found');
+      return;
+    }
+    if (this.closing) {
+      refuse(socket, 503, 'Service Unavailable');
+      return;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req));
+  }
+
+  private accept(ws: WebSocket, req: IncomingMessage): void {
+    if (this.closing) {
+      ws.close(CloseCode.GOING_AWAY, 'server shutting down');
+      return;
+    }
+    const id = (++this.nextSession).toString(36);
+    const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
+    this.stats.connections++;
+    const session = new Session(id, remote, ws, this.host);
+    if (!session.closed) this.sessions.add(session);
+    this.logger.debug({ session: id, remote }, 'session opened');
+  }
+
+  private sessionEnded(session: Session, reason: DisconnectReason): void {
+    if (this.sessions.delete(session)) this.stats.disconnects[reason]++;
+  }
+}
+
+function refuse(socket: Duplex, status: number, text: string): void {
+  const body = JSON.stringify({ error: { code: status === 404 ? 'NOT_FOUND' : 'UNAVAILABLE', message: `${text}: connect to ${WS_PATH}` } });
+  socket.end(
+    `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+}
+
+function validate(config: ServerConfig): void {
+  const positive = ['maxPayloadBytes', 'sendQueueBytes', 'maxSubscriptionsPerSession', 'maxMessagesPerSecond'] as const;
+  for (const key of positive) {
+    if (!Number.isInteger(config[key]) || config[key] < 1) throw new ConfigError(`server.${key}`, 'must be a positive integer');
+  }
+  if (!Number.isInteger(config.flushIntervalMs) || config.flushIntervalMs < 0) {
+    throw new ConfigError('server.flushIntervalMs', 'must be an integer ≥ 0');
+  }
+  if (!Number.isInteger(config.port) || config.port < 0 || config.port > 65535) throw new ConfigError('server.port', 'must be 0-65535');
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,43 @@
+/**
+ * Batches sends: sessions with pending messages wait here and are flushed together every
+ * `intervalMs` (on the next turn of the event loop when 0), each as one frame. One timer per
+ * server, armed only while some session has something pending, so an idle server does not wake.
+ */
+import { FrameEncoder } from './frame-encoder.ts';
+import type { Session } from './session.ts';
+
+export class FlushScheduler {
+  private pending: Session[] = [];
+  private timer: NodeJS.Timeout | NodeJS.Immediate | null = null;
+  private readonly encoder = new FrameEncoder();
+  private readonly run = (): void => this.flush();
+
+  constructor(readonly intervalMs: number) {}
+
+  /** The session has pending messages (callers mark `session.flushPending` so this is called once per round). */
+  schedule(session: Session): void {
+    this.pending.push(session);
+    if (this.timer === null) this.timer = this.intervalMs === 0 ? setImmediate(this.run) : setTimeout(this.run, this.intervalMs);
+  }
+
+  /** Flushes every waiting session now. */
+  flush(): void {
+    this.timer = null;
+    const sessions = this.pending;
+    this.pending = [];
+    try {
+      for (const s of sessions) s.flush(this.encoder);
+    } finally {
+      this.encoder.reset();
+    }
+  }
+
+  stop(): void {
+    if (this.timer !== null) {
+      if (this.intervalMs === 0) clearImmediate(this.timer as NodeJS.Immediate);
+      else clearTimeout(this.timer as NodeJS.Timeout);
+      this.timer = null;
+    }
+    this.pending = [];
+  }
+}

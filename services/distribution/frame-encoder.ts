@@ -1,0 +1,51 @@
+/**
+ * Encodes frames for one flush round, sharing work between sessions whose pending messages are
+ * the same (every client subscribed to the same topics gets the same strings in the same order).
+ * The first session sends the frame text; from the second on, one UTF-8 Buffer is made and the
+ * same Buffer is written to every socket, instead of encoding the text once per client (ANCHORS:
+ * sending one serialized batch to every client beat per-client frames, >4M vs ~3M deliveries/s).
+ */
+import { frameText } from './session-queue.ts';
+
+interface Entry {
+  readonly items: readonly string[];
+  readonly start: number;
+  readonly end: number;
+  readonly text: string;
+  buffer: Buffer | null;
+}
+
+/** How many distinct frames starting with the same message are remembered per round. */
+const MAX_CANDIDATES = 8;
+
+export class FrameEncoder {
+  private round = new Map<string, Entry[]>();
+
+  /** The frame for items[start, end): a string the first time in a round, then a shared Buffer. */
+  encode(items: readonly string[], start: number, end: number): string | Buffer {
+    const first = items[start];
+    let candidates = this.round.get(first);
+    if (candidates) {
+      for (const e of candidates) {
+        if (sameRange(e, items, start, end)) return (e.buffer ??= Buffer.from(e.text, 'utf8'));
+      }
+    } else {
+      this.round.set(first, (candidates = []));
+    }
+    const text = frameText(items, start, end);
+    if (candidates.length < MAX_CANDIDATES) candidates.push({ items, start, end, text, buffer: null });
+    return text;
+  }
+
+  /** Forgets the round's frames (call after every flush round so nothing is retained). */
+  reset(): void {
+    if (this.round.size > 0) this.round = new Map();
+  }
+}
+
+function sameRange(e: Entry, items: readonly string[], start: number, end: number): boolean {
+  if (e.end - e.start !== end - start) return false;
+  if (e.items === items && e.start === start) return true;
+  for (let i = 0; i < end - start; i++) if (e.items[e.start + i] !== items[start + i]) return false;
+  return true;
+}

@@ -1,0 +1,139 @@
+/**
+ * Parses and validates client frames against schemas/protocol, and builds the server's control
+ * messages as JSON text. Validation dispatches on `type` first so an error names the one field
+ * that is wrong instead of listing every branch of the union.
+ */
+import AjvModule, { type ErrorObject, type ValidateFunction } from 'ajv';
+import idSchema from '../../schemas/protocol/id.schema.json' with { type: 'json' };
+import pingSchema from '../../schemas/protocol/ping.schema.json' with { type: 'json' };
+import subscribeSchema from '../../schemas/protocol/subscribe.schema.json' with { type: 'json' };
+import unsubscribeSchema from '../../schemas/protocol/unsubscribe.schema.json' with { type: 'json' };
+import { errorMessage } from '../errors.ts';
+import { SelectorError, parseSelector } from '../topics/selector.ts';
+import { truncate } from '../topics/path.ts';
+import {
+  CLIENT_MESSAGE_TYPES,
+  type ClientMessage,
+  type ClientMessageType,
+  type ErrorCode,
+  PROTOCOL_VERSION,
+} from './messages.ts';
+
+/** Why a client frame was refused; becomes an `error` message. */
+export interface ProtocolError {
+  readonly code: ErrorCode;
+  readonly message: string;
+  /** The request's id, when the frame had a usable one. */
+  readonly id?: string;
+}
+
+export type ParseResult = { ok: true; message: ClientMessage } | { ok: false; error: ProtocolError };
+
+// ajv is CommonJS; its default export arrives wrapped under ESM.
+const Ajv = (AjvModule as unknown as { default: typeof AjvModule }).default ?? AjvModule;
+const ajv = new Ajv({ allErrors: false, strict: true });
+ajv.addSchema(idSchema);
+const validators: Record<ClientMessageType, ValidateFunction> = {
+  subscribe: ajv.compile(subscribeSchema),
+  unsubscribe: ajv.compile(unsubscribeSchema),
+  ping: ajv.compile(pingSchema),
+};
+const TYPE_LIST = CLIENT_MESSAGE_TYPES.join(', ');
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function fail(code: ErrorCode, message: string, id?: string): ParseResult {
+  return { ok: false, error: id === undefined ? { code, message } : { code, message, id } };
+}
+
+/** Parses one client text frame. Never throws: every bad input becomes a ProtocolError. */
+export function parseClientMessage(text: string): ParseResult {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    return fail('BAD_JSON', `the frame is not valid JSON (${errorMessage(err)}): send one JSON object per text frame`);
+  }
+  if (!isRecord(raw)) {
+    return fail('INVALID_MESSAGE', `a message must be a JSON object with a "type" field (one of ${TYPE_LIST}), not ${describe(raw)}`);
+  }
+  const id = typeof raw.id === 'string' && raw.id.length >= 1 && raw.id.length <= 64 ? raw.id : undefined;
+  const type = raw.type;
+  if (typeof type !== 'string') {
+    return fail('INVALID_MESSAGE', `field "type" is required and must be a string: one of ${TYPE_LIST}`, id);
+  }
+  if (!Object.hasOwn(validators, type)) {
+    return fail('UNKNOWN_TYPE', `unknown message type "${truncate(type)}": use one of ${TYPE_LIST}`, id);
+  }
+  const validate = validators[type as ClientMessageType];
+  if (!validate(raw)) return schemaFailure(type, raw, validate.errors ?? [], id);
+  return { ok: true, message: raw as unknown as ClientMessage };
+}
+
+function schemaFailure(type: string, raw: Record<string, unknown>, errors: ErrorObject[], id: string | undefined): ParseResult {
+  const e = errors[0];
+  if (!e) return fail('INVALID_MESSAGE', `the ${type} message does not match its schema`, id);
+  if (e.instancePath === '/selector' && typeof raw.selector === 'string') {
+    // Length limits live in the schema; the selector grammar's own wording is the clearer message.
+    return fail('INVALID_SELECTOR', selectorProblem(raw.selector), id);
+  }
+  const field = e.instancePath ? e.instancePath.slice(1).replace(/\//g, '.') : '';
+  switch (e.keyword) {
+    case 'additionalProperties': {
+      const extra = (e.params as { additionalProperty: string }).additionalProperty;
+      return fail('INVALID_MESSAGE', `field "${truncate(extra)}" is not part of a ${type} message: remove it (see schemas/protocol/${type}.schema.json)`, id);
+    }
+    case 'required': {
+      const missing = (e.params as { missingProperty: string }).missingProperty;
+      return fail('INVALID_MESSAGE', `field "${missing}" is required in a ${type} message`, id);
+    }
+    case 'type':
+      return fail('INVALID_MESSAGE', `field "${field}" must be a ${(e.params as { type: string }).type}`, id);
+    case 'minLength':
+    case 'maxLength':
+      if (field === 'id') return fail('INVALID_MESSAGE', 'field "id" must be a string of 1 to 64 characters', id);
+  }
+  return fail('INVALID_MESSAGE', `field "${field || '(message)'}" ${e.message ?? 'is invalid'}`, id);
+}
+
+/** The reason a selector is refused, in the selector grammar's own words. */
+export function selectorProblem(selector: string): string {
+  try {
+    parseSelector(selector);
+  } catch (err) {
+    if (err instanceof SelectorError) return err.message;
+    throw err;
+  }
+  return `selector "${truncate(selector)}" is not valid`;
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  return `a ${typeof v}`;
+}
+
+// Server → client control messages, built as text once: they go straight into a session's queue.
+
+export function helloMessage(epoch: string): string {
+  return `{"type":"hello","protocol":${PROTOCOL_VERSION},"epoch":${JSON.stringify(epoch)},"server":"tidewire"}`;
+}
+
+export function subscribedMessage(id: string, selector: string, topics: number): string {
+  return `{"type":"subscribed","id":${JSON.stringify(id)},"selector":${JSON.stringify(selector)},"topics":${topics}}`;
+}
+
+export function unsubscribedMessage(id: string): string {
+  return `{"type":"unsubscribed","id":${JSON.stringify(id)}}`;
+}
+
+export function pongMessage(id: string | undefined): string {
+  return id === undefined ? '{"type":"pong"}' : `{"type":"pong","id":${JSON.stringify(id)}}`;
+}
+
+export function protocolErrorMessage(error: ProtocolError): string {
+  const head = `{"type":"error","code":"${error.code}","message":${JSON.stringify(error.message)}`;
+  return error.id === undefined ? `${head}}` : `${head},"id":${JSON.stringify(error.id)}}`;
+}

@@ -1,0 +1,282 @@
+/**
+ * One WebSocket connection: its subscriptions, its rate limit and its send queue. Everything a
+ * client sends is answered (a reply, an `error`, or a documented close) and nothing it sends can
+ * throw out of here, so one bad client never affects another.
+ */
+import type { Logger } from 'pino';
+import type { RawData, WebSocket } from 'ws';
+import type { SelectorIndex } from '../topics/selector-index.ts';
+import { type Selector, SelectorError, parseSelector } from '../topics/selector.ts';
+import { type TopicView, valueMessage } from '../topics/topic-store.ts';
+import type { FrameEncoder } from './frame-encoder.ts';
+import { CloseCode, type SubscribeMessage } from './messages.ts';
+import {
+  type ProtocolError,
+  helloMessage,
+  parseClientMessage,
+  pongMessage,
+  protocolErrorMessage,
+  subscribedMessage,
+  unsubscribedMessage,
+} from './protocol.ts';
+import { ABUSE_FACTOR, RateLimiter } from './rate-limiter.ts';
+import { SessionQueue, forEachFrame } from './session-queue.ts';
+import type { DisconnectReason, DistributionStats } from './stats.ts';
+
+export interface Subscription {
+  readonly id: string;
+  readonly selector: Selector;
+  readonly session: Session;
+}
+
+export interface SessionLimits {
+  readonly sendQueueBytes: number;
+  readonly maxSubscriptionsPerSession: number;
+  readonly maxMessagesPerSecond: number;
+}
+
+/** What a session needs from the server that owns it. */
+export interface SessionHost {
+  readonly view: TopicView;
+  readonly index: SelectorIndex<Subscription>;
+  readonly stats: DistributionStats;
+  readonly logger: Logger;
+  readonly limits: SessionLimits;
+  /** The session has pending messages: flush it at the next flush round. */
+  scheduleFlush(session: Session): void;
+  /** The session is gone (closed by either side); called exactly once. */
+  sessionEnded(session: Session, reason: DisconnectReason): void;
+}
+
+const TEXT = { binary: false } as const;
+
+export class Session {
+  /** Stamp of the last change fan-out queued here: a change matched by two subscriptions is queued once. */
+  lastChange = 0;
+  /** True while the session waits for a flush round. */
+  flushPending = false;
+  /** Cleared on each heartbeat ping, set again by the pong. */
+  alive = true;
+  private readonly subscriptions = new Map<string, Subscription>();
+  private readonly queue: SessionQueue;
+  private readonly rate: RateLimiter;
+  private ended: DisconnectReason | null = null;
+  /** Set by ws 'error' (oversized or malformed frame) before ws closes the connection. */
+  private failure: DisconnectReason | null = null;
+
+  constructor(
+    readonly id: string,
+    readonly remote: string,
+    private readonly ws: WebSocket,
+    private readonly host: SessionHost,
+  ) {
+    this.queue = new SessionQueue(host.limits.sendQueueBytes, () => ws.bufferedAmount);
+    this.rate = new RateLimiter(host.limits.maxMessagesPerSecond);
+    ws.on('message', (data, isBinary) => {
+      try {
+        this.receive(data, isBinary);
+      } catch (err) {
+        // A bug, not bad input (receive() answers all bad input): end this session, keep the server.
+        this.host.logger.error({ session: this.id, remote: this.remote, err }, 'failed to handle a client message');
+        this.close(CloseCode.INTERNAL_ERROR, 'serverError', 'internal error');
+      }
+    });
+    ws.on('pong', () => (this.alive = true));
+    ws.on('error', (err: Error & { code?: string }) => {
+      this.failure = err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'payloadTooBig' : 'protocolError';
+      this.log('debug', { err: err.message, code: err.code }, 'websocket error');
+    });
+    ws.on('close', (code: number) => {
+      if (this.ended) return;
+      this.end(this.failure ?? 'client');
+      this.log('debug', { code }, 'session closed');
+    });
+    this.send(helloMessage(host.view.epoch));
+  }
+
+  get subscriptionCount(): number {
+    return this.subscriptions.size;
+  }
+
+  get closed(): boolean {
+    return this.ended !== null;
+  }
+
+  /** Queues one serialized message of `bytes` UTF-8 bytes; drops the session (4008) past its queue limit. */
+  enqueue(wire: string, bytes: number): void {
+    if (this.ended) return;
+    if (!this.queue.push(wire, bytes)) {
+      this.close(CloseCode.SEND_QUEUE_FULL, 'sendQueue', 'send queue full: read faster or subscribe to less');
+      return;
+    }
+    if (!this.flushPending) {
+      this.flushPending = true;
+      this.host.scheduleFlush(this);
+    }
+  }
+
+  /** Writes everything pending as one frame (several when over MAX_FRAME_CHARS). */
+  flush(encoder: FrameEncoder): void {
+    this.flushPending = false;
+    if (this.ended) return;
+    const bytes = this.queue.bytes;
+    const items = this.queue.take();
+    if (items === null) {
+      this.close(CloseCode.SEND_QUEUE_FULL, 'sendQueue', 'send queue full: read faster or subscribe to less');
+      return;
+    }
+    if (items.length === 0) return;
+    // The client started closing: what was pending is for a connection that is going away.
+    if (this.ws.readyState !== this.ws.OPEN) return;
+    let frames = 0;
+    try {
+      forEachFrame(items, (start, end) => {
+        this.ws.send(encoder.encode(items, start, end), TEXT);
+        frames++;
+      });
+    } catch (err) {
+      // ws only throws for a socket that is not open, which a server-side session never is; if
+      // it ever does, this session ends and the flush round goes on for the others.
+      this.log('warn', { err: (err as Error).message }, 'send failed: connection terminated');
+      this.end('protocolError');
+      this.ws.terminate();
+      return;
+    }
+    const stats = this.host.stats;
+    stats.framesOut += frames;
+    stats.messagesOut += items.length;
+    stats.bytesOut += bytes + items.length + frames;
+  }
+
+  /** Sends a WebSocket ping; a session still not `alive` at the next heartbeat is terminated. */
+  heartbeat(): void {
+    if (this.ended) return;
+    if (!this.alive) {
+      this.end('heartbeat');
+      this.ws.terminate();
+      this.log('warn', {}, 'client stopped answering pings: connection terminated');
+      return;
+    }
+    this.alive = false;
+    this.ws.ping();
+  }
+
+  /** Closes the connection with `code`; the session's memory is released at once. */
+  close(code: number, reason: DisconnectReason, text: string): void {
+    if (this.ended) return;
+    this.end(reason);
+    this.ws.close(code, text);
+    if (reason !== 'shutdown') this.log('warn', { code, reason }, `session closed by the server: ${text}`);
+  }
+
+  private end(reason: DisconnectReason): void {
+    this.ended = reason;
+    for (const sub of this.subscriptions.values()) this.host.index.remove(sub.selector, sub);
+    this.subscriptions.clear();
+    this.queue.clear();
+    this.host.sessionEnded(this, reason);
+  }
+
+  private send(wire: string): void {
+    this.enqueue(wire, Buffer.byteLength(wire));
+  }
+
+  private reject(error: ProtocolError): void {
+    this.host.stats.errorsOut++;
+    this.send(protocolErrorMessage(error));
+  }
+
+  private receive(data: RawData, isBinary: boolean): void {
+    if (this.ended) return;
+    this.host.stats.messagesIn++;
+    const verdict = this.rate.hit();
+    if (verdict === 'abuse') {
+      const limit = this.host.limits.maxMessagesPerSecond;
+      this.close(CloseCode.RATE_ABUSE, 'rateAbuse', `more than ${limit * ABUSE_FACTOR} messages in one second`);
+      return;
+    }
+    if (isBinary) {
+      if (verdict === 'limited') this.rateLimited(undefined);
+      else this.reject({ code: 'BINARY_NOT_SUPPORTED', message: 'binary frames are not supported: send each message as a JSON text frame' });
+      return;
+    }
+    const parsed = parseClientMessage(data.toString());
+    if (verdict === 'limited') {
+      this.rateLimited(parsed.ok ? parsed.message.id : parsed.error.id);
+      return;
+    }
+    if (!parsed.ok) {
+      this.reject(parsed.error);
+      return;
+    }
+    const msg = parsed.message;
+    switch (msg.type) {
+      case 'subscribe':
+        this.subscribe(msg);
+        return;
+      case 'unsubscribe':
+        this.unsubscribe(msg.id);
+        return;
+      case 'ping':
+        this.send(pongMessage(msg.id));
+        return;
+    }
+  }
+
+  private rateLimited(id: string | undefined): void {
+    const limit = this.host.limits.maxMessagesPerSecond;
+    const message = `more than ${limit} messages in one second: this message was dropped; send less often (past ${limit * ABUSE_FACTOR} in one second the connection is closed with ${CloseCode.RATE_ABUSE})`;
+    this.reject(id === undefined ? { code: 'RATE_LIMITED', message } : { code: 'RATE_LIMITED', message, id });
+  }
+
+  /**
+   * Registers the subscription, queues the current value of every matching topic, then
+   * `subscribed`. All synchronous: the hand-off delivers batches in this same event loop, so no
+   * change can fall between reading the view and being registered (no gap, no duplicate).
+   */
+  private subscribe(msg: SubscribeMessage): void {
+    const { id } = msg;
+    if (this.subscriptions.has(id)) {
+      this.reject({ code: 'DUPLICATE_ID', message: `subscription "${id}" is already live: choose another id or unsubscribe it first`, id });
+      return;
+    }
+    const max = this.host.limits.maxSubscriptionsPerSession;
+    if (this.subscriptions.size >= max) {
+      this.reject({ code: 'TOO_MANY_SUBSCRIPTIONS', message: `a session may hold ${max} subscriptions: unsubscribe some, or use one wildcard selector for many topics`, id });
+      return;
+    }
+    let selector: Selector;
+    try {
+      selector = parseSelector(msg.selector);
+    } catch (err) {
+      if (!(err instanceof SelectorError)) throw err;
+      this.reject({ code: 'INVALID_SELECTOR', message: err.message, id });
+      return;
+    }
+    const sub: Subscription = { id, selector, session: this };
+    this.subscriptions.set(id, sub);
+    this.host.index.add(selector, sub);
+    let topics = 0;
+    this.host.view.forEachMatching(selector, (topic) => {
+      topics++;
+      this.send(valueMessage(topic));
+    });
+    this.send(subscribedMessage(id, selector.text, topics));
+    this.log('debug', { id, selector: selector.text, topics }, 'subscribed');
+  }
+
+  private unsubscribe(id: string): void {
+    const sub = this.subscriptions.get(id);
+    if (!sub) {
+      this.reject({ code: 'UNKNOWN_SUBSCRIPTION', message: `no live subscription has id "${id}"`, id });
+      return;
+    }
+    this.subscriptions.delete(id);
+    this.host.index.remove(sub.selector, sub);
+    this.send(unsubscribedMessage(id));
+  }
+
+  private log(level: 'debug' | 'warn', fields: Record<string, unknown>, msg: string): void {
+    this.host.logger[level]({ session: this.id, remote: this.remote, ...fields }, msg);
+  }
+}

@@ -1,0 +1,47 @@
+/** Counters the distribution server keeps for metrics; plain numbers, read them at any time. */
+
+export type DisconnectReason =
+  /** The client closed the connection (or it dropped). */
+  | 'client'
+  /** Close 4008: the client did not read and its queue passed sendQueueBytes. */
+  | 'sendQueue'
+  /** Close 4029: the client kept sending far beyond maxMessagesPerSecond. */
+  | 'rateAbuse'
+  /** Close 1009: a client frame was larger than maxPayloadBytes. */
+  | 'payloadTooBig'
+  /** ws closed the connection for a framing error (e.g. 1002, 1007 invalid UTF-8). */
+  | 'protocolError'
+  /** The client stopped answering WebSocket pings. */
+  | 'heartbeat'
+  /** Close 1001: the server shut down. */
+  | 'shutdown'
+  /** Close 1011: handling a client message failed on the server (a bug; logged as an error). */
+  | 'serverError';
+
+export interface DistributionStats {
+  /** Connections accepted since start. */
+  connections: number;
+  /** Client messages received (frames, including refused ones). */
+  messagesIn: number;
+  /** Server messages sent (each element of a frame counts once). */
+  messagesOut: number;
+  /** Frames written. */
+  framesOut: number;
+  /** Payload bytes written (UTF-8, without WebSocket framing). */
+  bytesOut: number;
+  /** `error` messages sent. */
+  errorsOut: number;
+  disconnects: Record<DisconnectReason, number>;
+}
+
+export function newStats(): DistributionStats {
+  return {
+    connections: 0,
+    messagesIn: 0,
+    messagesOut: 0,
+    framesOut: 0,
+    bytesOut: 0,
+    errorsOut: 0,
+    disconnects: { client: 0, sendQueue: 0, rateAbuse: 0, payloadTooBig: 0, protocolError: 0, heartbeat: 0, shutdown: 0, serverError: 0 },
+  };
+}
