@@ -1,0 +1,15 @@
+/** Reconnect delays: exponential from `initialMs`, capped at `maxMs`, with ±20 % jitter so many
+ * tidewire instances do not reconnect to a restarted server in lockstep. */
+
+export interface BackoffOptions {
+  readonly initialMs: number;
+  readonly maxMs: number;
+}
+
+export const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 500, maxMs: 30_000 };
+
+/** Delay before reconnect attempt `attempt` (0 for the first). */
+export function backoffDelay(attempt: number, options: BackoffOptions, random: () => number = Math.random): number {
+  const base = Math.min(options.maxMs, options.initialMs * 2 ** Math.min(attempt, 30));
+  return Math.round(Math.min(options.maxMs, base * (0.8 + 0.4 * random())));
+}

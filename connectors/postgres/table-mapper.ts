@@ -1,0 +1,185 @@
+/**
+ * Maps rows of one configured table onto topic updates: the path from the template, the value
+ * from the columns left after include/exclude. Snapshot rows and pgoutput tuples are both raw
+ * text keyed by column name, so both take exactly this path.
+ */
+import type { Logger } from 'pino';
+import type { JsonObject, JsonValue } from '../../services/json.ts';
+import type { TopicUpdate } from '../../services/topics/topic-store.ts';
+import { parseTableName, qualifiedName } from './catalog.ts';
+import { PostgresConnectorError } from './errors.ts';
+import { type Converter, asText } from './pgoutput-values.ts';
+import type { TableSpec } from './preflight.ts';
+import type { TypeRegistry } from './type-registry.ts';
+
+/**
+ * A row as text: `null` is SQL NULL; `undefined` (or absent) is a value the source did not send,
+ * i.e. pgoutput's unchanged-TOAST marker, or a non-key column of a key-only tuple.
+ */
+export type RawTuple = Readonly<Record<string, string | null | undefined>>;
+
+export interface ColumnType {
+  readonly name: string;
+  readonly typeOid: number;
+}
+
+interface MappedColumn {
+  readonly name: string;
+  readonly convert: Converter;
+  readonly inValue: boolean;
+  /** Needed to build the path or to identify the row. */
+  readonly inPath: boolean;
+}
+
+/**
+ * The `TopicUpdate.source` of every topic a table produces: `postgres:<schema>.<table>`.
+ * @example postgresSourceName('orders') === 'postgres:public.orders'
+ */
+export function postgresSourceName(table: string): string {
+  return `postgres:${qualifiedName(parseTableName(table))}`;
+}
+
+export class TableMapper {
+  readonly source: string;
+  readonly name: string;
+  private columns: MappedColumn[] = [];
+  private pathColumns: MappedColumn[] = [];
+  private valueIsRow = true;
+  private readonly include: ReadonlySet<string> | null;
+  private readonly exclude: ReadonlySet<string>;
+  private readonly pathFields: ReadonlySet<string>;
+  /**
+   * Row key → current path, kept only when the path uses columns outside the key: an UPDATE or
+   * DELETE then names the row by key alone, and this is the only way to find its old topic.
+   * One entry per row of the table.
+   */
+  private readonly pathIndex: Map<string, string> | null;
+
+  constructor(
+    readonly spec: TableSpec,
+    private readonly types: TypeRegistry,
+    private readonly log: Logger,
+  ) {
+    this.source = postgresSourceName(spec.mapping.table);
+    this.name = qualifiedName(spec.table);
+    this.include = spec.mapping.include ? new Set(spec.mapping.include) : null;
+    this.exclude = new Set(spec.mapping.exclude ?? []);
+    this.pathFields = new Set([...spec.template.fields, ...spec.keyColumns]);
+    const keySet = new Set(spec.keyColumns);
+    const needsIndex = spec.table.replicaIdentity !== 'full' && spec.template.fields.some((f) => !keySet.has(f));
+    this.pathIndex = needsIndex ? new Map() : null;
+    this.setColumns(spec.table.columns.filter((c) => !c.generated));
+  }
+
+  /** Column names the snapshot selects, in order. */
+  get selectedColumns(): string[] {
+    return this.columns.map((c) => c.name);
+  }
+
+  /**
+   * Sets the table's columns (from the catalog, or from a Relation message after ALTER TABLE).
+   * Every type must already be resolved in the registry; unknown ones read as text.
+   */
+  setColumns(columns: readonly ColumnType[]): void {
+    const names = new Set(columns.map((c) => c.name));
+    for (const f of this.pathFields) {
+      if (!names.has(f)) {
+        throw new PostgresConnectorError(
+          'PG_SCHEMA_CHANGED',
+          `column "${f}" of ${this.name} is gone, but postgres.tables.${this.spec.index}.path or its key needs it: fix the path and restart tidewire`,
+        );
+      }
+    }
+    const all: MappedColumn[] = [];
+    for (const c of columns) {
+      const inValue = (this.include === null || this.include.has(c.name)) && !this.exclude.has(c.name);
+      const inPath = this.pathFields.has(c.name);
+      if (inValue || inPath) all.push({ name: c.name, convert: this.types.converter(c.typeOid) ?? asText, inValue, inPath });
+    }
+    this.columns = all;
+    this.pathColumns = all.filter((c) => c.inPath);
+    this.valueIsRow = this.pathColumns.every((c) => c.inValue);
+  }
+
+  /** A snapshot row or an INSERT. */
+  insert(raw: RawTuple, out: TopicUpdate[]): void {
+    this.update(raw, null, out);
+  }
+
+  /**
+   * An UPDATE. `old` is the old key (sent when the key changed) or the old row (REPLICA
+   * IDENTITY FULL); null when neither was sent.
+   */
+  update(raw: RawTuple, old: RawTuple | null, out: TopicUpdate[]): void {
+    const value: JsonObject = {};
+    const row: Record<string, JsonValue | undefined> = this.valueIsRow ? value : {};
+    let unchanged: string[] | undefined;
+    for (const c of this.columns) {
+      const text = raw[c.name];
+      if (text === undefined) {
+        if (c.inValue) (unchanged ??= []).push(c.name);
+        continue;
+      }
+      const v = text === null ? null : c.convert(text);
+      if (c.inValue) value[c.name] = v;
+      if (!this.valueIsRow && c.inPath) row[c.name] = v;
+    }
+    let path = this.render(row);
+    let previous: string | undefined;
+    if (this.pathIndex) {
+      const key = this.keyOf(row);
+      const oldKey = old ? this.keyOf(this.keyRow(old)) : key;
+      previous = this.pathIndex.get(oldKey);
+      path ??= previous; // an unchanged TOASTed path column: the row kept its path
+      if (oldKey !== key) this.pathIndex.delete(oldKey);
+      if (path !== undefined) this.pathIndex.set(key, path);
+    } else if (old) {
+      previous = this.render(this.keyRow(old));
+    }
+    if (path === undefined) return this.unmappable('update', row);
+    if (previous !== undefined && previous !== path) out.push({ path: previous, source: this.source, value: null });
+    out.push(unchanged ? { path, source: this.source, value, keep: unchanged } : { path, source: this.source, value });
+  }
+
+  /** A DELETE: `old` is the key (or the whole old row with REPLICA IDENTITY FULL). */
+  delete(old: RawTuple, out: TopicUpdate[]): void {
+    const row = this.keyRow(old);
+    let path: string | undefined;
+    if (this.pathIndex) {
+      const key = this.keyOf(row);
+      path = this.pathIndex.get(key);
+      this.pathIndex.delete(key);
+    }
+    path ??= this.render(row);
+    if (path === undefined) return this.unmappable('delete', row);
+    out.push({ path, source: this.source, value: null });
+  }
+
+  /** A TRUNCATE: the caller removes the topics; forget the keys. */
+  truncate(): void {
+    this.pathIndex?.clear();
+  }
+
+  private keyRow(raw: RawTuple): Record<string, JsonValue | undefined> {
+    const row: Record<string, JsonValue | undefined> = {};
+    for (const c of this.pathColumns) {
+      const text = raw[c.name];
+      if (text !== undefined) row[c.name] = text === null ? null : c.convert(text);
+    }
+    return row;
+  }
+
+  private keyOf(row: Record<string, JsonValue | undefined>): string {
+    return JSON.stringify(this.spec.keyColumns.map((k) => row[k] ?? null));
+  }
+
+  private render(row: Record<string, JsonValue | undefined>): string | undefined {
+    const path = this.spec.template.render((f) => row[f]);
+    return typeof path === 'string' ? path : undefined;
+  }
+
+  private unmappable(kind: string, row: Record<string, JsonValue | undefined>): void {
+    const missing = this.spec.template.fields.filter((f) => row[f] === undefined);
+    this.log.warn({ table: this.name, kind, missing }, 'row skipped: its path columns were not sent (unchanged TOAST value in a path column)');
+  }
+}

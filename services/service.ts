@@ -1,0 +1,72 @@
+/**
+ * Wires one tidewire node: topic state, the hand-off, the distribution service and the configured
+ * sources. A fresh TopicStore (and so a fresh epoch) per process: sources rebuild state at start
+ * (see docs/DESIGN.md, "Durability"), and clients see from the epoch that their versions are stale.
+ */
+import type { Source, SourceHealth } from '../connectors/source.ts';
+import { PostgresConnector } from '../connectors/postgres/index.ts';
+import type { Config } from './config/config.ts';
+import { DistributionServer } from './distribution/index.ts';
+import { InProcessHandoff } from './handoff/handoff.ts';
+import type { Logger } from './logger.ts';
+import { Pipeline } from './pipeline.ts';
+import { TopicStore } from './topics/topic-store.ts';
+
+export interface ServiceOptions {
+  logger: Logger;
+  /** Folder of static files (the dashboard) served at `/`. */
+  staticDir?: string;
+}
+
+export class TidewireService {
+  readonly store = new TopicStore();
+  readonly handoff = new InProcessHandoff(this.store);
+  readonly pipeline = new Pipeline(this.store, this.handoff);
+  readonly distribution: DistributionServer;
+  readonly sources: Source[] = [];
+  private readonly log: Logger;
+
+  constructor(
+    readonly config: Config,
+    options: ServiceOptions,
+  ) {
+    this.log = options.logger;
+    this.distribution = new DistributionServer(this.handoff, config.server, {
+      logger: this.log.child({ component: 'distribution' }),
+      health: () => this.health(),
+      staticDir: options.staticDir,
+    });
+    if (config.postgres) {
+      this.sources.push(new PostgresConnector(config.postgres, this.pipeline, { logger: this.log.child({ component: 'postgres' }) }));
+    }
+  }
+
+  health(): { status: 'ok' | 'degraded' | 'failed'; sources: SourceHealth[] } {
+    const sources = this.sources.map((s) => s.health());
+    const status = sources.some((s) => s.state === 'failed')
+      ? 'failed'
+      : sources.some((s) => s.state !== 'streaming')
+        ? 'degraded'
+        : 'ok';
+    return { status, sources };
+  }
+
+  /** Starts listening, then the sources; resolves when every source has finished its snapshot. */
+  async start(): Promise<{ port: number }> {
+    const { port } = await this.distribution.listen();
+    this.log.info({ port, epoch: this.store.epoch }, 'distribution service listening');
+    try {
+      for (const s of this.sources) await s.start();
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+    this.log.info({ topics: this.store.size }, 'sources started');
+    return { port };
+  }
+
+  async stop(): Promise<void> {
+    await Promise.allSettled(this.sources.map((s) => s.stop()));
+    await this.distribution.close();
+  }
+}

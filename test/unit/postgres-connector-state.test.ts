@@ -1,0 +1,59 @@
+// The connector's lifecycle transitions, and the reconnect backoff.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { SourceState } from '../../connectors/source.ts';
+import { ConnectorState, canTransition } from '../../connectors/postgres/connector-state.ts';
+import { backoffDelay } from '../../connectors/postgres/backoff.ts';
+
+const ALL: SourceState[] = ['stopped', 'starting', 'snapshotting', 'streaming', 'degraded', 'failed'];
+
+test('the happy path and reconnects', () => {
+  const s = new ConnectorState();
+  assert.equal(s.state, 'stopped');
+  for (const to of ['starting', 'snapshotting', 'streaming', 'degraded', 'degraded', 'streaming', 'stopped', 'starting'] as SourceState[]) {
+    s.transition(to, `to ${to}`);
+    assert.equal(s.state, to);
+    assert.equal(s.detail, `to ${to}`);
+  }
+});
+
+test('exactly these transitions are allowed', () => {
+  const allowed = new Set([
+    'stopped→starting',
+    'starting→snapshotting',
+    'starting→failed',
+    'starting→stopped',
+    'snapshotting→streaming',
+    'snapshotting→degraded',
+    'snapshotting→failed',
+    'snapshotting→stopped',
+    'streaming→degraded',
+    'streaming→failed',
+    'streaming→stopped',
+    'degraded→streaming',
+    'degraded→degraded',
+    'degraded→failed',
+    'degraded→stopped',
+    'failed→starting',
+    'failed→stopped',
+  ]);
+  for (const from of ALL) {
+    for (const to of ALL) {
+      assert.equal(canTransition(from, to), allowed.has(`${from}→${to}`), `${from} → ${to}`);
+    }
+  }
+  const s = new ConnectorState();
+  assert.throws(() => s.transition('streaming'), /illegal state transition stopped → streaming/);
+  assert.equal(s.state, 'stopped', 'an illegal transition changes nothing');
+});
+
+test('backoff doubles from initialMs up to maxMs, with at most ±20 % jitter', () => {
+  const opts = { initialMs: 100, maxMs: 2_000 };
+  assert.deepEqual(
+    [0, 1, 2, 3, 4, 5, 40].map((a) => backoffDelay(a, opts, () => 0.5)),
+    [100, 200, 400, 800, 1600, 2000, 2000],
+  );
+  assert.equal(backoffDelay(0, opts, () => 0), 80);
+  assert.equal(backoffDelay(0, opts, () => 0.999999), 120);
+  assert.equal(backoffDelay(10, opts, () => 0.999999), 2000, 'jitter never exceeds maxMs');
+});
