@@ -4,8 +4,10 @@
  * (see docs/DESIGN.md, "Durability"), and clients see from the epoch that their versions are stale.
  */
 import type { Source, SourceHealth } from '../connectors/source.ts';
+import { KafkaConnector } from '../connectors/kafka/index.ts';
 import { PostgresConnector } from '../connectors/postgres/index.ts';
 import type { Config } from './config/config.ts';
+import { ConfigError } from './errors.ts';
 import { DistributionServer } from './distribution/index.ts';
 import { InProcessHandoff } from './handoff/handoff.ts';
 import type { Logger } from './logger.ts';
@@ -39,6 +41,8 @@ export class TidewireService {
     if (config.postgres) {
       this.sources.push(new PostgresConnector(config.postgres, this.pipeline, { logger: this.log.child({ component: 'postgres' }) }));
     }
+    if (config.kafka) this.sources.push(new KafkaConnector(config.kafka, this.pipeline, { logger: this.log }));
+    if (this.sources.length === 0) throw new ConfigError('(root)', 'no source is configured: add a postgres or a kafka section');
   }
 
   health(): { status: 'ok' | 'degraded' | 'failed'; sources: SourceHealth[] } {

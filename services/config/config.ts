@@ -34,9 +34,57 @@ export interface PostgresConfig {
   tables: TableMapping[];
 }
 
+/** Decoding of a Kafka topic's records: plain JSON values, or Debezium change-event envelopes. */
+export type KafkaFormat = 'json' | 'debezium';
+
+/** One Kafka topic (or a pattern of topics) mapped onto topic paths. */
+export interface KafkaTopicMapping {
+  /** The Kafka topic's exact name; exactly one of `topic` and `pattern`. */
+  topic?: string;
+  /** A regular expression (JavaScript syntax) matched against topic names at start, e.g. `^prices\.` (in YAML `'^prices\.'`). */
+  pattern?: string;
+  format: KafkaFormat;
+  /** Path template over `{key}`, `{key.f}`, `{value.f.g}`, `{headers.h}`, `{topic}`, `{partition}`. */
+  path: string;
+  /** Only these top-level value fields go into the topic value. */
+  include?: string[];
+  /** These top-level value fields are left out of the topic value. */
+  exclude?: string[];
+  /** Every topic of this mapping belongs to this tenant. */
+  tenant?: string;
+  /** The tenant is read from the record, e.g. `value.tenant_id` or `headers.tenant`. */
+  tenantField?: string;
+}
+
+export interface KafkaSaslConfig {
+  mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512';
+  username: string;
+  /** Overridden by TIDEWIRE_KAFKA_PASSWORD. */
+  password: string;
+}
+
+/** The Kafka connector. Optional settings are filled in by parseConfig (and by the connector when built directly). */
+export interface KafkaConfig {
+  /** Bootstrap brokers, `host:port`. Overridden by TIDEWIRE_KAFKA_BROKERS (comma-separated). */
+  brokers: string[];
+  clientId?: string;
+  groupId?: string;
+  ssl?: boolean;
+  sasl?: KafkaSaslConfig;
+  deadLetterTopic?: string;
+  maxValueBytes?: number;
+  startFrom?: 'earliest' | 'committed';
+  connectTimeoutMs?: number;
+  sessionTimeoutMs?: number;
+  topics: KafkaTopicMapping[];
+}
+
 export interface Config {
   server: ServerConfig;
   postgres?: PostgresConfig;
+  kafka?: KafkaConfig;
+  /** Settings for SecurityManager.fromConfig: inline, or `{ file }`; validated there against schemas/security.schema.json. */
+  security?: { file: string } | Record<string, unknown>;
   log: { level: string };
 }
 
@@ -52,6 +100,11 @@ export function parseConfig(input: unknown, env: NodeJS.ProcessEnv = process.env
   const cfg = structuredClone(raw);
   if (env.TIDEWIRE_DATABASE_URL) {
     if (cfg.postgres && typeof cfg.postgres === 'object') (cfg.postgres as Record<string, unknown>).url = env.TIDEWIRE_DATABASE_URL;
+  }
+  if (cfg.kafka && typeof cfg.kafka === 'object') {
+    const kafka = cfg.kafka as Record<string, unknown>;
+    if (env.TIDEWIRE_KAFKA_BROKERS) kafka.brokers = env.TIDEWIRE_KAFKA_BROKERS.split(',').map((b) => b.trim()).filter(Boolean);
+    if (env.TIDEWIRE_KAFKA_PASSWORD && kafka.sasl && typeof kafka.sasl === 'object') (kafka.sasl as Record<string, unknown>).password = env.TIDEWIRE_KAFKA_PASSWORD;
   }
   cfg.server ??= {};
   cfg.log ??= {};

@@ -1,0 +1,368 @@
+/**
+ * The Kafka connector: a consumer group over the configured topics, each record mapped onto a
+ * topic update and applied through the sink like a row change.
+ *
+ * Durability (docs/DESIGN.md): topic state lives in memory and is rebuilt at every start. So the
+ * first time this process is assigned a partition it seeks to the partition's earliest offset (a
+ * compacted topic then gives current state, like a table), whatever the group committed; later
+ * assignments of the same partition (a rebalance, a restart of the consumer after a broker
+ * outage) resume at the first offset this process has not applied, since the state before it is
+ * already in memory. The group id stays stable and offsets are still committed after every
+ * applied batch, so the group's lag is what monitoring should watch.
+ *
+ * At-least-once: a batch's offsets are resolved and committed only after sink.apply() resolved
+ * for its records (and the dead-letter copies of its bad records were acknowledged). Records
+ * below the applied position are never applied again, so a redelivery cannot move a value back;
+ * a record re-read by a new process is diffed against identical state and changes nothing.
+ */
+import type { Logger } from 'pino';
+import type { KafkaConfig } from '../../services/config/config.ts';
+import { TidewireError, errorMessage } from '../../services/errors.ts';
+import type { IngestSink, Source, SourceHealth } from '../source.ts';
+import { type BackoffOptions, DEFAULT_BACKOFF, backoffDelay } from './backoff.ts';
+import { BatchApplier, type RecordCounts } from './batch-applier.ts';
+import { type ConnectorState, IDLE, caughtUp, failed, recovered, running, starting, stopped, toHealth, troubled } from './connector-state.ts';
+import { DeadLetterTopic } from './dead-letter.ts';
+import { KafkaConnectorError } from './errors.ts';
+import type { BatchControl, ConsumerEvent, KafkaBatch, KafkaClient, KafkaConsumer, KafkaProducer } from './kafka-client.ts';
+import { type KafkaSettings, resolveKafkaSettings } from './kafka-options.ts';
+import { createKafkajsClient } from './kafkajs-client.ts';
+import { type PartitionPosition, PartitionPositions } from './partition-positions.ts';
+import { RecordMapper, TopicMappings } from './record-mapper.ts';
+import { readStartOffsets, resolveTopics } from './start-offsets.ts';
+
+export interface KafkaConnectorOptions {
+  /** Parent logger; the connector logs under `component: 'kafka'` with `topic`, `partition`, `offset`. */
+  logger: Logger;
+  /** Defaults to kafkajs with the configured brokers, TLS and SASL. */
+  client?: KafkaClient;
+  /** Backoff between restarts of a crashed consumer. Defaults: 500 ms doubling to 30 s. */
+  restart?: Partial<BackoffOptions>;
+}
+
+export interface PartitionStats {
+  readonly topic: string;
+  readonly partition: number;
+  /** First offset not yet applied in this process. */
+  readonly position: number | null;
+  /** The high watermark last seen. */
+  readonly highWatermark: number;
+  readonly committed: number | null;
+  /** Records between the position and the high watermark last seen. */
+  readonly lag: number | null;
+}
+
+export interface KafkaConnectorStats extends Readonly<RecordCounts> {
+  readonly commitFailures: number;
+  /** Restarts of the consumer after it crashed (broker outages). */
+  readonly restarts: number;
+  readonly partitions: readonly PartitionStats[];
+}
+
+/**
+ * Streams the configured Kafka topics into `sink` as topics.
+ *
+ * @example
+ * const connector = new KafkaConnector(config.kafka, new Pipeline(store, handoff), { logger });
+ * await connector.start(); // every partition read up to its end offset at start: state is built
+ * connector.health();      // { name: 'kafka', state: 'streaming' }
+ * await connector.stop();
+ */
+export class KafkaConnector implements Source {
+  readonly name = 'kafka';
+  private readonly settings: KafkaSettings;
+  private readonly mappings: TopicMappings;
+  private readonly client: KafkaClient;
+  private readonly log: Logger;
+  private readonly backoff: BackoffOptions;
+  private state: ConnectorState = IDLE;
+  private positions = new PartitionPositions();
+  private topics: string[] = [];
+  private consumer: KafkaConsumer | null = null;
+  /** Bumped for every consumer; events and batches of an older one are ignored. */
+  private generation = 0;
+  private producer: KafkaProducer | null = null;
+  private readonly applier: BatchApplier;
+  private restartTimer: NodeJS.Timeout | null = null;
+  private restartAttempt = 0;
+  private stopping = false;
+  /** Rejects a start() still waiting for the catch-up (stop(), or a crash that cannot be retried). */
+  private abortStart: ((err: Error) => void) | null = null;
+  private commitFailures = 0;
+  private restarts = 0;
+
+  constructor(
+    config: KafkaConfig,
+    sink: IngestSink,
+    options: KafkaConnectorOptions,
+  ) {
+    this.settings = resolveKafkaSettings(config);
+    const { settings } = this;
+    this.mappings = new TopicMappings(settings.topics.map((t, i) => new RecordMapper(t, i, { maxValueBytes: settings.maxValueBytes })));
+    this.log = options.logger.child({ component: 'kafka', group: settings.groupId });
+    this.applier = new BatchApplier(this.mappings, sink, this.log);
+    const initialMs = options.restart?.initialMs ?? DEFAULT_BACKOFF.initialMs;
+    this.backoff = { initialMs, maxMs: Math.max(initialMs, options.restart?.maxMs ?? DEFAULT_BACKOFF.maxMs) };
+    this.client =
+      options.client ??
+      createKafkajsClient({ brokers: settings.brokers, clientId: settings.clientId, ssl: settings.ssl, sasl: settings.sasl, logger: this.log });
+    this.client.onConnectionError((e) => {
+      if (this.stopping) return;
+      this.setState(troubled(this.state, `cannot reach Kafka broker ${e.broker} (${e.code}); reconnecting`, Date.now()));
+    });
+  }
+
+  /**
+   * Resolves once every assigned partition has been applied up to its end offset at start, so
+   * readiness can mean "state is built". Rejects with KAFKA_UNREACHABLE when no broker answers
+   * within kafka.connectTimeoutMs, or another KafkaConnectorError (a missing topic, a refused login).
+   */
+  async start(): Promise<void> {
+    if (this.state.kind === 'starting' || this.state.kind === 'running') throw new Error('KafkaConnector.start() called twice');
+    this.stopping = false;
+    this.positions = new PartitionPositions();
+    const began = Date.now();
+    this.setState(starting(this.state, `connecting to ${this.settings.brokers.join(',')}`));
+    const aborted = new Promise<never>((_, reject) => (this.abortStart = reject));
+    aborted.catch(() => {}); // observed below; avoids an unhandled rejection when start() already returned
+    try {
+      await Promise.race([this.prepare(), aborted]);
+      this.setState(running(this.state));
+      try {
+        await this.startConsumer();
+      } catch (err) {
+        this.consumerFailed(err, this.generation);
+      }
+      await Promise.race([this.positions.whenCaughtUp, aborted]);
+      this.setState(caughtUp(this.state));
+      const { records, applied } = this.applier.counts;
+      this.log.info({ topics: this.topics, records, applied, ms: Date.now() - began }, 'caught up with the end offsets at start: state is built');
+    } catch (err) {
+      if (this.stopping) throw new KafkaConnectorError('KAFKA_STOPPED', 'stop() was called before the Kafka connector finished starting', { cause: err });
+      this.setState(failed(this.state, errorMessage(err)));
+      await this.closeClients();
+      throw err;
+    } finally {
+      this.abortStart = null;
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = null;
+    this.abortStart?.(new KafkaConnectorError('KAFKA_STOPPED', 'stopped'));
+    const consumer = this.consumer;
+    // Offsets of the batches applied so far; a batch still running is covered by the next process.
+    if (consumer) await this.commitAll(consumer);
+    await this.closeClients();
+    this.setState(stopped(this.state));
+  }
+
+  health(): SourceHealth {
+    return toHealth(this.name, this.state, this.positions.behind());
+  }
+
+  stats(): KafkaConnectorStats {
+    const partitions: PartitionStats[] = [];
+    for (const p of this.positions.all()) {
+      partitions.push({
+        topic: p.topic,
+        partition: p.partition,
+        position: p.next ?? null,
+        highWatermark: p.high,
+        committed: p.committed ?? null,
+        lag: p.next === undefined ? null : Math.max(0, p.high - p.next),
+      });
+    }
+    const c = this.applier.counts;
+    return { ...c, ignored: { ...c.ignored }, bad: { ...c.bad }, commitFailures: this.commitFailures, restarts: this.restarts, partitions };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Start: topics, start offsets, end offsets
+
+  /** Reads topics and offsets with retries until kafka.connectTimeoutMs; then opens the dead-letter producer. */
+  private async prepare(): Promise<void> {
+    const { settings } = this;
+    const deadline = Date.now() + settings.connectTimeoutMs;
+    const unreachable = (why: string, cause?: unknown) =>
+      new KafkaConnectorError(
+        'KAFKA_UNREACHABLE',
+        `cannot reach Kafka at ${settings.brokers.join(',')} within ${settings.connectTimeoutMs} ms (${why}): check kafka.brokers (or TIDEWIRE_KAFKA_BROKERS), that the brokers run and that the addresses they advertise are reachable from here, and kafka.ssl / kafka.sasl`,
+        { retriable: true, cause },
+      );
+    let lastError: unknown;
+    for (let attempt = 0; ; attempt++) {
+      const admin = this.client.admin();
+      // The client retries on its own for several seconds; the deadline must not wait for that.
+      const work = (async () => {
+        await admin.connect();
+        const topics = resolveTopics(settings, this.mappings.mappers, await admin.listTopics(), this.log);
+        const positions = await readStartOffsets(admin, settings, topics);
+        this.topics = topics;
+        this.positions = positions;
+      })();
+      let outcome: 'done' | 'timeout' | 'retry';
+      let timer: NodeJS.Timeout | undefined;
+      const expired = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), Math.max(0, deadline - Date.now()))));
+      try {
+        outcome = await Promise.race([work.then(() => 'done' as const), expired]);
+      } catch (err) {
+        if (this.stopping || !(err instanceof TidewireError) || !err.retriable) throw err;
+        lastError = err;
+        outcome = 'retry';
+      } finally {
+        clearTimeout(timer);
+        work.catch(() => {}); // settled later when the deadline won: nothing waits for it
+        await admin.disconnect().catch(() => {});
+      }
+      if (outcome === 'done') break;
+      const delay = Math.min(backoffDelay(attempt, { initialMs: 250, maxMs: 2_000 }), deadline - Date.now());
+      if (outcome === 'timeout' || delay <= 0) throw unreachable(lastError === undefined ? 'no answer' : errorMessage(lastError), lastError);
+      this.setState(starting(this.state, `cannot reach Kafka at ${settings.brokers.join(',')} yet (${errorMessage(lastError)}); retrying`));
+      await sleep(delay);
+    }
+    if (settings.deadLetterTopic && !this.stopping) {
+      const producer = this.client.producer();
+      this.producer = producer;
+      await producer.connect();
+      // stop() during connect() has closed nothing yet that it could see: close it here.
+      if (this.stopping && this.producer !== producer) await producer.disconnect().catch(() => {});
+      else this.applier.deadLetter = new DeadLetterTopic(settings.deadLetterTopic, producer);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // The consumer and its restarts
+
+  private async startConsumer(): Promise<void> {
+    const gen = ++this.generation;
+    const consumer = this.client.consumer({ groupId: this.settings.groupId, sessionTimeoutMs: this.settings.sessionTimeoutMs });
+    this.consumer = consumer;
+    consumer.on((e) => this.onConsumerEvent(gen, consumer, e));
+    await consumer.connect();
+    await consumer.subscribe(this.topics);
+    await consumer.run((batch, control) => this.onBatch(gen, consumer, batch, control));
+  }
+
+  private onConsumerEvent(gen: number, consumer: KafkaConsumer, e: ConsumerEvent): void {
+    if (gen !== this.generation || this.stopping) return;
+    switch (e.type) {
+      case 'assigned': {
+        // Synchronous, before the first fetch under this assignment: the seeks apply to it.
+        const seeks = this.positions.assign(e.assignment);
+        for (const s of seeks) consumer.seek(s.topic, s.partition, String(s.offset));
+        this.restartAttempt = 0;
+        const partitions = [...e.assignment.values()].reduce((n, ps) => n + ps.length, 0);
+        this.log.info({ partitions, seeks: seeks.length }, 'joined the consumer group');
+        const unassigned = this.positions.unassigned();
+        if (unassigned.length > 0) {
+          this.log.warn(
+            { unassigned: unassigned.map((p) => p.key) },
+            `another member of group "${this.settings.groupId}" holds ${unassigned.length} partition(s): this process serves only the topics of its own; give each tidewire process its own kafka.groupId`,
+          );
+        }
+        this.setState(recovered(this.state));
+        return;
+      }
+      case 'heartbeat':
+        this.setState(recovered(this.state));
+        return;
+      case 'rebalancing':
+        this.log.info('the consumer group is rebalancing');
+        return;
+      case 'skipped': {
+        const p = this.positions.get(e.topic, e.partition);
+        // Only when the skipped records follow the position: a stale fetch must not jump over records.
+        if (p.next === undefined || Number(e.firstOffset) <= p.next) this.positions.advance(p, Number(e.lastOffset) + 1);
+        return;
+      }
+      case 'crashed':
+        this.consumerFailed(e.error, gen);
+        return;
+    }
+  }
+
+  /** A retriable failure restarts the consumer with backoff; any other fails the connector. */
+  private consumerFailed(err: unknown, gen: number): void {
+    if (gen !== this.generation || this.stopping) return;
+    const error = err instanceof Error ? err : new Error(String(err));
+    if (!(error instanceof TidewireError && error.retriable)) {
+      this.log.error({ err: error }, 'the Kafka consumer failed and cannot recover by retrying');
+      this.setState(failed(this.state, error.message));
+      this.abortStart?.(error);
+      void this.closeClients();
+      return;
+    }
+    const attempt = this.restartAttempt++;
+    const delay = backoffDelay(attempt, this.backoff);
+    this.restarts++;
+    this.log.warn({ err: error, attempt: attempt + 1, delayMs: delay }, 'the Kafka consumer stopped; restarting it');
+    this.setState(troubled(this.state, `the Kafka consumer stopped (${error.message}); restarting (attempt ${attempt + 1})`, Date.now()));
+    this.restartTimer = setTimeout(() => void this.restartConsumer(), delay);
+  }
+
+  private async restartConsumer(): Promise<void> {
+    this.restartTimer = null;
+    const old = this.consumer;
+    this.consumer = null;
+    await old?.disconnect().catch(() => {});
+    if (this.stopping) return;
+    try {
+      await this.startConsumer();
+    } catch (err) {
+      this.consumerFailed(err, this.generation);
+    }
+  }
+
+  private async closeClients(): Promise<void> {
+    this.generation++;
+    const consumer = this.consumer;
+    const producer = this.producer;
+    this.consumer = null;
+    this.producer = null;
+    this.applier.deadLetter = null;
+    await consumer?.disconnect().catch((err) => this.log.warn({ err }, 'disconnecting the consumer failed'));
+    await producer?.disconnect().catch((err) => this.log.warn({ err }, 'disconnecting the dead-letter producer failed'));
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Batches
+
+  private async onBatch(gen: number, consumer: KafkaConsumer, batch: KafkaBatch, control: BatchControl): Promise<void> {
+    if (gen !== this.generation || !control.isActive()) return;
+    if (await this.applier.apply(batch, control, this.positions)) await this.commit(consumer, this.positions.get(batch.topic, batch.partition));
+  }
+
+  private async commit(consumer: KafkaConsumer, p: PartitionPosition): Promise<void> {
+    if (p.next === undefined || p.next === p.committed) return;
+    const offset = p.next;
+    try {
+      await consumer.commitOffsets([{ topic: p.topic, partition: p.partition, offset: String(offset) }]);
+      p.committed = offset;
+    } catch (err) {
+      // Committed offsets serve monitoring and resumption in another process; this process
+      // resumes from its own position. The next batch commits again.
+      this.commitFailures++;
+      this.log.warn({ err, topic: p.topic, partition: p.partition, offset }, 'committing the offset failed; it is retried after the next batch');
+    }
+  }
+
+  private async commitAll(consumer: KafkaConsumer): Promise<void> {
+    for (const p of this.positions.all()) await this.commit(consumer, p);
+  }
+
+  private setState(next: ConnectorState): void {
+    if (next === this.state) return;
+    const from = this.state.kind;
+    this.state = next;
+    const h = this.health();
+    if (h.state === 'degraded' || h.state === 'failed') this.log.warn({ from, state: h.state, detail: h.detail }, 'kafka connector state');
+    else this.log.info({ from, state: h.state, detail: h.detail }, 'kafka connector state');
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,234 @@
+/**
+ * Maps one Kafka record onto topic updates, by the mapping configured for its topic: the path
+ * from the template, the tenant, the value after include/exclude. JSON values become the topic
+ * value; Debezium envelopes become an upsert of `after` or a removal of the path of `before`.
+ *
+ * A record that cannot be mapped is reported as `bad` with a reason, never thrown: the caller
+ * counts it, dead-letters it and moves on.
+ */
+import type { KafkaTopicMapping } from '../../services/config/config.ts';
+import { ConfigError } from '../../services/errors.ts';
+import { type JsonObject, type JsonValue, isJsonObject } from '../../services/json.ts';
+import { MAX_PATH_LENGTH } from '../../services/topics/path.ts';
+import type { TopicUpdate } from '../../services/topics/topic-store.ts';
+import { PathTemplate } from '../mapping/path-template.ts';
+import { readDebeziumEvent, unavailableFields, unwrapConnectJson } from './debezium-envelope.ts';
+import type { KafkaMessage } from './kafka-client.ts';
+import { type FieldRef, KEY_NOT_JSON, RecordFields, parseFieldRef } from './record-fields.ts';
+
+export const BAD_RECORD_REASONS = ['invalid-json', 'not-an-object', 'missing-field', 'too-large', 'invalid-envelope', 'invalid-path'] as const;
+export type BadRecordReason = (typeof BAD_RECORD_REASONS)[number];
+
+/** Records deliberately left without effect. */
+export type IgnoredReason =
+  /** A Debezium tombstone: the delete event before it already removed the topic. */
+  | 'tombstone'
+  /** A JSON-format tombstone whose path needs value fields, which a tombstone does not have. */
+  | 'unmappable-tombstone'
+  /** A Debezium logical decoding message (op m). */
+  | 'message';
+
+export type MappedRecord =
+  | { readonly kind: 'updates'; readonly updates: readonly TopicUpdate[] }
+  /** Remove every topic of `source` (a Debezium truncate). */
+  | { readonly kind: 'truncate'; readonly source: string }
+  | { readonly kind: 'ignored'; readonly why: IgnoredReason }
+  | { readonly kind: 'bad'; readonly reason: BadRecordReason; readonly detail: string };
+
+/**
+ * The `TopicUpdate.source` of every topic a Kafka topic produces.
+ * @example kafkaSourceName('prices') === 'kafka:prices'
+ */
+export function kafkaSourceName(topic: string): string {
+  return `kafka:${topic}`;
+}
+
+export class RecordMapper {
+  readonly format: 'json' | 'debezium';
+  /** Whether the path names value fields, which tombstones lack. */
+  readonly pathUsesValue: boolean;
+  private readonly topicName: string | undefined;
+  private readonly pattern: RegExp | undefined;
+  private readonly template: PathTemplate;
+  private readonly refs = new Map<string, FieldRef>();
+  private readonly tenant: string | undefined;
+  private readonly tenantRef: FieldRef | undefined;
+  private readonly include: readonly string[] | undefined;
+  private readonly exclude: ReadonlySet<string> | undefined;
+  private readonly sources = new Map<string, string>();
+
+  /**
+   * Validates the mapping; throws ConfigError naming `kafka.topics.<index>.<setting>`.
+   * @example new RecordMapper({ topic: 'prices', format: 'json', path: 'prices/{value.venue}/{key}' }, 0, { maxValueBytes: 1 << 20 })
+   */
+  constructor(
+    spec: KafkaTopicMapping,
+    index: number,
+    private readonly options: { maxValueBytes: number },
+  ) {
+    const key = `kafka.topics.${index}`;
+    if ((spec.topic === undefined) === (spec.pattern === undefined)) throw new ConfigError(key, 'set exactly one of topic and pattern');
+    this.topicName = spec.topic;
+    if (spec.pattern !== undefined) {
+      try {
+        this.pattern = new RegExp(spec.pattern);
+      } catch (err) {
+        throw new ConfigError(`${key}.pattern`, `is not a valid regular expression: ${(err as Error).message}`, { cause: err });
+      }
+    }
+    if (spec.format !== 'json' && spec.format !== 'debezium') throw new ConfigError(`${key}.format`, 'must be json or debezium');
+    this.format = spec.format;
+    this.template = new PathTemplate(spec.path, `${key}.path`);
+    for (const f of this.template.fields) this.refs.set(f, fieldRef(f, `${key}.path`));
+    this.pathUsesValue = [...this.refs.values()].some((r) => r.source === 'value');
+    if (spec.tenant !== undefined && spec.tenantField !== undefined) throw new ConfigError(`${key}.tenantField`, 'set tenant or tenantField, not both');
+    if (spec.tenant !== undefined && (typeof spec.tenant !== 'string' || spec.tenant === '')) throw new ConfigError(`${key}.tenant`, 'must be a non-empty string');
+    this.tenant = spec.tenant;
+    this.tenantRef = spec.tenantField === undefined ? undefined : fieldRef(spec.tenantField, `${key}.tenantField`);
+    this.include = spec.include && [...spec.include];
+    this.exclude = spec.exclude && spec.exclude.length > 0 ? new Set(spec.exclude) : undefined;
+  }
+
+  matches(topic: string): boolean {
+    return this.topicName !== undefined ? topic === this.topicName : this.pattern!.test(topic);
+  }
+
+  map(topic: string, partition: number, message: KafkaMessage): MappedRecord {
+    const source = this.sourceOf(topic);
+    const fields = new RecordFields(topic, partition, message.key, message.headers, null);
+    if (message.value === null) return this.tombstone(fields, source);
+    if (message.value.length > this.options.maxValueBytes) {
+      return bad('too-large', `the value has ${message.value.length} bytes, over kafka.maxValueBytes (${this.options.maxValueBytes})`);
+    }
+    let parsed: JsonValue;
+    try {
+      parsed = unwrapConnectJson(JSON.parse(message.value.toString('utf8')) as JsonValue);
+    } catch (err) {
+      return bad('invalid-json', `the value is not JSON: ${(err as Error).message}`);
+    }
+    if (parsed === null) return this.tombstone(fields, source); // a wrapped null payload
+    if (this.format === 'json') {
+      if (!isJsonObject(parsed)) return bad('not-an-object', `the value is ${Array.isArray(parsed) ? 'an array' : typeof parsed}, not a JSON object`);
+      fields.value = parsed;
+      return this.upsert(fields, source, parsed, undefined, null);
+    }
+    const event = readDebeziumEvent(parsed);
+    if (typeof event === 'string') return bad('invalid-envelope', event);
+    switch (event.op) {
+      case 'c':
+      case 'r':
+      case 'u': {
+        fields.value = event.after;
+        let oldPath: string | null = null;
+        if (event.before) {
+          // REPLICA IDENTITY FULL: the old row may have had another path (a path column changed).
+          const old = this.render(new RecordFields(topic, partition, message.key, message.headers, event.before));
+          if (typeof old === 'string') oldPath = old;
+        }
+        return this.upsert(fields, source, event.after, event.op === 'u' ? unavailableFields(event.after) : undefined, oldPath);
+      }
+      case 'd': {
+        fields.value = event.before;
+        const path = this.render(fields);
+        if (typeof path !== 'string') return path;
+        return { kind: 'updates', updates: [{ path, source, value: null }] };
+      }
+      case 't':
+        return { kind: 'truncate', source };
+      case 'm':
+        return { kind: 'ignored', why: 'message' };
+    }
+  }
+
+  private upsert(fields: RecordFields, source: string, row: JsonObject, keep: string[] | undefined, oldPath: string | null): MappedRecord {
+    const path = this.render(fields);
+    if (typeof path !== 'string') return path;
+    let tenant: string | undefined = this.tenant;
+    if (this.tenantRef) {
+      const t = fields.read(this.tenantRef);
+      if (typeof t === 'number' || (typeof t === 'string' && t !== '')) tenant = String(t);
+      else if (t === KEY_NOT_JSON) return bad('invalid-json', `tenantField {${this.tenantRef.text}} names a key field, but the key is not JSON`);
+      else return bad('missing-field', `tenantField ${this.tenantRef.text} is ${t === undefined ? 'missing' : 'not a string or number'}`);
+    }
+    let value = this.project(row);
+    if (keep) {
+      if (value === row) value = { ...row };
+      for (const k of keep) delete value[k];
+    }
+    const update: TopicUpdate = { path, source, value };
+    if (tenant !== undefined) update.tenant = tenant;
+    if (keep) update.keep = keep;
+    if (oldPath !== null && oldPath !== path) return { kind: 'updates', updates: [{ path: oldPath, source, value: null }, update] };
+    return { kind: 'updates', updates: [update] };
+  }
+
+  private tombstone(fields: RecordFields, source: string): MappedRecord {
+    if (this.pathUsesValue) return { kind: 'ignored', why: this.format === 'debezium' ? 'tombstone' : 'unmappable-tombstone' };
+    const path = this.render(fields);
+    if (typeof path !== 'string') return path;
+    // For Debezium the delete event before it removed the topic already: this removal is a no-op.
+    return { kind: 'updates', updates: [{ path, source, value: null }] };
+  }
+
+  /** The path, or the bad-record outcome saying why there is none. */
+  private render(fields: RecordFields): string | Extract<MappedRecord, { kind: 'bad' }> {
+    let keyNotJson = false;
+    const path = this.template.render((f) => {
+      const v = fields.read(this.refs.get(f)!);
+      if (v === KEY_NOT_JSON) {
+        keyNotJson = true;
+        return undefined;
+      }
+      return v;
+    });
+    if (typeof path !== 'string') {
+      if (keyNotJson) return bad('invalid-json', `{${path.missing}} names a key field, but the key is not JSON`);
+      return bad('missing-field', `the record has no ${path.missing} for {${path.missing}} in ${this.template.text}`);
+    }
+    if (path.length > MAX_PATH_LENGTH) return bad('invalid-path', `the path would have ${path.length} characters, over ${MAX_PATH_LENGTH}`);
+    return path;
+  }
+
+  private project(row: JsonObject): JsonObject {
+    let value = row;
+    if (this.include) {
+      value = {};
+      for (const k of this.include) if (Object.hasOwn(row, k)) value[k] = row[k];
+    }
+    if (this.exclude) {
+      const out: JsonObject = {};
+      for (const k in value) if (!this.exclude.has(k)) out[k] = value[k];
+      value = out;
+    }
+    return value;
+  }
+
+  private sourceOf(topic: string): string {
+    let s = this.sources.get(topic);
+    if (s === undefined) this.sources.set(topic, (s = kafkaSourceName(topic)));
+    return s;
+  }
+}
+
+/** The first mapping matching each topic, remembered per topic name. */
+export class TopicMappings {
+  private readonly byTopic = new Map<string, RecordMapper | null>();
+
+  constructor(readonly mappers: readonly RecordMapper[]) {}
+
+  forTopic(topic: string): RecordMapper | undefined {
+    let m = this.byTopic.get(topic);
+    if (m === undefined) this.byTopic.set(topic, (m = this.mappers.find((x) => x.matches(topic)) ?? null));
+    return m ?? undefined;
+  }
+}
+
+function fieldRef(text: string, key: string): FieldRef {
+  const ref = parseFieldRef(text);
+  if (typeof ref === 'string') throw new ConfigError(key, `{${text}}: ${ref}`);
+  return ref;
+}
+
+function bad(reason: BadRecordReason, detail: string): Extract<MappedRecord, { kind: 'bad' }> {
+  return { kind: 'bad', reason, detail };
+}
