@@ -23,7 +23,7 @@ export type BadRecordReason = (typeof BAD_RECORD_REASONS)[number];
 export type IgnoredReason =
   /** A Debezium tombstone: the delete event before it already removed the topic. */
   | 'tombstone'
-  /** A JSON-format tombstone whose path needs value fields, which a tombstone does not have. */
+  /** A JSON-format tombstone whose path needs value fields, for a key this process has not seen. */
   | 'unmappable-tombstone'
   /** A Debezium logical decoding message (op m). */
   | 'message';
@@ -56,6 +56,12 @@ export class RecordMapper {
   private readonly include: readonly string[] | undefined;
   private readonly exclude: ReadonlySet<string> | undefined;
   private readonly sources = new Map<string, string>();
+  /**
+   * For records whose path uses value fields: the path each key was last mapped to, so a
+   * tombstone (which has no value) still removes its topic, and a key whose value moves it to
+   * another path does not leave the old topic behind. One entry per live key.
+   */
+  private readonly pathByKey: Map<string, string> | null;
 
   /**
    * Validates the mapping; throws ConfigError naming `kafka.topics.<index>.<setting>`.
@@ -87,6 +93,7 @@ export class RecordMapper {
     this.tenantRef = spec.tenantField === undefined ? undefined : fieldRef(spec.tenantField, `${key}.tenantField`);
     this.include = spec.include && [...spec.include];
     this.exclude = spec.exclude && spec.exclude.length > 0 ? new Set(spec.exclude) : undefined;
+    this.pathByKey = this.pathUsesValue ? new Map() : null;
   }
 
   matches(topic: string): boolean {
@@ -96,7 +103,7 @@ export class RecordMapper {
   map(topic: string, partition: number, message: KafkaMessage): MappedRecord {
     const source = this.sourceOf(topic);
     const fields = new RecordFields(topic, partition, message.key, message.headers, null);
-    if (message.value === null) return this.tombstone(fields, source);
+    if (message.value === null) return this.tombstone(fields, source, topic, message.key);
     if (message.value.length > this.options.maxValueBytes) {
       return bad('too-large', `the value has ${message.value.length} bytes, over kafka.maxValueBytes (${this.options.maxValueBytes})`);
     }
@@ -106,11 +113,12 @@ export class RecordMapper {
     } catch (err) {
       return bad('invalid-json', `the value is not JSON: ${(err as Error).message}`);
     }
-    if (parsed === null) return this.tombstone(fields, source); // a wrapped null payload
+    if (parsed === null) return this.tombstone(fields, source, topic, message.key); // a wrapped null payload
     if (this.format === 'json') {
       if (!isJsonObject(parsed)) return bad('not-an-object', `the value is ${Array.isArray(parsed) ? 'an array' : typeof parsed}, not a JSON object`);
       fields.value = parsed;
-      return this.upsert(fields, source, parsed, undefined, null);
+      const keyId = this.keyId(topic, message.key);
+      return this.remember(keyId, this.upsert(fields, source, parsed, undefined, keyId === null ? null : (this.pathByKey!.get(keyId) ?? null)));
     }
     const event = readDebeziumEvent(parsed);
     if (typeof event === 'string') return bad('invalid-envelope', event);
@@ -119,16 +127,19 @@ export class RecordMapper {
       case 'r':
       case 'u': {
         fields.value = event.after;
-        let oldPath: string | null = null;
+        const keyId = this.keyId(topic, message.key);
+        let oldPath: string | null = keyId === null ? null : (this.pathByKey!.get(keyId) ?? null);
         if (event.before) {
           // REPLICA IDENTITY FULL: the old row may have had another path (a path column changed).
           const old = this.render(new RecordFields(topic, partition, message.key, message.headers, event.before));
           if (typeof old === 'string') oldPath = old;
         }
-        return this.upsert(fields, source, event.after, event.op === 'u' ? unavailableFields(event.after) : undefined, oldPath);
+        return this.remember(keyId, this.upsert(fields, source, event.after, event.op === 'u' ? unavailableFields(event.after) : undefined, oldPath));
       }
       case 'd': {
         fields.value = event.before;
+        const keyId = this.keyId(topic, message.key);
+        if (keyId !== null) this.pathByKey!.delete(keyId);
         const path = this.render(fields);
         if (typeof path !== 'string') return path;
         return { kind: 'updates', updates: [{ path, source, value: null }] };
@@ -162,7 +173,25 @@ export class RecordMapper {
     return { kind: 'updates', updates: [update] };
   }
 
-  private tombstone(fields: RecordFields, source: string): MappedRecord {
+  /** The index key for a record's Kafka key, or null when the path needs no index (or the key is null). */
+  private keyId(topic: string, key: Buffer | null): string | null {
+    return this.pathByKey && key !== null ? `${topic}\u0000${key.toString('latin1')}` : null;
+  }
+
+  private remember(keyId: string | null, mapped: MappedRecord): MappedRecord {
+    if (keyId !== null && mapped.kind === 'updates') this.pathByKey!.set(keyId, mapped.updates[mapped.updates.length - 1].path);
+    return mapped;
+  }
+
+  private tombstone(fields: RecordFields, source: string, topic: string, key: Buffer | null): MappedRecord {
+    const keyId = this.keyId(topic, key);
+    if (keyId !== null) {
+      const last = this.pathByKey!.get(keyId);
+      if (last !== undefined) {
+        this.pathByKey!.delete(keyId);
+        return { kind: 'updates', updates: [{ path: last, source, value: null }] };
+      }
+    }
     if (this.pathUsesValue) return { kind: 'ignored', why: this.format === 'debezium' ? 'tombstone' : 'unmappable-tombstone' };
     const path = this.render(fields);
     if (typeof path !== 'string') return path;

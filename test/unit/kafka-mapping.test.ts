@@ -137,11 +137,12 @@ test('Debezium c/r/u upsert `after` exactly as the same row in JSON format, with
 
 test('property: any row maps to the same update from a JSON value and from both Debezium envelope shapes', () => {
   const path = 'r/{value.id}';
-  const json = mapper({ path, exclude: ['hidden'] });
-  const dbz = mapper({ path, exclude: ['hidden'], format: 'debezium' });
   const value = fc.oneof(fc.string(), fc.integer(), fc.double({ noNaN: true, noDefaultInfinity: true }), fc.boolean(), fc.constant(null), fc.dictionary(fc.string(), fc.string()));
   fc.assert(
     fc.property(fc.dictionary(fc.string().filter((k) => k !== '__proto__'), value), fc.oneof(fc.string(), fc.integer()), (fields, id) => {
+      // Fresh mappers: a mapper remembers each key's last path (to remove it when the key moves).
+      const json = mapper({ path, exclude: ['hidden'] });
+      const dbz = mapper({ path, exclude: ['hidden'], format: 'debezium' });
       const r = { ...fields, id } as JsonObject;
       const expected = json.map('prices', 0, msg(r));
       assert.deepEqual(dbz.map('prices', 0, msg(debezium('c', null, r, false))), expected);
@@ -249,4 +250,17 @@ test('the schema fills in the connector defaults; environment overrides brokers 
   assert.throws(() => parseConfig({ kafka: { ...input.kafka, topics: [{ topic: 'a', pattern: 'b', format: 'json', path: 'p/{key}' }] } }, {}), ConfigError);
   assert.throws(() => parseConfig({ kafka: { ...input.kafka, topics: [{ topic: 'a', format: 'xml', path: 'p/{key}' }] } }, {}), /kafka\.topics\.0\.format/);
   assert.throws(() => parseConfig({ kafka: { ...input.kafka, brokers: ['nohost'] } }, {}), /kafka\.brokers\.0/);
+});
+
+test('a key remembers its path: a tombstone removes a value-based path, and a key that moves leaves no stale topic', () => {
+  const m = mapper({ path: 'prices/{value.venue}/{key}' });
+  const quote = (venue: string) => ({ venue, bid: 1 });
+  assert.deepEqual(updates(m.map('prices', 0, msg(quote('XNYS'), { key: 'ACME' }))), [{ path: 'prices/XNYS/ACME', source: 'kafka:prices', value: quote('XNYS') }]);
+  assert.deepEqual(updates(m.map('prices', 0, msg(quote('XLON'), { key: 'ACME' }))), [
+    { path: 'prices/XNYS/ACME', source: 'kafka:prices', value: null },
+    { path: 'prices/XLON/ACME', source: 'kafka:prices', value: quote('XLON') },
+  ]);
+  assert.deepEqual(updates(m.map('prices', 0, msg(null, { key: 'ACME' }))), [{ path: 'prices/XLON/ACME', source: 'kafka:prices', value: null }]);
+  // A second tombstone, or one for a key never seen, has nothing to remove.
+  assert.deepEqual(m.map('prices', 0, msg(null, { key: 'ACME' })), { kind: 'ignored', why: 'unmappable-tombstone' });
 });
