@@ -22,6 +22,7 @@ const SHAPES: Record<ServerMessage['type'], Shape> = {
   subscribed: { id: 'string', selector: 'string', topics: 'number' },
   unsubscribed: { id: 'string' },
   pong: {},
+  authenticated: {},
   error: { code: 'string', message: 'string' },
 };
 

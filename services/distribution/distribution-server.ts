@@ -1,7 +1,10 @@
 /**
  * The distribution service: one HTTP server carrying the WebSocket endpoint (`/ws`) and the HTTP
  * routes, fed by the hand-off. Every limit comes from ServerConfig and is enforced per session,
- * so a slow, flooding or malformed client is cut off alone.
+ * so a slow, flooding or malformed client is cut off alone. With a SecurityManager, a handshake
+ * must carry a valid token (401 otherwise, before any WebSocket exists), each tenant's
+ * connections are counted against its own limit, and a configuration reload re-evaluates every
+ * live session.
  */
 import { type Server, createServer, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -10,6 +13,8 @@ import { type ServerOptions, type WebSocket, WebSocketServer } from 'ws';
 import type { ServerConfig } from '../config/config.ts';
 import { ConfigError } from '../errors.ts';
 import type { Handoff } from '../handoff/handoff.ts';
+import { type Principal, type ReloadSummary, type SecurityManager, UNAUTHORIZED_MESSAGE } from '../security/security-manager.ts';
+import type { ConnectionLease } from '../security/tenant-connections.ts';
 import { FanOut } from './fan-out.ts';
 import { FlushScheduler } from './flush-scheduler.ts';
 import { type HealthReport, WS_PATH, createHttpHandler, rawPath } from './http.ts';
@@ -28,6 +33,14 @@ export interface DistributionServerOptions {
   heartbeatIntervalMs?: number;
   /** How long a closing handshake may take before the socket is destroyed. Default 5000. */
   closeTimeoutMs?: number;
+  /** Authentication, permissions and tenants. Absent: every client may read every topic (a warning is logged at start). */
+  security?: SecurityManager | null;
+  /**
+   * What `POST /admin/reload` runs. Default: `security.reload()`, which re-reads the security
+   * file; a service whose security settings are inline passes a function that re-reads its main
+   * configuration and calls `security.reload(settings)`.
+   */
+  reloadSecurity?: (by: string) => ReloadSummary | Promise<ReloadSummary>;
 }
 
 const DEFAULTS = { heartbeatIntervalMs: 30_000, closeTimeoutMs: 5_000 };
@@ -53,6 +66,8 @@ export class DistributionServer {
   private closing: Promise<void> | null = null;
   private stopHandoff: (() => void) | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
+  private readonly security: SecurityManager | null;
+  private stopReloads: (() => void) | null = null;
 
   constructor(
     private readonly handoff: Handoff,
@@ -62,11 +77,13 @@ export class DistributionServer {
     validate(config);
     const opts = { ...DEFAULTS, ...stripUndefined(options) };
     this.logger = options.logger;
+    this.security = options.security ?? null;
     this.heartbeatIntervalMs = opts.heartbeatIntervalMs;
     this.flusher = new FlushScheduler(config.flushIntervalMs);
     this.host = {
       view: handoff.view,
-      index: this.fanOut.index,
+      fanOut: this.fanOut,
+      security: this.security,
       stats: this.stats,
       logger: this.logger,
       limits: config,
@@ -90,6 +107,9 @@ export class DistributionServer {
         sessionCount: () => this.sessions.size,
         staticFiles: options.staticDir ? new StaticFiles(options.staticDir) : null,
         logger: this.logger,
+        security: this.security
+          ? { manager: this.security, reload: options.reloadSecurity ?? ((by: string): ReloadSummary => this.security!.reload(undefined, by)) }
+          : null,
       }),
     );
     this.http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
@@ -113,6 +133,8 @@ export class DistributionServer {
         this.http.off('error', onError);
         this.http.on('error', (err) => this.logger.error({ err }, 'http server error'));
         this.stopHandoff = this.handoff.subscribe((batch) => this.fanOut.deliver(batch));
+        if (this.security) this.stopReloads = this.security.onReload(() => this.reauthorizeAll());
+        else this.logger.warn({}, 'security is off: every client can read every topic; configure `security` to require tokens');
         if (this.heartbeatIntervalMs > 0) {
           this.heartbeat = setInterval(() => {
             for (const s of this.sessions) s.heartbeat();
@@ -140,6 +162,8 @@ export class DistributionServer {
   private async shutdown(): Promise<void> {
     this.stopHandoff?.();
     this.stopHandoff = null;
+    this.stopReloads?.();
+    this.stopReloads = null;
     if (this.heartbeat) clearInterval(this.heartbeat);
     const httpClosed = new Promise<void>((resolve) => this.http.close(() => resolve()));
     this.flusher.flush();
@@ -161,20 +185,66 @@ export class DistributionServer {
       refuse(socket, 503, 'Service Unavailable');
       return;
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req));
+    if (!this.security) {
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req, null));
+      return;
+    }
+    this.authenticateUpgrade(this.security, req, socket, head).catch((err: unknown) => {
+      this.logger.error({ err }, 'handshake authentication failed');
+      refuse(socket, 500, 'Internal Server Error');
+    });
   }
 
-  private accept(ws: WebSocket, req: IncomingMessage): void {
+  /** Authenticates the handshake and takes a tenant connection lease before any WebSocket exists. */
+  private async authenticateUpgrade(security: SecurityManager, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const remote = remoteOf(req);
+    const result = await security.authenticate(security.tokenFrom(req.headers, req.url), { channel: 'ws', remote });
+    if (socket.destroyed) return;
     if (this.closing) {
+      refuse(socket, 503, 'Service Unavailable');
+      return;
+    }
+    if (!result.ok) {
+      refuseWith(socket, 401, 'Unauthorized', { code: 'UNAUTHORIZED', message: UNAUTHORIZED_MESSAGE }, 'WWW-Authenticate: Bearer realm="tidewire"\r\n');
+      return;
+    }
+    const principal = result.principal;
+    const limit = security.limitsFor(principal.tenant).connections;
+    const lease = security.connections.tryAcquire(principal.tenant, limit);
+    if (!lease) {
+      security.audit.limitExceeded({ subject: principal.subject, tenant: principal.tenant, remote, limit: 'connections', value: limit });
+      const message = `your tenant has ${limit} connections open, its limit: close some, or ask for a higher limit`;
+      refuseWith(socket, 429, 'Too Many Requests', { code: 'TENANT_LIMIT', limit: 'connections', message });
+      return;
+    }
+    // The socket may still fail before the upgrade completes: the lease goes back either way.
+    socket.once('close', () => lease.release());
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req, { principal, lease }));
+  }
+
+  private accept(ws: WebSocket, req: IncomingMessage, security: { principal: Principal; lease: ConnectionLease } | null): void {
+    if (this.closing) {
+      security?.lease.release();
       ws.close(CloseCode.GOING_AWAY, 'server shutting down');
       return;
     }
     const id = (++this.nextSession).toString(36);
-    const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
+    const remote = remoteOf(req);
     this.stats.connections++;
-    const session = new Session(id, remote, ws, this.host);
+    const session = new Session(id, remote, ws, this.host, security);
     if (!session.closed) this.sessions.add(session);
+    if (security) {
+      const p = security.principal;
+      this.security!.audit.connectionAccepted({
+        subject: p.subject, tenant: p.tenant, roles: p.roles, session: id, remote, anonymous: p.anonymous, expiresAt: p.expiresAt,
+      });
+    }
     this.logger.debug({ session: id, remote }, 'session opened');
+  }
+
+  /** A security reload: every live session derives its permissions again and gets the difference. */
+  private reauthorizeAll(): void {
+    for (const s of [...this.sessions]) s.reauthorize();
   }
 
   private sessionEnded(session: Session, reason: DisconnectReason): void {
@@ -183,10 +253,19 @@ export class DistributionServer {
 }
 
 function refuse(socket: Duplex, status: number, text: string): void {
-  const body = JSON.stringify({ error: { code: status === 404 ? 'NOT_FOUND' : 'UNAVAILABLE', message: `${text}: connect to ${WS_PATH}` } });
+  refuseWith(socket, status, text, { code: status === 404 ? 'NOT_FOUND' : 'UNAVAILABLE', message: `${text}: connect to ${WS_PATH}` });
+}
+
+/** Answers a handshake with an HTTP error and a JSON body `{error}`, and closes the socket. */
+function refuseWith(socket: Duplex, status: number, text: string, error: Record<string, string>, headers = ''): void {
+  const body = JSON.stringify({ error });
   socket.end(
-    `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n${headers}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
+}
+
+function remoteOf(req: IncomingMessage): string {
+  return `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
 }
 
 function validate(config: ServerConfig): void {

@@ -1,11 +1,14 @@
 /**
- * The HTTP routes next to the WebSocket endpoint: health, one topic's current value, and
- * (optionally) static files for the dashboard. Topic paths are taken from the RAW request URL:
- * their segments are already percent-encoded (`orders/a%2Fb/1`), and decoding them would turn
- * data into structure.
+ * The HTTP routes next to the WebSocket endpoint: health, one topic's current value, the admin
+ * reload, and (optionally) static files for the dashboard. Topic paths are taken from the RAW
+ * request URL: their segments are already percent-encoded (`orders/a%2Fb/1`), and decoding them
+ * would turn data into structure. With security, `/topics` needs a token and answers a topic the
+ * caller may not read (another tenant's, or outside its grants) exactly like a missing one.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
+import { ConfigError } from '../errors.ts';
+import { type Principal, type ReloadSummary, type SecurityManager, UNAUTHORIZED_MESSAGE } from '../security/security-manager.ts';
 import { PathError, parsePath } from '../topics/path.ts';
 import type { TopicView } from '../topics/topic-store.ts';
 import type { StaticFiles } from './static-files.ts';
@@ -23,11 +26,14 @@ export interface HttpRoutesOptions {
   readonly sessionCount: () => number;
   readonly staticFiles: StaticFiles | null;
   readonly logger: Logger;
+  /** Null: security is off; `/topics` is open and `/admin/reload` does not exist. */
+  readonly security?: { readonly manager: SecurityManager; readonly reload: (by: string) => ReloadSummary | Promise<ReloadSummary> } | null;
 }
 
 /** The WebSocket endpoint's path. */
 export const WS_PATH = '/ws';
 const TOPICS_PREFIX = '/topics/';
+const RELOAD_PATH = '/admin/reload';
 
 /** The request target's path, exactly as sent (no decoding), without the query string. */
 export function rawPath(url: string | undefined): string {
@@ -54,14 +60,23 @@ export function sendError(res: ServerResponse, status: number, code: string, mes
 
 export function createHttpHandler(options: HttpRoutesOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const { view, health, sessionCount, staticFiles, logger } = options;
+  const security = options.security ?? null;
 
   function route(req: IncomingMessage, res: ServerResponse): void | Promise<void> {
     const path = rawPath(req.url);
     const isStatic = staticFiles !== null && (path === '/' || path.startsWith('/assets/'));
-    const known = path === '/health' || path.startsWith(TOPICS_PREFIX) || path === WS_PATH || isStatic;
+    const isReload = security !== null && path === RELOAD_PATH;
+    const known = path === '/health' || path.startsWith(TOPICS_PREFIX) || path === WS_PATH || isStatic || isReload;
     if (!known) {
       sendError(res, 404, 'NOT_FOUND', `no route for ${truncatePath(path)}: use /ws (WebSocket), /health or /topics/<path>`);
       return;
+    }
+    if (isReload) {
+      if (req.method !== 'POST') {
+        sendError(res, 405, 'METHOD_NOT_ALLOWED', `${req.method} is not supported here: use POST`, { allow: 'POST' });
+        return;
+      }
+      return reload(security, req, res);
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       sendError(res, 405, 'METHOD_NOT_ALLOWED', `${req.method} is not supported here: use GET`, { allow: 'GET, HEAD' });
@@ -69,7 +84,10 @@ export function createHttpHandler(options: HttpRoutesOptions): (req: IncomingMes
     }
     if (path === '/health') {
       const h = health();
-      const body = { status: h.status, epoch: view.epoch, topics: view.size, sessions: sessionCount(), sources: h.sources };
+      // With tenants, totals would tell every caller how much the other tenants have.
+      const body = security
+        ? { status: h.status, epoch: view.epoch, sources: h.sources }
+        : { status: h.status, epoch: view.epoch, topics: view.size, sessions: sessionCount(), sources: h.sources };
       sendJson(res, h.status === 'failed' ? 503 : 200, body);
       return;
     }
@@ -78,10 +96,24 @@ export function createHttpHandler(options: HttpRoutesOptions): (req: IncomingMes
       return;
     }
     if (isStatic) return staticFiles.serve(req, res, path);
-    topic(res, path.slice(TOPICS_PREFIX.length));
+    if (security) return securedTopic(security.manager, req, res, path.slice(TOPICS_PREFIX.length));
+    topic(res, path.slice(TOPICS_PREFIX.length), null);
   }
 
-  function topic(res: ServerResponse, path: string): void {
+  async function authenticated(manager: SecurityManager, req: IncomingMessage, res: ServerResponse): Promise<Principal | null> {
+    const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
+    const result = await manager.authenticate(manager.tokenFrom(req.headers, req.url), { channel: 'http', remote });
+    if (result.ok) return result.principal;
+    sendError(res, 401, 'UNAUTHORIZED', UNAUTHORIZED_MESSAGE, { 'www-authenticate': 'Bearer realm="tidewire"' });
+    return null;
+  }
+
+  async function securedTopic(manager: SecurityManager, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    const principal = await authenticated(manager, req, res);
+    if (principal) topic(res, path, { manager, principal });
+  }
+
+  function topic(res: ServerResponse, path: string, caller: { manager: SecurityManager; principal: Principal } | null): void {
     try {
       parsePath(path);
     } catch (err) {
@@ -90,11 +122,37 @@ export function createHttpHandler(options: HttpRoutesOptions): (req: IncomingMes
       return;
     }
     const t = view.get(path);
-    if (!t) {
+    // Not readable answers exactly like not there: the same status, code and message.
+    const projection = t && caller ? caller.manager.permissionsFor(caller.principal).accessTopic(t) : null;
+    if (!t || (caller && projection === null)) {
+      if (t && caller) {
+        const p = caller.principal;
+        caller.manager.audit.topicDenied({ subject: p.subject, tenant: p.tenant, roles: p.roles, path, why: t.tenant === p.tenant ? 'no read grant' : 'another tenant' });
+      }
       sendError(res, 404, 'NOT_FOUND', `no topic at "${truncatePath(path)}": check the path (segments are percent-encoded, e.g. a%2Fb)`);
       return;
     }
-    sendJson(res, 200, { path: t.path, version: t.version, epoch: view.epoch, value: t.value });
+    const value = projection ? projection.value(t.value) : t.value;
+    sendJson(res, 200, { path: t.path, version: t.version, epoch: view.epoch, value });
+  }
+
+  async function reload(sec: NonNullable<HttpRoutesOptions['security']>, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    req.resume(); // the body is not used: the new configuration comes from where the service reads it
+    const principal = await authenticated(sec.manager, req, res);
+    if (!principal) return;
+    if (!sec.manager.permissionsFor(principal).admin) {
+      sec.manager.audit.adminDenied({ subject: principal.subject, tenant: principal.tenant, roles: principal.roles, action: 'reload' });
+      sendError(res, 403, 'FORBIDDEN', 'reloading the security configuration needs a role with admin: true');
+      return;
+    }
+    try {
+      const summary = await sec.reload(`${principal.subject} (tenant ${principal.tenant}) via POST ${RELOAD_PATH}`);
+      sendJson(res, 200, { reloaded: true, ...summary });
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      // Admins see why; the previous configuration stays in force.
+      sendError(res, 422, 'CONFIG_INVALID', `${err.message}; the previous configuration stays in force`);
+    }
   }
 
   function fail(res: ServerResponse, err: unknown): void {

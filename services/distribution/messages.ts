@@ -16,24 +16,30 @@ export const PROTOCOL_VERSION = 1;
 export interface SubscribeMessage { type: 'subscribe'; id: string; selector: string }
 export interface UnsubscribeMessage { type: 'unsubscribe'; id: string }
 export interface PingMessage { type: 'ping'; id?: string }
-export type ClientMessage = SubscribeMessage | UnsubscribeMessage | PingMessage;
+/** A fresh bearer token for the live session (same subject and tenant), sent before the current one expires. */
+export interface AuthMessage { type: 'auth'; token: string; id?: string }
+export type ClientMessage = SubscribeMessage | UnsubscribeMessage | PingMessage | AuthMessage;
 export type ClientMessageType = ClientMessage['type'];
-export const CLIENT_MESSAGE_TYPES: readonly ClientMessageType[] = ['subscribe', 'unsubscribe', 'ping'];
+export const CLIENT_MESSAGE_TYPES: readonly ClientMessageType[] = ['subscribe', 'unsubscribe', 'ping', 'auth'];
 
 // Server → client: every frame is a JSON array of these.
 export interface HelloMessage { type: 'hello'; protocol: typeof PROTOCOL_VERSION; epoch: string; server: 'tidewire' }
 export interface ValueMessage { type: 'value'; path: string; version: number; value: JsonObject }
 export interface DeltaMessage { type: 'delta'; path: string; version: number; patch: PatchOperation[] }
-export interface RemovalMessage { type: 'removal'; path: string; version: number }
+/** `reason: 'access'`: the topic still exists, but the session may no longer read it (permissions changed). */
+export interface RemovalMessage { type: 'removal'; path: string; version: number; reason?: 'access' }
 export interface SubscribedMessage { type: 'subscribed'; id: string; selector: string; topics: number }
 export interface UnsubscribedMessage { type: 'unsubscribed'; id: string }
 export interface PongMessage { type: 'pong'; id?: string }
-export interface ErrorMessage { type: 'error'; code: ErrorCode; message: string; id?: string }
+/** Answers `auth`: the new token is in force; `exp` is its expiry (seconds since the epoch), null for none. */
+export interface AuthenticatedMessage { type: 'authenticated'; id?: string; exp: number | null }
+export interface ErrorMessage { type: 'error'; code: ErrorCode; message: string; id?: string; limit?: TenantLimitName }
 export type TopicMessage = ValueMessage | DeltaMessage | RemovalMessage;
-export type ServerMessage = HelloMessage | TopicMessage | SubscribedMessage | UnsubscribedMessage | PongMessage | ErrorMessage;
+export type ServerMessage =
+  | HelloMessage | TopicMessage | SubscribedMessage | UnsubscribedMessage | PongMessage | AuthenticatedMessage | ErrorMessage;
 export type ServerMessageType = ServerMessage['type'];
 export const SERVER_MESSAGE_TYPES: readonly ServerMessageType[] = [
-  'hello', 'value', 'delta', 'removal', 'subscribed', 'unsubscribed', 'pong', 'error',
+  'hello', 'value', 'delta', 'removal', 'subscribed', 'unsubscribed', 'pong', 'authenticated', 'error',
 ];
 
 /** Codes of `error` messages; the connection stays open after each. */
@@ -47,8 +53,13 @@ export const ERROR_CODES = [
   'TOO_MANY_SUBSCRIPTIONS',
   'RATE_LIMITED',
   'BINARY_NOT_SUPPORTED',
+  'UNAUTHORIZED',
+  'TENANT_LIMIT',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/** Which per-tenant limit a TENANT_LIMIT error is about. */
+export type TenantLimitName = 'connections' | 'subscriptionsPerSession' | 'messagesPerSecond';
 
 /** WebSocket close codes the server uses (RFC 6455 §7.4; 4000-4999 are tidewire's own). */
 export const CloseCode = {
@@ -62,6 +73,10 @@ export const CloseCode = {
   INTERNAL_ERROR: 1011,
   /** The client kept sending far beyond maxMessagesPerSecond. */
   RATE_ABUSE: 4029,
+  /** The session's token expired and no fresh one was sent with `auth`: reconnect with a fresh token. */
+  TOKEN_EXPIRED: 4001,
+  /** The session's access was revoked by a configuration reload (e.g. anonymous access turned off, tenant no longer derivable). */
+  ACCESS_REVOKED: 4003,
 } as const;
 
 export function isTopicMessage(m: ServerMessage): m is TopicMessage {
@@ -81,4 +96,10 @@ export function isErrorMessage(m: ServerMessage): m is ErrorMessage {
 }
 export function isSubscribeMessage(m: ClientMessage): m is SubscribeMessage {
   return m.type === 'subscribe';
+}
+export function isAuthMessage(m: ClientMessage): m is AuthMessage {
+  return m.type === 'auth';
+}
+export function isAuthenticatedMessage(m: ServerMessage): m is AuthenticatedMessage {
+  return m.type === 'authenticated';
 }

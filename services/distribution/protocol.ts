@@ -4,6 +4,7 @@
  * that is wrong instead of listing every branch of the union.
  */
 import AjvModule, { type ErrorObject, type ValidateFunction } from 'ajv';
+import authSchema from '../../schemas/protocol/auth.schema.json' with { type: 'json' };
 import idSchema from '../../schemas/protocol/id.schema.json' with { type: 'json' };
 import pingSchema from '../../schemas/protocol/ping.schema.json' with { type: 'json' };
 import subscribeSchema from '../../schemas/protocol/subscribe.schema.json' with { type: 'json' };
@@ -17,6 +18,7 @@ import {
   type ClientMessageType,
   type ErrorCode,
   PROTOCOL_VERSION,
+  type TenantLimitName,
 } from './messages.ts';
 
 /** Why a client frame was refused; becomes an `error` message. */
@@ -25,6 +27,8 @@ export interface ProtocolError {
   readonly message: string;
   /** The request's id, when the frame had a usable one. */
   readonly id?: string;
+  /** With TENANT_LIMIT: which limit. */
+  readonly limit?: TenantLimitName;
 }
 
 export type ParseResult = { ok: true; message: ClientMessage } | { ok: false; error: ProtocolError };
@@ -37,6 +41,7 @@ const validators: Record<ClientMessageType, ValidateFunction> = {
   subscribe: ajv.compile(subscribeSchema),
   unsubscribe: ajv.compile(unsubscribeSchema),
   ping: ajv.compile(pingSchema),
+  auth: ajv.compile(authSchema),
 };
 const TYPE_LIST = CLIENT_MESSAGE_TYPES.join(', ');
 
@@ -134,6 +139,19 @@ export function pongMessage(id: string | undefined): string {
 }
 
 export function protocolErrorMessage(error: ProtocolError): string {
-  const head = `{"type":"error","code":"${error.code}","message":${JSON.stringify(error.message)}`;
-  return error.id === undefined ? `${head}}` : `${head},"id":${JSON.stringify(error.id)}}`;
+  let text = `{"type":"error","code":"${error.code}","message":${JSON.stringify(error.message)}`;
+  if (error.id !== undefined) text += `,"id":${JSON.stringify(error.id)}`;
+  if (error.limit !== undefined) text += `,"limit":"${error.limit}"`;
+  return `${text}}`;
+}
+
+/** `exp` in seconds since the epoch, as in the token; null for a token without one. */
+export function authenticatedMessage(id: string | undefined, exp: number | null): string {
+  const head = id === undefined ? '{"type":"authenticated"' : `{"type":"authenticated","id":${JSON.stringify(id)}`;
+  return `${head},"exp":${exp === null ? 'null' : Math.floor(exp)}}`;
+}
+
+/** The topic still exists, but the session may no longer read it. */
+export function accessRemovalMessage(path: string, version: number): string {
+  return `{"type":"removal","path":${JSON.stringify(path)},"version":${version + 1},"reason":"access"}`;
 }

@@ -1,17 +1,22 @@
 /**
- * One WebSocket connection: its subscriptions, its rate limit and its send queue. Everything a
- * client sends is answered (a reply, an `error`, or a documented close) and nothing it sends can
- * throw out of here, so one bad client never affects another.
+ * One WebSocket connection: its subscriptions, its rate limit and its send queue, and (with
+ * security) its principal and permissions. Everything a client sends is answered (a reply, an
+ * `error`, or a documented close) and nothing it sends can throw out of here, so one bad client
+ * never affects another.
  */
 import type { Logger } from 'pino';
 import type { RawData, WebSocket } from 'ws';
-import type { SelectorIndex } from '../topics/selector-index.ts';
+import type { PermissionSet } from '../security/permission-set.ts';
+import { type Principal, type SecurityManager, UNAUTHORIZED_MESSAGE } from '../security/security-manager.ts';
+import type { ConnectionLease } from '../security/tenant-connections.ts';
 import { type Selector, SelectorError, parseSelector } from '../topics/selector.ts';
 import { type TopicView, valueMessage } from '../topics/topic-store.ts';
+import type { FanOut } from './fan-out.ts';
 import type { FrameEncoder } from './frame-encoder.ts';
-import { CloseCode, type SubscribeMessage } from './messages.ts';
+import { type AuthMessage, CloseCode, type SubscribeMessage } from './messages.ts';
 import {
   type ProtocolError,
+  authenticatedMessage,
   helloMessage,
   parseClientMessage,
   pongMessage,
@@ -20,6 +25,7 @@ import {
   unsubscribedMessage,
 } from './protocol.ts';
 import { ABUSE_FACTOR, RateLimiter } from './rate-limiter.ts';
+import { SessionAccess, reconcile } from './session-access.ts';
 import { SessionQueue, forEachFrame } from './session-queue.ts';
 import type { DisconnectReason, DistributionStats } from './stats.ts';
 
@@ -27,6 +33,8 @@ export interface Subscription {
   readonly id: string;
   readonly selector: Selector;
   readonly session: Session;
+  /** The selectors fan-out indexed it under (its intersections with the session's grants); set by FanOut.add. */
+  indexed?: readonly Selector[];
 }
 
 export interface SessionLimits {
@@ -38,7 +46,9 @@ export interface SessionLimits {
 /** What a session needs from the server that owns it. */
 export interface SessionHost {
   readonly view: TopicView;
-  readonly index: SelectorIndex<Subscription>;
+  readonly fanOut: FanOut;
+  /** Null: security is off and every session sees every topic. */
+  readonly security: SecurityManager | null;
   readonly stats: DistributionStats;
   readonly logger: Logger;
   readonly limits: SessionLimits;
@@ -57,9 +67,14 @@ export class Session {
   flushPending = false;
   /** Cleared on each heartbeat ping, set again by the pong. */
   alive = true;
+  /** The tenant whose fan-out index holds this session's subscriptions; null without security (every tenant). */
+  readonly scope: string | null;
+  /** What the session may read (read by fan-out for every change); null without security. */
+  permissions: PermissionSet | null;
+  private readonly access: SessionAccess | null;
   private readonly subscriptions = new Map<string, Subscription>();
   private readonly queue: SessionQueue;
-  private readonly rate: RateLimiter;
+  private rate: RateLimiter;
   private ended: DisconnectReason | null = null;
   /** Set by ws 'error' (oversized or malformed frame) before ws closes the connection. */
   private failure: DisconnectReason | null = null;
@@ -69,9 +84,13 @@ export class Session {
     readonly remote: string,
     private readonly ws: WebSocket,
     private readonly host: SessionHost,
+    security: { principal: Principal; lease: ConnectionLease | null } | null = null,
   ) {
+    this.access = security && host.security ? new SessionAccess(host.security, security.principal, security.lease, () => this.expire()) : null;
+    this.scope = this.access ? this.access.tenant : null;
+    this.permissions = this.access ? this.access.permissions : null;
     this.queue = new SessionQueue(host.limits.sendQueueBytes, () => ws.bufferedAmount);
-    this.rate = new RateLimiter(host.limits.maxMessagesPerSecond);
+    this.rate = new RateLimiter(this.messageLimit().value);
     ws.on('message', (data, isBinary) => {
       try {
         this.receive(data, isBinary);
@@ -100,6 +119,24 @@ export class Session {
 
   get closed(): boolean {
     return this.ended !== null;
+  }
+
+  /**
+   * The security configuration was reloaded: derive the session's permissions again and apply
+   * the difference at once (removals for what it may no longer read, values for what it now may).
+   * A session whose access cannot be derived any more (anonymous turned off, tenant changed) is closed with 4003.
+   */
+  reauthorize(): void {
+    const access = this.access;
+    if (!access || this.ended) return;
+    const result = access.security.rederive(access.principal);
+    if (!result.ok || result.principal.tenant !== access.tenant) {
+      const why = result.ok ? 'the token\'s tenant changed under the new configuration' : result.detail;
+      access.security.audit.revoked({ ...access.who(this.id, this.remote), why });
+      this.close(CloseCode.ACCESS_REVOKED, 'accessRevoked', 'access revoked by a configuration change: reconnect');
+      return;
+    }
+    this.switchPrincipal(result.principal);
   }
 
   /** Queues one serialized message of `bytes` UTF-8 bytes; drops the session (4008) past its queue limit. */
@@ -171,10 +208,40 @@ export class Session {
 
   private end(reason: DisconnectReason): void {
     this.ended = reason;
-    for (const sub of this.subscriptions.values()) this.host.index.remove(sub.selector, sub);
+    for (const sub of this.subscriptions.values()) this.host.fanOut.remove(sub);
     this.subscriptions.clear();
     this.queue.clear();
+    this.access?.dispose();
     this.host.sessionEnded(this, reason);
+  }
+
+  private expire(): void {
+    if (this.ended || !this.access) return;
+    this.access.security.audit.expired(this.access.who(this.id, this.remote));
+    this.close(CloseCode.TOKEN_EXPIRED, 'tokenExpired', 'token expired: reconnect with a fresh token (or send {"type":"auth"} before expiry)');
+  }
+
+  private switchPrincipal(principal: Principal): void {
+    const access = this.access!;
+    const { before, after } = access.switchTo(principal);
+    this.permissions = after;
+    if (access.limits.messagesPerSecond !== this.rate.limit) this.rate = new RateLimiter(this.messageLimit().value);
+    if (before !== after) {
+      // Re-index under the new grants' intersections (synchronous: no change can fall between).
+      for (const sub of this.subscriptions.values()) {
+        this.host.fanOut.remove(sub);
+        this.host.fanOut.add(sub);
+      }
+      const selectors = [...this.subscriptions.values()].map((s) => s.selector);
+      reconcile(this.host.view, selectors, before, after, (wire) => this.send(wire));
+    }
+  }
+
+  /** The binding message rate: the server's, or the tenant's when lower. */
+  private messageLimit(): { value: number; tenant: boolean } {
+    const server = this.host.limits.maxMessagesPerSecond;
+    const tenant = this.access?.limits.messagesPerSecond ?? Infinity;
+    return tenant < server ? { value: tenant, tenant: true } : { value: server, tenant: false };
   }
 
   private send(wire: string): void {
@@ -191,7 +258,7 @@ export class Session {
     this.host.stats.messagesIn++;
     const verdict = this.rate.hit();
     if (verdict === 'abuse') {
-      const limit = this.host.limits.maxMessagesPerSecond;
+      const limit = this.rate.limit;
       this.close(CloseCode.RATE_ABUSE, 'rateAbuse', `more than ${limit * ABUSE_FACTOR} messages in one second`);
       return;
     }
@@ -220,13 +287,47 @@ export class Session {
       case 'ping':
         this.send(pongMessage(msg.id));
         return;
+      case 'auth':
+        this.refresh(msg);
+        return;
     }
   }
 
   private rateLimited(id: string | undefined): void {
-    const limit = this.host.limits.maxMessagesPerSecond;
-    const message = `more than ${limit} messages in one second: this message was dropped; send less often (past ${limit * ABUSE_FACTOR} in one second the connection is closed with ${CloseCode.RATE_ABUSE})`;
+    const { value: limit, tenant } = this.messageLimit();
+    const whose = tenant ? 'your tenant\'s limit of ' : '';
+    const message = `more than ${whose}${limit} messages in one second: this message was dropped; send less often (past ${limit * ABUSE_FACTOR} in one second the connection is closed with ${CloseCode.RATE_ABUSE})`;
+    if (tenant) {
+      this.reject({ code: 'TENANT_LIMIT', message, limit: 'messagesPerSecond', ...(id === undefined ? {} : { id }) });
+      return;
+    }
     this.reject(id === undefined ? { code: 'RATE_LIMITED', message } : { code: 'RATE_LIMITED', message, id });
+  }
+
+  /** An `auth` message: verify the fresh token (async), then switch to it if it names the same subject and tenant. */
+  private refresh(msg: AuthMessage): void {
+    const access = this.access;
+    const { id } = msg;
+    if (!access) {
+      this.reject({ code: 'UNAUTHORIZED', message: 'this server does not authenticate sessions: no token is needed', ...(id === undefined ? {} : { id }) });
+      return;
+    }
+    void access
+      .queueRefresh(async () => {
+        const result = await access.security.refresh(access.principal, msg.token, { channel: 'refresh', remote: this.remote, session: this.id });
+        if (this.ended) return;
+        if (!result.ok) {
+          this.reject({ code: 'UNAUTHORIZED', message: `${UNAUTHORIZED_MESSAGE}: the current token stays in force until it expires`, ...(id === undefined ? {} : { id }) });
+          return;
+        }
+        this.switchPrincipal(result.principal);
+        const exp = result.principal.claims.exp;
+        this.send(authenticatedMessage(id, typeof exp === 'number' ? exp : null));
+      })
+      .catch((err: unknown) => {
+        this.host.logger.error({ session: this.id, remote: this.remote, err }, 'failed to apply a refreshed token');
+        this.close(CloseCode.INTERNAL_ERROR, 'serverError', 'internal error');
+      });
   }
 
   /**
@@ -241,6 +342,13 @@ export class Session {
       return;
     }
     const max = this.host.limits.maxSubscriptionsPerSession;
+    const tenantMax = this.access?.limits.subscriptionsPerSession ?? Infinity;
+    if (this.subscriptions.size >= tenantMax && tenantMax < max) {
+      this.access!.security.audit.limitExceeded({ ...this.access!.who(this.id, this.remote), limit: 'subscriptionsPerSession', value: tenantMax });
+      const message = `your tenant allows ${tenantMax} subscriptions per session: unsubscribe some, or use one wildcard selector for many topics`;
+      this.reject({ code: 'TENANT_LIMIT', message, id, limit: 'subscriptionsPerSession' });
+      return;
+    }
     if (this.subscriptions.size >= max) {
       this.reject({ code: 'TOO_MANY_SUBSCRIPTIONS', message: `a session may hold ${max} subscriptions: unsubscribe some, or use one wildcard selector for many topics`, id });
       return;
@@ -255,12 +363,24 @@ export class Session {
     }
     const sub: Subscription = { id, selector, session: this };
     this.subscriptions.set(id, sub);
-    this.host.index.add(selector, sub);
+    this.host.fanOut.add(sub);
     let topics = 0;
-    this.host.view.forEachMatching(selector, (topic) => {
-      topics++;
-      this.send(valueMessage(topic));
-    });
+    const permissions = this.permissions;
+    if (permissions) {
+      // Only what the session may read, projected; a selector reaching beyond simply matches
+      // fewer topics, and one it may not read at all answers exactly like a path with no topic.
+      permissions.forEachReadable(this.host.view, selector, (_topic, wire) => {
+        topics++;
+        this.send(wire);
+      });
+      const coverage = permissions.coverage(selector);
+      if (coverage !== 'all') this.access!.security.audit.subscription({ ...this.access!.who(this.id, this.remote), selector: selector.text, coverage });
+    } else {
+      this.host.view.forEachMatching(selector, (topic) => {
+        topics++;
+        this.send(valueMessage(topic));
+      });
+    }
     this.send(subscribedMessage(id, selector.text, topics));
     this.log('debug', { id, selector: selector.text, topics }, 'subscribed');
   }
@@ -272,7 +392,7 @@ export class Session {
       return;
     }
     this.subscriptions.delete(id);
-    this.host.index.remove(sub.selector, sub);
+    this.host.fanOut.remove(sub);
     this.send(unsubscribedMessage(id));
   }
 

@@ -16,7 +16,11 @@ export type DisconnectReason =
   /** Close 1001: the server shut down. */
   | 'shutdown'
   /** Close 1011: handling a client message failed on the server (a bug; logged as an error). */
-  | 'serverError';
+  | 'serverError'
+  /** Close 4001: the session's token expired without an `auth` refresh. */
+  | 'tokenExpired'
+  /** Close 4003: a security reload revoked the session's access. */
+  | 'accessRevoked';
 
 export interface DistributionStats {
   /** Connections accepted since start. */
@@ -42,6 +46,8 @@ export function newStats(): DistributionStats {
     framesOut: 0,
     bytesOut: 0,
     errorsOut: 0,
-    disconnects: { client: 0, sendQueue: 0, rateAbuse: 0, payloadTooBig: 0, protocolError: 0, heartbeat: 0, shutdown: 0, serverError: 0 },
+    disconnects: {
+      client: 0, sendQueue: 0, rateAbuse: 0, payloadTooBig: 0, protocolError: 0, heartbeat: 0, shutdown: 0, serverError: 0, tokenExpired: 0, accessRevoked: 0,
+    },
   };
 }

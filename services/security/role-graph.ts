@@ -1,0 +1,54 @@
+/**
+ * Roles compiled once per configuration: each role's own grants plus those of every role it
+ * includes, transitively. An include cycle, or an include of a role that does not exist, is a
+ * configuration error naming the whole chain.
+ */
+import { ConfigError } from '../errors.ts';
+import { type GrantTemplate, compileGrant } from './grant-pattern.ts';
+import type { RoleSpec } from './security-config.ts';
+
+export interface CompiledRole {
+  readonly name: string;
+  readonly admin: boolean;
+  /** Own and included grants, without duplicates. */
+  readonly grants: readonly GrantTemplate[];
+}
+
+export function compileRoles(roles: Readonly<Record<string, RoleSpec>>, prefix = 'security'): Map<string, CompiledRole> {
+  const own = new Map<string, GrantTemplate[]>();
+  for (const [name, spec] of Object.entries(roles)) {
+    own.set(name, (spec.read ?? []).map((g, i) => compileGrant(g, `${prefix}.roles.${name}.read.${i}`)));
+  }
+  const done = new Map<string, CompiledRole>();
+  const visiting: string[] = [];
+
+  const resolve = (name: string): CompiledRole => {
+    const cached = done.get(name);
+    if (cached) return cached;
+    const at = visiting.indexOf(name);
+    if (at >= 0) {
+      const cycle = [...visiting.slice(at), name].join(' → ');
+      throw new ConfigError(`${prefix}.roles.${name}.include`, `roles include each other in a cycle (${cycle}): remove one of these includes`);
+    }
+    visiting.push(name);
+    const spec = roles[name];
+    const grants = new Map<string, GrantTemplate>();
+    for (const g of own.get(name)!) grants.set(`${g.text}#${g.projection.key}`, g);
+    let admin = spec.admin === true;
+    for (const inc of spec.include ?? []) {
+      if (!Object.hasOwn(roles, inc)) {
+        throw new ConfigError(`${prefix}.roles.${name}.include`, `names the role "${inc}", which is not defined under roles`);
+      }
+      const r = resolve(inc);
+      admin ||= r.admin;
+      for (const g of r.grants) grants.set(`${g.text}#${g.projection.key}`, g);
+    }
+    visiting.pop();
+    const role: CompiledRole = { name, admin, grants: [...grants.values()] };
+    done.set(name, role);
+    return role;
+  };
+
+  for (const name of Object.keys(roles)) resolve(name);
+  return done;
+}
