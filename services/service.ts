@@ -12,12 +12,17 @@ import { DistributionServer } from './distribution/index.ts';
 import { InProcessHandoff } from './handoff/handoff.ts';
 import type { Logger } from './logger.ts';
 import { Pipeline } from './pipeline.ts';
+import { type ReloadSummary, SecurityManager } from './security/index.ts';
 import { TopicStore } from './topics/topic-store.ts';
 
 export interface ServiceOptions {
   logger: Logger;
   /** Folder of static files (the dashboard) served at `/`. */
   staticDir?: string;
+  /** Folder the configuration file is in: a relative `security.file` is resolved against it. */
+  configDir?: string;
+  /** Re-reads the configuration file, so a security reload (SIGHUP, POST /admin/reload) picks up inline changes too. */
+  readConfig?: () => Config;
 }
 
 export class TidewireService {
@@ -26,17 +31,26 @@ export class TidewireService {
   readonly pipeline = new Pipeline(this.store, this.handoff);
   readonly distribution: DistributionServer;
   readonly sources: Source[] = [];
+  /** Null when the configuration has no `security` section: every client may read every topic. */
+  readonly security: SecurityManager | null;
   private readonly log: Logger;
+  private readonly readConfig: (() => Config) | undefined;
 
   constructor(
     readonly config: Config,
     options: ServiceOptions,
   ) {
     this.log = options.logger;
+    this.readConfig = options.readConfig;
+    this.security = config.security
+      ? SecurityManager.fromConfig(config.security, { logger: this.log.child({ component: 'security' }), baseDir: options.configDir })
+      : null;
     this.distribution = new DistributionServer(this.handoff, config.server, {
       logger: this.log.child({ component: 'distribution' }),
       health: () => this.health(),
       staticDir: options.staticDir,
+      security: this.security ?? undefined,
+      reloadSecurity: this.security ? (by) => this.reloadSecurity(by) : undefined,
     });
     if (config.postgres) {
       this.sources.push(new PostgresConnector(config.postgres, this.pipeline, { logger: this.log.child({ component: 'postgres' }) }));
@@ -53,6 +67,18 @@ export class TidewireService {
         ? 'degraded'
         : 'ok';
     return { status, sources };
+  }
+
+  /**
+   * Applies the current security settings to live sessions (access removed stops at once, access
+   * granted starts with current values). Re-reads the configuration file when there is one.
+   */
+  reloadSecurity(by: string): ReloadSummary {
+    if (!this.security) throw new ConfigError('security', 'was off at start; restart tidewire to turn it on');
+    if (!this.readConfig) return this.security.reload(undefined, by);
+    const next = this.readConfig().security;
+    if (!next) throw new ConfigError('security', 'cannot be turned off by a reload; restart tidewire to turn it off');
+    return this.security.reload(next, by);
   }
 
   /** Starts listening, then the sources; resolves when every source has finished its snapshot. */

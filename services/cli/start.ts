@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { type Config, loadConfigFile, parseConfig } from '../config/config.ts';
 import { startDemoDatabase, startDemoWriter } from '../demo/demo.ts';
 import { createLogger } from '../logger.ts';
@@ -24,7 +25,12 @@ export async function startCommand(opts: { config?: string; port?: number }): Pr
       postgres: { url: db.url, slot: 'tidewire_demo', publication: 'tidewire_demo', tables: [{ table: 'public.orders', path: 'orders/{customer_id}/{id}' }] },
     }, {});
   }
-  const service = new TidewireService(config, { logger: log, staticDir: existsSync(DASHBOARD_DIR) ? DASHBOARD_DIR : undefined });
+  const service = new TidewireService(config, {
+    logger: log,
+    staticDir: existsSync(DASHBOARD_DIR) ? DASHBOARD_DIR : undefined,
+    configDir: demo ? undefined : dirname(resolve(opts.config!)),
+    readConfig: demo ? undefined : () => loadConfigFile(opts.config!),
+  });
   cleanups.unshift(() => service.stop());
   let stopping = false;
   const shutdown = async (signal: string) => {
@@ -37,6 +43,14 @@ export async function startCommand(opts: { config?: string; port?: number }): Pr
   };
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  // SIGHUP reloads the security settings; a broken file keeps the previous ones in force.
+  process.on('SIGHUP', () => {
+    try {
+      log.info(service.reloadSecurity('SIGHUP'), 'security reloaded');
+    } catch (err) {
+      log.error({ err }, 'security reload failed: the previous configuration stays in force');
+    }
+  });
 
   try {
     const { port } = await service.start();

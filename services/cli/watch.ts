@@ -9,7 +9,7 @@ import type { JsonValue } from '../json.ts';
 type Msg = { type: string; path?: string; version?: number; value?: JsonValue; patch?: unknown[]; code?: string; message?: string; topics?: number; epoch?: string };
 
 export function watchCommand(selector: string, url: string, out: NodeJS.WritableStream = process.stdout): Promise<number> {
-  const values = new Map<string, JsonValue>();
+  const values = new Map<string, { value: JsonValue; version: number }>();
   const color = 'isTTY' in out && (out as { isTTY?: boolean }).isTTY;
   const dim = (s: string) => (color ? `\x1b[2m${s}\x1b[0m` : s);
   let backoff = 250;
@@ -28,14 +28,19 @@ export function watchCommand(selector: string, url: string, out: NodeJS.Writable
               out.write(dim(`connected to ${url} (epoch ${m.epoch})\n`));
               break;
             case 'value':
-              values.set(m.path!, m.value!);
+              values.set(m.path!, { value: m.value!, version: m.version! });
               out.write(`value    ${m.path} v${m.version} ${JSON.stringify(m.value)}\n`);
               break;
             case 'delta': {
               const prev = values.get(m.path!);
-              if (prev !== undefined) {
-                const next = applyPatch(prev, m.patch as never);
-                values.set(m.path!, next);
+              if (prev === undefined || prev.version !== m.version! - 1) {
+                // A delta applies only to the version before it: resubscribe rather than show a wrong value.
+                out.write(dim(`gap at ${m.path} v${m.version}; resubscribing\n`));
+                ws.send(JSON.stringify({ type: 'unsubscribe', id: 'watch' }));
+                ws.send(JSON.stringify({ type: 'subscribe', id: 'watch', selector }));
+              } else {
+                const next = applyPatch(prev.value, m.patch as never);
+                values.set(m.path!, { value: next, version: m.version! });
                 const full = Buffer.byteLength(JSON.stringify({ type: 'value', path: m.path, version: m.version, value: next }));
                 out.write(`delta    ${m.path} v${m.version} ${JSON.stringify(m.patch)} ${dim(`(${frameBytes} B, full value ${full} B)`)}\n`);
               }
