@@ -24,15 +24,28 @@ export interface TableSpec {
 }
 
 export function checkServer(info: ServerInfo): void {
+  checkVersion(info);
+  checkWalLevel(info);
+  checkReplicationLimits(info);
+}
+
+// checkServer's three checks one by one, for `tidewire check` (which reports each on its own line).
+export function checkVersion(info: Pick<ServerInfo, 'versionNum'>): void {
   if (info.versionNum < 100000) {
     throw new PostgresConnectorError('PG_VERSION', `Postgres ${info.versionNum} is too old: tidewire needs Postgres 10 or newer (the pgoutput plugin)`);
   }
+}
+
+export function checkWalLevel(info: Pick<ServerInfo, 'walLevel'>): void {
   if (info.walLevel !== 'logical') {
     throw new PostgresConnectorError(
       'PG_WAL_LEVEL',
       `wal_level is "${info.walLevel}", but logical replication needs "logical": set wal_level = logical in postgresql.conf (or run ALTER SYSTEM SET wal_level = logical) and restart Postgres`,
     );
   }
+}
+
+export function checkReplicationLimits(info: Pick<ServerInfo, 'maxReplicationSlots' | 'maxWalSenders'>): void {
   if (info.maxReplicationSlots < 1 || info.maxWalSenders < 1) {
     throw new PostgresConnectorError(
       'PG_REPLICATION_LIMIT',
@@ -79,6 +92,12 @@ export function checkTable(mapping: TableMapping, index: number, table: TableInf
   for (const f of template.fields) checkColumn(`${at}.path`, f, 'placeholder');
   for (const c of mapping.include ?? []) checkColumn(`${at}.include`, c, 'included column');
   for (const c of mapping.exclude ?? []) checkColumn(`${at}.exclude`, c, 'excluded column');
+  if (mapping.tenantColumn !== undefined) {
+    checkColumn(`${at}.tenantColumn`, mapping.tenantColumn, 'tenant column');
+    if (!template.fields.includes(mapping.tenantColumn)) {
+      throw new ConfigError(`${at}.tenantColumn`, `must also be a placeholder of the path, so a row changing tenant moves topic: e.g. {${mapping.tenantColumn}}/${mapping.path}`);
+    }
+  }
 
   const keyColumns = identityColumns(table, template, at, name);
   const missing = keyColumns.filter((k) => !template.fields.includes(k));

@@ -138,7 +138,24 @@ export class TableMapper {
     }
     if (path === undefined) return this.unmappable('update', row);
     if (previous !== undefined && previous !== path) out.push({ path: previous, source: this.source, value: null });
-    out.push(unchanged ? { path, source: this.source, value, keep: unchanged } : { path, source: this.source, value });
+    const update: TopicUpdate = unchanged ? { path, source: this.source, value, keep: unchanged } : { path, source: this.source, value };
+    const tenant = this.tenantOf(row);
+    if (tenant === null) {
+      // A row without a tenant belongs to nobody: never let it fall into the default tenant.
+      this.log.warn({ table: this.name, path }, 'row skipped: its tenant column is NULL');
+      out.push({ path, source: this.source, value: null });
+      return;
+    }
+    if (tenant !== undefined) update.tenant = tenant;
+    out.push(update);
+  }
+
+  /** The row's tenant: fixed by the mapping, or its tenant column (a path placeholder); null when that column is NULL. */
+  private tenantOf(row: Record<string, JsonValue | undefined>): string | null | undefined {
+    const { tenant, tenantColumn } = this.spec.mapping;
+    if (tenantColumn === undefined) return tenant;
+    const v = row[tenantColumn];
+    return v === null || v === undefined ? null : String(v);
   }
 
   /** A DELETE: `old` is the key (or the whole old row with REPLICA IDENTITY FULL). */

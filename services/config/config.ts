@@ -23,6 +23,10 @@ export interface TableMapping {
   path: string;
   include?: string[];
   exclude?: string[];
+  /** Fixed tenant of every topic of the table. */
+  tenant?: string;
+  /** Column holding each row's tenant; must be a placeholder of `path`. */
+  tenantColumn?: string;
 }
 
 export interface PostgresConfig {
@@ -85,12 +89,16 @@ export interface Config {
   kafka?: KafkaConfig;
   /** Settings for SecurityManager.fromConfig: inline, or `{ file }`; validated there against schemas/security.schema.json. */
   security?: { file: string } | Record<string, unknown>;
-  log: { level: string };
+  /** `level` is overridden by TIDEWIRE_LOG_LEVEL. */
+  log: { level: string; progressIntervalMs: number };
+  /** GET /metrics (Prometheus) and the replication-lag poll. */
+  metrics: { enabled: boolean; replicationLagIntervalMs: number };
 }
 
 // ajv is CommonJS; its default export arrives wrapped under ESM.
 const Ajv = (AjvModule as unknown as { default: typeof AjvModule }).default ?? AjvModule;
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
+// verbose: errors carry the offending value and the schema around it (for "did you mean" and x-messages).
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true });
 const validate = ajv.compile(schema);
 
 /** Validates a configuration object, filling in defaults. Throws ConfigError naming the first bad key. */
@@ -98,8 +106,13 @@ export function parseConfig(input: unknown, env: NodeJS.ProcessEnv = process.env
   const raw = (input ?? {}) as Record<string, unknown>;
   if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError('(root)', 'the configuration must be an object');
   const cfg = structuredClone(raw);
+  /** Settings taken from the environment, so an error about one names the variable to fix. */
+  const fromEnv = new Map<string, string>();
   if (env.TIDEWIRE_DATABASE_URL) {
-    if (cfg.postgres && typeof cfg.postgres === 'object') (cfg.postgres as Record<string, unknown>).url = env.TIDEWIRE_DATABASE_URL;
+    if (cfg.postgres && typeof cfg.postgres === 'object') {
+      (cfg.postgres as Record<string, unknown>).url = env.TIDEWIRE_DATABASE_URL;
+      fromEnv.set('postgres.url', 'TIDEWIRE_DATABASE_URL');
+    }
   }
   if (cfg.kafka && typeof cfg.kafka === 'object') {
     const kafka = cfg.kafka as Record<string, unknown>;
@@ -108,7 +121,16 @@ export function parseConfig(input: unknown, env: NodeJS.ProcessEnv = process.env
   }
   cfg.server ??= {};
   cfg.log ??= {};
-  if (!validate(cfg)) throw toConfigError(validate.errors ?? []);
+  cfg.metrics ??= {};
+  if (env.TIDEWIRE_LOG_LEVEL && cfg.log && typeof cfg.log === 'object') {
+    (cfg.log as Record<string, unknown>).level = env.TIDEWIRE_LOG_LEVEL;
+    fromEnv.set('log.level', 'TIDEWIRE_LOG_LEVEL');
+  }
+  if (!validate(cfg)) {
+    const err = toConfigError(validate.errors ?? []);
+    const variable = [...fromEnv].find(([key]) => err.key === key || err.key.startsWith(`${key}.`))?.[1];
+    throw variable ? new ConfigError(err.key, `${err.message.slice(err.key.length + 2)} (it comes from ${variable})`) : err;
+  }
   return cfg as unknown as Config;
 }
 
@@ -129,18 +151,61 @@ export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
 }
 
 function toConfigError(errors: ErrorObject[]): ConfigError {
+  // A oneOf's branches fail for their own reasons ("must have required property 'topic'"); only
+  // the oneOf error itself says what to do, so the branch errors under it are dropped.
+  const oneOfs = errors.filter((e) => e.keyword === 'oneOf').map((e) => `${e.schemaPath}/`);
+  const relevant = errors.filter((e) => !oneOfs.some((p) => e.schemaPath.startsWith(p)));
   // The most specific error is the most useful one: prefer the deepest instance path.
-  const e = [...errors].sort((a, b) => b.instancePath.length - a.instancePath.length)[0];
+  const depth = (e: ErrorObject) => e.instancePath.split('/').length;
+  const e = [...(relevant.length > 0 ? relevant : errors)].sort((a, b) => depth(b) - depth(a))[0];
   const key = e.instancePath ? e.instancePath.slice(1).replace(/\//g, '.') : '(root)';
   let reason = e.message ?? 'is invalid';
+  // The schema can word a message itself: "x-messages": { "<keyword>": "..." } beside the keyword.
+  const custom = (e.parentSchema as { 'x-messages'?: Record<string, string> } | undefined)?.['x-messages']?.[e.keyword];
+  if (custom) return new ConfigError(key, custom);
   if (e.keyword === 'additionalProperties') {
     const extra = (e.params as { additionalProperty: string }).additionalProperty;
-    return new ConfigError(key === '(root)' ? extra : `${key}.${extra}`, 'is not a known setting (check its spelling against schemas/config.schema.json)');
+    const known = Object.keys((e.parentSchema as { properties?: object } | undefined)?.properties ?? {});
+    const guess = closest(extra, known);
+    const hint = guess ? `did you mean "${guess}"?` : `the settings here are ${known.join(', ')}`;
+    return new ConfigError(key === '(root)' ? extra : `${key}.${extra}`, `is not a known setting: ${hint} (see schemas/config.schema.json)`);
   }
+  if (e.keyword === 'type') reason = `must be ${(e.params as { type: string }).type}, not ${describeValue(e.data)}`;
   if (e.keyword === 'required') {
     const missing = (e.params as { missingProperty: string }).missingProperty;
     return new ConfigError(key === '(root)' ? missing : `${key}.${missing}`, 'is required');
   }
   if (e.keyword === 'enum') reason = `must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')}`;
   return new ConfigError(key, reason);
+}
+
+/** The known name nearest to a misspelt one (edit distance at most a third of its length), if any. */
+function closest(name: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Math.max(1, Math.floor(name.length / 3)) + 1;
+  for (const k of known) {
+    const d = editDistance(name.toLowerCase(), k.toLowerCase());
+    if (d < bestDistance) [best, bestDistance] = [k, d];
+  }
+  return best;
+}
+
+/** Edits (insert, delete, substitute, swap two neighbours) that turn `a` into `b`. */
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.length][b.length];
+}
+
+function describeValue(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`;
+  if (typeof v === 'object') return 'a mapping';
+  return `${typeof v} ${String(v)}`;
 }

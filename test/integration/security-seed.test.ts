@@ -40,17 +40,6 @@ const SECURITY = {
   },
 };
 
-/**
- * Stamps the tenant on every update, as the Postgres table mapping's `tenant: acme` option will
- * (the connector does not have it yet; see the security report).
- */
-function tenantSink(sink: IngestSink, tenant: string): IngestSink {
-  return {
-    apply: (updates: readonly TopicUpdate[]) => sink.apply(updates.map((u) => ({ ...u, tenant }))),
-    removeSource: (source: string) => sink.removeSource(source),
-  };
-}
-
 class Client {
   readonly held = new Map<string, { version: number; value: JsonObject }>();
   /** Topic messages received, in order. */
@@ -174,8 +163,8 @@ describe('seed scenario: orders in Postgres, three roles, live', () => {
     }, { logger, security, heartbeatIntervalMs: 0 });
     ({ port } = await server.listen());
     connector = new PostgresConnector(
-      { url: db.url, slot: 'security_seed', publication: 'security_seed', snapshotBatchRows: 1000, statusIntervalMs: 100, tables: [{ table: 'orders', path: 'orders/{customer_id}/{id}' }] },
-      tenantSink(pipeline, 'acme'),
+      { url: db.url, slot: 'security_seed', publication: 'security_seed', snapshotBatchRows: 1000, statusIntervalMs: 100, tables: [{ table: 'orders', path: 'orders/{customer_id}/{id}', tenant: 'acme' }] },
+      pipeline,
       { logger },
     );
     await connector.start();
