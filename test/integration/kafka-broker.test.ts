@@ -86,7 +86,8 @@ test('harness Kafka broker: produce, consume with a group, survive a restart and
     assert.ok((await admin.listTopics()).includes(topic), 'topic should survive the restart');
     const meta = await admin.fetchTopicMetadata({ topics: [topic] });
     assert.equal(meta.topics[0]!.partitions.length, 3);
-    const committed = await admin.fetchOffsets({ groupId, topics: [topic] });
+    // Right after a restart the group coordinator may still be loading: NOT_COORDINATOR is retriable.
+    const committed = await retryRetriable(() => admin.fetchOffsets({ groupId, topics: [topic] }));
     assert.equal(
       committed[0]!.partitions.reduce((n, p) => n + Number(p.offset), 0),
       100,
@@ -131,3 +132,15 @@ test('harness Kafka broker: produce, consume with a group, survive a restart and
     await second.stop();
   }
 });
+
+async function retryRetriable<T>(op: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await op();
+    } catch (err) {
+      if (!(err as { retriable?: boolean }).retriable || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
