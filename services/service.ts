@@ -3,14 +3,16 @@
  * sources. A fresh TopicStore (and so a fresh epoch) per process: sources rebuild state at start
  * (see docs/DESIGN.md, "Durability"), and clients see from the epoch that their versions are stale.
  */
+import type { Registry } from 'prom-client';
 import type { Source, SourceHealth } from '../connectors/source.ts';
 import { KafkaConnector } from '../connectors/kafka/index.ts';
 import { PostgresConnector } from '../connectors/postgres/index.ts';
 import type { Config } from './config/config.ts';
 import { ConfigError } from './errors.ts';
-import { DistributionServer } from './distribution/index.ts';
+import { DistributionServer, type HttpRoute } from './distribution/index.ts';
 import { InProcessHandoff } from './handoff/handoff.ts';
 import type { Logger } from './logger.ts';
+import { type Readiness, ReplicationLagPoller, SnapshotProgressLog, type SnapshotProgressReport, createServiceMetrics, opsRoutes, readiness } from './metrics/index.ts';
 import { Pipeline } from './pipeline.ts';
 import { type ReloadSummary, SecurityManager } from './security/index.ts';
 import { TopicStore } from './topics/topic-store.ts';
@@ -23,18 +25,27 @@ export interface ServiceOptions {
   configDir?: string;
   /** Re-reads the configuration file, so a security reload (SIGHUP, POST /admin/reload) picks up inline changes too. */
   readConfig?: () => Config;
+  /** Each applied batch of the initial snapshot, with its rate and ETA (the CLI draws a progress bar from it). */
+  onSnapshotProgress?: (report: SnapshotProgressReport) => void;
+  /** Include Node's process metrics (CPU, memory, event loop, GC) in /metrics. Default true. */
+  processMetrics?: boolean;
 }
 
 export class TidewireService {
   readonly store = new TopicStore();
   readonly handoff = new InProcessHandoff(this.store);
-  readonly pipeline = new Pipeline(this.store, this.handoff);
+  readonly pipeline: Pipeline;
   readonly distribution: DistributionServer;
   readonly sources: Source[] = [];
+  /** The Prometheus registry behind GET /metrics; null with metrics.enabled: false. */
+  readonly metrics: Registry | null;
   /** Null when the configuration has no `security` section: every client may read every topic. */
   readonly security: SecurityManager | null;
   private readonly log: Logger;
   private readonly readConfig: (() => Config) | undefined;
+  private readonly lag: ReplicationLagPoller | null = null;
+  private progress: SnapshotProgressLog;
+  private stopping = false;
 
   constructor(
     readonly config: Config,
@@ -42,6 +53,12 @@ export class TidewireService {
   ) {
     this.log = options.logger;
     this.readConfig = options.readConfig;
+    // Configs built without parseConfig may lack the section: its defaults are the schema's.
+    const metricsConfig = config.metrics ?? { enabled: true, replicationLagIntervalMs: 5_000 };
+    this.pipeline = new Pipeline(this.store, this.handoff, { measureWireBytes: metricsConfig.enabled });
+    this.progress = new SnapshotProgressLog(this.log.child({ component: 'postgres' }), config.log.progressIntervalMs);
+    // Filled below, once the sources exist: the server reads the map at each request.
+    const routes = new Map<string, HttpRoute>();
     this.security = config.security
       ? SecurityManager.fromConfig(config.security, { logger: this.log.child({ component: 'security' }), baseDir: options.configDir })
       : null;
@@ -51,12 +68,47 @@ export class TidewireService {
       staticDir: options.staticDir,
       security: this.security ?? undefined,
       reloadSecurity: this.security ? (by) => this.reloadSecurity(by) : undefined,
+      routes,
     });
+    let postgres: PostgresConnector | null = null;
+    let kafka: KafkaConnector | null = null;
     if (config.postgres) {
-      this.sources.push(new PostgresConnector(config.postgres, this.pipeline, { logger: this.log.child({ component: 'postgres' }) }));
+      postgres = new PostgresConnector(config.postgres, this.pipeline, {
+        logger: this.log.child({ component: 'postgres' }),
+        onSnapshotProgress: (p) => {
+          const report = this.progress.report(p);
+          options.onSnapshotProgress?.(report);
+        },
+      });
+      this.sources.push(postgres);
+      if (metricsConfig.enabled) {
+        this.lag = new ReplicationLagPoller({
+          url: config.postgres.url,
+          slot: config.postgres.slot ?? 'tidewire',
+          intervalMs: metricsConfig.replicationLagIntervalMs,
+          logger: this.log.child({ component: 'metrics' }),
+        });
+      }
     }
-    if (config.kafka) this.sources.push(new KafkaConnector(config.kafka, this.pipeline, { logger: this.log }));
+    if (config.kafka) {
+      kafka = new KafkaConnector(config.kafka, this.pipeline, { logger: this.log });
+      this.sources.push(kafka);
+    }
     if (this.sources.length === 0) throw new ConfigError('(root)', 'no source is configured: add a postgres or a kafka section');
+    const pg = postgres;
+    this.metrics = metricsConfig.enabled
+      ? createServiceMetrics({
+          topics: () => this.store.size,
+          distribution: this.distribution,
+          pipeline: this.pipeline,
+          sources: () => this.sources.map((s) => s.health()),
+          readiness: () => this.readiness(),
+          postgres: pg ? { health: () => pg.health(), lag: this.lag } : null,
+          kafka,
+          processMetrics: options.processMetrics,
+        })
+      : null;
+    for (const [path, route] of opsRoutes({ registry: this.metrics, readiness: () => this.readiness(), security: this.security })) routes.set(path, route);
   }
 
   health(): { status: 'ok' | 'degraded' | 'failed'; sources: SourceHealth[] } {
@@ -67,6 +119,11 @@ export class TidewireService {
         ? 'degraded'
         : 'ok';
     return { status, sources };
+  }
+
+  /** Ready (GET /ready answers 200) once every source has its state complete and streams; never while stopping. */
+  readiness(): Readiness {
+    return readiness(this.sources.map((s) => s.health()), this.stopping);
   }
 
   /**
@@ -83,8 +140,11 @@ export class TidewireService {
 
   /** Starts listening, then the sources; resolves when every source has finished its snapshot. */
   async start(): Promise<{ port: number }> {
+    this.stopping = false;
     const { port } = await this.distribution.listen();
     this.log.info({ port, epoch: this.store.epoch }, 'distribution service listening');
+    this.progress = new SnapshotProgressLog(this.log.child({ component: 'postgres' }), this.config.log.progressIntervalMs);
+    this.lag?.start();
     try {
       for (const s of this.sources) await s.start();
     } catch (err) {
@@ -95,8 +155,15 @@ export class TidewireService {
     return { port };
   }
 
+  /**
+   * Graceful stop: /ready answers 503, the server stops accepting and flushes every session (closed
+   * with 1001), then each source stops: Postgres acknowledges what was applied and closes the
+   * replication connection (the slot stays, inactive), Kafka commits its offsets.
+   */
   async stop(): Promise<void> {
-    await Promise.allSettled(this.sources.map((s) => s.stop()));
+    this.stopping = true;
     await this.distribution.close();
+    await Promise.allSettled(this.sources.map((s) => s.stop()));
+    await this.lag?.stop();
   }
 }

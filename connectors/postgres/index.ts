@@ -3,3 +3,9 @@ export { PostgresConnector, type PostgresConnectorOptions, type PostgresHealth }
 export { postgresSourceName } from './table-mapper.ts';
 export { PostgresConnectorError, type PostgresErrorCode } from './errors.ts';
 export type { SnapshotProgress } from './snapshot-source.ts';
+// For `tidewire check` and `tidewire slots`: the connector's own connection setup, catalog reads and preflight checks.
+export { checkReplicationLimits, checkRole, checkTable, checkVersion, checkWalLevel } from './preflight.ts';
+export { type ServerInfo, type TableInfo, loadServerInfo, loadTable, parseTableName, qualifiedName, quoteTable } from './catalog.ts';
+export { clientConfig, closeClient, openClient } from './connection.ts';
+export { describeTarget } from './errors.ts';
+export { type Lsn, formatLsn, parseLsn } from './lsn.ts';

@@ -48,7 +48,11 @@ export interface PostgresHealth extends SourceHealth {
   readonly lastAppliedLsn: string | null;
   /** The last position reported to Postgres as flushed (the slot's confirmed_flush_lsn follows it). */
   readonly lastAckedLsn: string | null;
+  /** Commit time of the last transaction applied (ISO-8601); null before any. */
+  readonly lastCommitTime: string | null;
   readonly reconnects: number;
+  /** Replication messages received and not yet applied (the ingest queue's depth). */
+  readonly queuedMessages: number;
   readonly transactionsApplied: number;
   /** Transactions Postgres resent after a reconnect that had already been applied, and were skipped. */
   readonly transactionsSkipped: number;
@@ -211,7 +215,9 @@ export class PostgresConnector implements Source {
       slot: this.config.slot,
       lastAppliedLsn: this.applier ? formatLsn(this.applier.lastAppliedLsn) : null,
       lastAckedLsn: acked > 0n ? formatLsn(acked) : null,
+      lastCommitTime: this.applier?.lastCommitTimeMs != null ? new Date(this.applier.lastCommitTimeMs).toISOString() : null,
       reconnects: this.stream?.reconnects ?? 0,
+      queuedMessages: this.stream?.queued ?? 0,
       transactionsApplied: this.applier?.transactionsApplied ?? 0,
       transactionsSkipped: this.applier?.transactionsSkipped ?? 0,
       snapshot: this.snapshot?.tables ?? [],

@@ -94,6 +94,11 @@ class Session {
     this.wake();
   }
 
+  /** Messages received and not yet applied. */
+  get length(): number {
+    return this.items.length - this.head;
+  }
+
   take(): Item | undefined {
     if (this.head >= this.items.length) return undefined;
     const item = this.items[this.head++];
@@ -142,6 +147,11 @@ export class StreamSource {
 
   constructor(private readonly options: StreamOptions) {
     this.liveness = options.liveness ?? DEFAULT_LIVENESS;
+  }
+
+  /** Messages received from Postgres and not yet applied (reads pause past 20 000). */
+  get queued(): number {
+    return this.session?.length ?? 0;
   }
 
   /**

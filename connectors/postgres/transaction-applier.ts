@@ -37,6 +37,8 @@ export interface ApplierOptions {
 
 interface OpenTransaction {
   readonly commitLsn: Lsn;
+  /** Commit time as Postgres sent it: microseconds since the Unix epoch. */
+  readonly commitTime: bigint;
   /** Already applied (commit LSN at or before the last applied one): decode, apply nothing. */
   readonly skip: boolean;
   /** Change messages of this transaction already applied before a reconnect. */
@@ -54,6 +56,8 @@ export class TransactionApplier {
   transactionsApplied = 0;
   transactionsSkipped = 0;
   changesApplied = 0;
+  /** Commit time (ms since the epoch) of the last transaction applied; null before any (replication lag in seconds). */
+  lastCommitTimeMs: number | null = null;
 
   private lastCommitLsn: Lsn = 0n;
   private txn: OpenTransaction | null = null;
@@ -89,7 +93,7 @@ export class TransactionApplier {
   handle(msg: PgoutputMessage): Promise<void> | void {
     switch (msg.tag) {
       case 'begin':
-        return this.begin(parseLsn(msg.commitLsn!));
+        return this.begin(parseLsn(msg.commitLsn!), typeof msg.commitTime === 'bigint' ? msg.commitTime : 0n);
       case 'commit':
         return this.commit(parseLsn(msg.commitEndLsn!));
       case 'relation':
@@ -122,7 +126,7 @@ export class TransactionApplier {
     if (this.txn === null && this.partial === null && walEnd > this.durableLsn) this.durableLsn = walEnd;
   }
 
-  private begin(commitLsn: Lsn): void {
+  private begin(commitLsn: Lsn, commitTime: bigint): void {
     if (this.txn) throw this.protocol('BEGIN inside an open transaction');
     const skip = commitLsn <= this.lastCommitLsn;
     let resumeAfter = 0;
@@ -130,7 +134,7 @@ export class TransactionApplier {
       if (this.partial.commitLsn === commitLsn) resumeAfter = this.partial.applied;
       else if (!skip) throw this.protocol(`transaction ${formatLsn(this.partial.commitLsn)} was partly applied but ${formatLsn(commitLsn)} came next`);
     }
-    this.txn = { commitLsn, skip, resumeAfter, seen: 0, updates: [] };
+    this.txn = { commitLsn, commitTime, skip, resumeAfter, seen: 0, updates: [] };
     if (skip) this.options.log.debug({ lsn: formatLsn(commitLsn) }, 'skipping a transaction applied before the reconnect');
   }
 
@@ -143,6 +147,7 @@ export class TransactionApplier {
       if (txn.updates.length > 0) await this.flush(txn);
       this.lastCommitLsn = txn.commitLsn;
       this.lastAppliedLsn = endLsn;
+      this.lastCommitTimeMs = Number(txn.commitTime / 1000n);
       this.partial = null;
       this.transactionsApplied++;
     }

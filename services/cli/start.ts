@@ -5,15 +5,22 @@ import { type Config, loadConfigFile, parseConfig } from '../config/config.ts';
 import { startDemoDatabase, startDemoWriter } from '../demo/demo.ts';
 import { createLogger } from '../logger.ts';
 import { TidewireService } from '../service.ts';
+import { ProgressBar } from './progress-bar.ts';
 
 const DASHBOARD_DIR = fileURLToPath(new URL('../../dashboard/dist', import.meta.url));
+
+/** A shutdown that has not finished by then (a hung connection) ends the process anyway, with exit code 1. */
+const SHUTDOWN_DEADLINE_MS = 15_000;
 
 /** Runs until SIGINT/SIGTERM; returns -1 so the exit code is left to the shutdown path. */
 export async function startCommand(opts: { config?: string; port?: number }): Promise<number> {
   const demo = opts.config === undefined;
   let config: Config = demo ? parseConfig({ server: { port: 8080 } }) : loadConfigFile(opts.config!);
   if (opts.port !== undefined) config = { ...config, server: { ...config.server, port: opts.port } };
-  const log = createLogger(config.log.level);
+  // In a terminal the initial snapshot draws a progress bar (stderr); logs get a `snapshot progress`
+  // record either way. Log lines to the same terminal are written around the bar, not through it.
+  const bar = process.stderr.isTTY ? new ProgressBar(process.stderr) : null;
+  const log = createLogger(config.log.level, bar && process.stdout.isTTY ? { write: (line) => bar.around(() => process.stdout.write(line)) } : 1);
   const cleanups: Array<() => Promise<void>> = [];
 
   if (demo) {
@@ -27,19 +34,30 @@ export async function startCommand(opts: { config?: string; port?: number }): Pr
   }
   const service = new TidewireService(config, {
     logger: log,
+    onSnapshotProgress: bar ? (r) => bar.update(r) : undefined,
     staticDir: existsSync(DASHBOARD_DIR) ? DASHBOARD_DIR : undefined,
     configDir: demo ? undefined : dirname(resolve(opts.config!)),
     readConfig: demo ? undefined : () => loadConfigFile(opts.config!),
   });
   cleanups.unshift(() => service.stop());
   let stopping = false;
+  // Graceful: stop accepting, flush and close every session, acknowledge what was applied, close
+  // the replication connection (the slot stays), then exit 0. A second signal exits at once.
   const shutdown = async (signal: string) => {
-    if (stopping) return;
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting without finishing the shutdown');
+      log.flush(() => process.exit(1));
+      return;
+    }
     stopping = true;
     log.info({ signal }, 'shutting down');
+    setTimeout(() => {
+      log.error({ ms: SHUTDOWN_DEADLINE_MS }, 'shutdown did not finish in time: exiting');
+      log.flush(() => process.exit(1));
+    }, SHUTDOWN_DEADLINE_MS).unref();
     for (const c of cleanups) await c().catch((err) => log.error({ err }, 'shutdown step failed'));
-    log.flush();
-    process.exit(0);
+    log.info({ signal }, 'shut down');
+    log.flush(() => process.exit(0));
   };
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
@@ -54,6 +72,7 @@ export async function startCommand(opts: { config?: string; port?: number }): Pr
 
   try {
     const { port } = await service.start();
+    bar?.finish();
     if (demo) {
       const writer = startDemoWriter(config.postgres!.url, log);
       cleanups.splice(1, 0, writer.stop);
@@ -66,6 +85,7 @@ export async function startCommand(opts: { config?: string; port?: number }): Pr
       );
     }
   } catch (err) {
+    bar?.abandon();
     for (const c of cleanups.slice(1)) await c().catch(() => {});
     throw err;
   }

@@ -16,6 +16,18 @@ export interface ServerConfig {
   flushIntervalMs: number;
   maxSubscriptionsPerSession: number;
   maxMessagesPerSecond: number;
+  /** What to do with a client that falls behind: merge its updates per topic (default) or close it after slowClientGraceMs. */
+  slowClientPolicy?: 'conflate' | 'disconnect';
+  /** Socket backlog (bytes) past which a client counts as behind; at most half of sendQueueBytes. Default 1 MiB. */
+  slowClientBytes?: number;
+  /** `disconnect` policy: how long a client may stay behind before it is closed with 4008. Default 10000. */
+  slowClientGraceMs?: number;
+  /** Most topics one session may have merged or throttled updates for; past it: 4008. Default 100000. */
+  maxConflatedTopics?: number;
+  /** Changes kept per topic for resuming clients. Default 64; 0 turns resume history off. */
+  historyPerTopic?: number;
+  /** Approximate bytes of change history kept over all topics. Default 32 MiB. */
+  historyBytes?: number;
 }
 
 export interface TableMapping {
