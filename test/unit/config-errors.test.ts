@@ -96,3 +96,10 @@ test('the schema is published for editors: an $id, a $schema key allowed in file
   for (const v of ['TIDEWIRE_DATABASE_URL', 'TIDEWIRE_KAFKA_BROKERS', 'TIDEWIRE_KAFKA_PASSWORD', 'TIDEWIRE_LOG_LEVEL']) assert.match(schema.description, new RegExp(v));
   assert.doesNotThrow(() => parseConfig({ $schema: './schemas/config.schema.json', postgres: pg }, {}));
 });
+
+test('a table mapping with both a fixed tenant and a tenant column says which to drop', () => {
+  assert.throws(
+    () => parseConfig({ postgres: { url: 'postgres://x', tables: [{ table: 'a', path: 'a/{id}', tenant: 'x', tenantColumn: 'y' }] } }, {}),
+    /postgres\.tables\.0: set tenant or tenantColumn, not both/,
+  );
+});
