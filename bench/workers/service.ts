@@ -1,0 +1,85 @@
+/**
+ * tidewire as users run it: a TidewireService (PostgresConnector → Pipeline → TopicStore →
+ * DistributionServer) in its own process. The parent reads its counters and, for the restart
+ * suite, the phases of start(): slot created, snapshot applied (from the connector's own log
+ * lines), streaming (start() resolved).
+ */
+import { performance } from 'node:perf_hooks';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { parseConfig } from '../../services/config/config.ts';
+import { TidewireService } from '../../services/service.ts';
+import { Samples, summarize } from '../lib/stats.ts';
+import { serve } from '../lib/serve.ts';
+
+let service: TidewireService | null = null;
+const marks: Record<string, number> = {};
+const logged: Array<Record<string, unknown>> = [];
+let t0 = 0;
+/** Commit → hand-off latency (ms): rows carrying `sent_us`, seen when their batch reaches distribution. */
+let handoffLatency = new Samples();
+const nowUs = () => (performance.timeOrigin + performance.now()) * 1000;
+
+/** Captures the service's info lines that mark start-up phases; passes warnings and errors to stderr. */
+const sink = new Writable({
+  write(chunk: Buffer, _enc, done) {
+    const now = performance.now();
+    for (const line of chunk.toString().split('\n')) {
+      if (!line) continue;
+      const rec = JSON.parse(line) as { msg: string; level: number };
+      if (rec.level >= 40 && !rec.msg.startsWith('security is off')) process.stderr.write(`${line}\n`);
+      if (!(rec.msg in marks)) marks[rec.msg] = (now - t0) / 1000;
+      if (rec.msg === 'snapshot applied' || rec.msg === 'snapshot of table applied') logged.push(rec);
+    }
+    done();
+  },
+});
+
+async function start(p: { config: unknown; logLevel?: string }) {
+  const config = parseConfig(p.config, {});
+  t0 = performance.now();
+  const logger = pino({ level: p.logLevel ?? 'info' }, sink);
+  service = new TidewireService(config, { logger });
+  // A listener beside distribution's: when a batch is handed off, how old is each row's commit?
+  service.handoff.subscribe((batch) => {
+    const now = nowUs();
+    for (const c of batch.changes) {
+      const sent = c.topic.value.sent_us;
+      if (typeof sent === 'number') handoffLatency.push((now - sent) / 1000);
+    }
+  });
+  const { port } = await service.start();
+  const seconds = (performance.now() - t0) / 1000;
+  return { port, seconds, marks, logged, topics: service.store.size };
+}
+
+function stats() {
+  const s = service!;
+  const mem = process.memoryUsage();
+  return {
+    topics: s.store.size,
+    sessions: s.distribution.sessionCount,
+    distribution: { ...s.distribution.stats },
+    updatesApplied: s.pipeline.updatesApplied,
+    changesEmitted: s.pipeline.changesEmitted,
+    health: s.health(),
+    rss: mem.rss,
+    heapUsed: mem.heapUsed,
+  };
+}
+
+function topic(p: { path: string }) {
+  const t = service!.store.get(p.path);
+  return t ? { version: t.version, value: t.value } : null;
+}
+
+/** The hand-off latency since the last call (and start a new window). */
+function handoff() {
+  const r = summarize(handoffLatency.values());
+  handoffLatency = new Samples();
+  return r;
+}
+
+serve({ start, stats, topic, handoff, gc: () => (globalThis.gc?.(), process.memoryUsage()) }, async () => {
+  await service?.stop();
+});
