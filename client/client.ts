@@ -1,16 +1,19 @@
 /**
  * The tidewire client: one WebSocket connection, any number of subscriptions, topic state kept
- * once per client and updated by deltas, reconnects with backoff and jitter. Runs in browsers and
- * in Node (no Node-only import at the top level).
+ * once per client and updated by deltas, reconnects with backoff and jitter and resumes where it
+ * left off. Runs in browsers and in Node (no Node-only import at the top level).
  */
-import { PROTOCOL_VERSION, type HelloMessage } from '../services/distribution/messages.ts';
+import { type AuthenticatedMessage, type HelloMessage, PROTOCOL_VERSION, type ServerMessage } from '../services/distribution/messages.ts';
+import { FilterError, compileFilter } from '../services/topics/filter.ts';
 import { SelectorError, parseSelector } from '../services/topics/selector.ts';
 import { type BackoffOptions, backoffDelay } from './backoff.ts';
 import { type ConnectionEvent, type ConnectionState, nextState } from './connection-state.ts';
 import { TidewireClientError } from './errors.ts';
+import { FrameAssembler } from './frame-assembler.ts';
 import { FrameError, parseFrame } from './frames.ts';
 import { Outbox } from './outbox.ts';
-import { Subscription, type SubscriptionCore, type SubscriptionHandlers } from './subscription.ts';
+import { type ResumeInfo, type SubscribeOptions, Subscription, type SubscriptionCore, type SubscriptionHandlers } from './subscription.ts';
+import { type TokenReason, type TokenSource, refreshDelay, resolveToken, withAccessToken } from './token.ts';
 import { TopicSync } from './topic-sync.ts';
 import { OPEN, type WebSocketConstructor, type WebSocketLike, resolveWebSocket } from './transport.ts';
 
@@ -26,7 +29,17 @@ export interface TidewireClientOptions {
   reconnect?: BackoffOptions;
   /** Most messages sent per second (extra ones wait); keep it under the server's limit. Default 100. */
   maxMessagesPerSecond?: number;
+  /**
+   * A bearer token (JWT), or a function that returns one, for a server with security. Sent as
+   * `?access_token=` on the URL; refreshed with an `auth` message at ~80 % of its lifetime (when it
+   * is a function); after the server closed the session for an expired token (4001), a fresh one
+   * is fetched before reconnecting.
+   */
+  token?: TokenSource;
 }
+
+/** Close code of a session whose token expired (docs/PROTOCOL.md). */
+const TOKEN_EXPIRED = 4001;
 
 /**
  * @example
@@ -50,6 +63,14 @@ export class TidewireClient {
   private readonly outbox: Outbox;
   private readonly stateListeners = new Set<(state: ConnectionState) => void>();
   private readonly errorListeners = new Set<(error: TidewireClientError) => void>();
+  private readonly resumeListeners = new Set<(info: ResumeInfo) => void>();
+  private readonly frames = new FrameAssembler();
+  /** Why the next token is fetched: the last session ended with 4001 (token expired). */
+  private tokenReason: TokenReason = 'connect';
+  /** The token of the current connection (or the last one sent with `auth`). */
+  private token: string | null = null;
+  private refreshTimer: ReturnType<typeof setTimeout> | null = null;
+  private authId = 0;
 
   constructor(private readonly options: TidewireClientOptions) {
     let url: URL;
@@ -60,7 +81,11 @@ export class TidewireClient {
     }
     if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new TypeError(`"${options.url}" must be a ws:// or wss:// URL`);
     this.outbox = new Outbox(options.maxMessagesPerSecond ?? 100);
-    this.sync = new TopicSync({ send: (m) => this.outbox.send(m), error: (e) => this.emitError(e) });
+    this.sync = new TopicSync({
+      send: (m) => this.outbox.send(m),
+      error: (e) => this.emitError(e),
+      resumed: (info) => this.emitResume(info),
+    });
   }
 
   get state(): ConnectionState {
@@ -100,6 +125,8 @@ export class TidewireClient {
     const ws = this.socket;
     this.socket = null;
     this.outbox.detach();
+    this.frames.reset();
+    this.stopRefresh();
     this.sync.onClose();
     if (ws) ws.close(1000, 'client closed');
     this.transition('close');
@@ -108,10 +135,14 @@ export class TidewireClient {
   }
 
   /**
-   * Subscribes to every topic the selector matches (`orders/7/42`, `orders/*\/42`, `orders/**`).
-   * Throws TidewireClientError (INVALID_SELECTOR) for a selector the server would refuse.
+   * Subscribes to every topic the selector matches (`orders/7/42`, `orders/*\/42`, `orders/**`)
+   * and, with `options.filter`, whose value matches the filter; `options.maxRate` caps updates per
+   * second per topic. Throws TidewireClientError (INVALID_SELECTOR, FILTER_INVALID,
+   * INVALID_MESSAGE for a bad maxRate) for what the server would refuse.
+   * @example
+   * client.subscribe('orders/**', { onValue: render }, { filter: "status = 'open' and total > 100", maxRate: 2 });
    */
-  subscribe(selector: string, handlers: SubscriptionHandlers = {}): Subscription {
+  subscribe(selector: string, handlers: SubscriptionHandlers = {}, options: SubscribeOptions = {}): Subscription {
     let parsed;
     try {
       parsed = parseSelector(selector);
@@ -119,9 +150,33 @@ export class TidewireClient {
       if (!(err instanceof SelectorError)) throw err;
       throw new TidewireClientError('INVALID_SELECTOR', err.message, { selector: String(selector), cause: err });
     }
-    const core: SubscriptionCore = { selector: parsed, handlers, state: 'pending', wireId: null, paths: new Set(), stale: null, retry: null };
+    let filter = null;
+    if (options.filter !== undefined) {
+      try {
+        filter = compileFilter(options.filter);
+      } catch (err) {
+        if (!(err instanceof FilterError)) throw err;
+        throw new TidewireClientError('FILTER_INVALID', err.message, { selector: String(selector), cause: err });
+      }
+    }
+    const maxRate = options.maxRate;
+    if (maxRate !== undefined && !(typeof maxRate === 'number' && maxRate > 0 && maxRate <= 1000)) {
+      throw new TidewireClientError('INVALID_MESSAGE', `maxRate must be a number of updates per second above 0 and at most 1000, not ${String(maxRate)}`, { selector: String(selector) });
+    }
+    const core: SubscriptionCore = {
+      selector: parsed, handlers, state: 'pending', wireId: null, paths: new Set(), stale: null, retry: null, filter, maxRate, resuming: null, resumed: null,
+    };
     this.sync.add(core);
     return new Subscription(core, this.sync.cache, (c) => this.sync.remove(c));
+  }
+
+  /**
+   * Calls `listener` each time a subscription is live again after a reconnect, saying whether
+   * the resume was exact (only what changed was sent) or not; returns a function that removes it.
+   */
+  onResume(listener: (info: ResumeInfo) => void): () => void {
+    this.resumeListeners.add(listener);
+    return () => this.resumeListeners.delete(listener);
   }
 
   /** Calls `listener` on every connection state change; returns a function that removes it. */
@@ -142,7 +197,14 @@ export class TidewireClient {
     try {
       Ctor = await resolveWebSocket(this.options.WebSocket);
       if (this.current === 'closed') return;
-      ws = new Ctor(this.options.url);
+      let url = this.options.url;
+      if (this.options.token !== undefined) {
+        const token = await resolveToken(this.options.token, this.tokenReason);
+        if ((this.current as ConnectionState) === 'closed') return;
+        this.token = token;
+        url = withAccessToken(url, token);
+      }
+      ws = new Ctor(url);
     } catch (err) {
       this.emitError(new TidewireClientError('CONNECTION_FAILED', `cannot open a WebSocket: ${(err as Error).message}`, { cause: err }));
       this.lost();
@@ -152,8 +214,11 @@ export class TidewireClient {
     ws.onmessage = (ev) => {
       if (this.socket === ws) this.receive(ws, ev.data);
     };
-    ws.onclose = () => {
-      if (this.socket === ws) this.lost();
+    ws.onclose = (ev) => {
+      if (this.socket !== ws) return;
+      // The server ended the session because its token expired: the next connection needs a fresh one.
+      this.tokenReason = ev?.code === TOKEN_EXPIRED ? 'expired' : 'connect';
+      this.lost();
     };
     ws.onerror = () => {
       if (this.socket === ws) this.emitError(new TidewireClientError('CONNECTION_FAILED', `the connection to ${this.options.url} failed`));
@@ -163,6 +228,8 @@ export class TidewireClient {
   private lost(): void {
     this.socket = null;
     this.outbox.detach();
+    this.frames.reset();
+    this.stopRefresh();
     this.sync.onClose();
     if (this.current === 'closed') return;
     // Back off from the first delay again only after a connection that held: one dropped right
@@ -178,7 +245,7 @@ export class TidewireClient {
   }
 
   private receive(ws: WebSocketLike, data: unknown): void {
-    let messages;
+    let messages: ServerMessage[] | null;
     try {
       messages = parseFrame(data);
     } catch (err) {
@@ -186,11 +253,25 @@ export class TidewireClient {
       this.emitError(new TidewireClientError('PROTOCOL_ERROR', err.message));
       return;
     }
+    try {
+      messages = this.frames.accept(messages);
+    } catch (err) {
+      if (!(err instanceof FrameError)) throw err;
+      this.emitError(new TidewireClientError('PROTOCOL_ERROR', err.message));
+      // Parts of a group went missing: what the client holds may be torn, fetch it again.
+      this.sync.resyncAll();
+      return;
+    }
+    if (messages === null) return; // more parts of a group to come
+    const topics: ServerMessage[] = [];
     for (const m of messages) {
       if (this.socket !== ws) return; // a handler closed the client
       if (m.type === 'hello') this.hello(ws, m);
-      else if (m.type !== 'pong') this.sync.handle(m);
+      else if (m.type === 'authenticated') this.authenticated(m);
+      else if (m.type !== 'pong' && m.type !== 'txn') topics.push(m);
     }
+    // The whole frame (a transaction, every part of a group) is applied before any handler runs.
+    if (topics.length > 0 && this.socket === ws) this.sync.handleFrame(topics);
   }
 
   private hello(ws: WebSocketLike, m: HelloMessage): void {
@@ -199,11 +280,44 @@ export class TidewireClient {
     }
     this.epochId = m.epoch;
     this.openedAt = Date.now();
+    this.tokenReason = 'connect';
     this.outbox.attach({ send: (text) => ws.readyState === OPEN && ws.send(text) });
-    this.sync.onOpen();
+    this.sync.onOpen(m.maxPayloadBytes === undefined ? { epoch: m.epoch } : { epoch: m.epoch, maxPayloadBytes: m.maxPayloadBytes });
+    if (this.token !== null) this.scheduleRefresh(this.token, null);
     this.transition('opened');
     this.waiting?.resolve();
     this.waiting = null;
+  }
+
+  /** The server accepted the refreshed token: plan the next refresh from its expiry. */
+  private authenticated(m: AuthenticatedMessage): void {
+    if (this.token !== null) this.scheduleRefresh(this.token, m.exp);
+  }
+
+  /** Refreshes the token over the live connection at ~80 % of its lifetime (only a token function can give a fresh one). */
+  private scheduleRefresh(token: string, exp: number | null): void {
+    this.stopRefresh();
+    const source = this.options.token;
+    if (typeof source !== 'function') return;
+    const delay = refreshDelay(token, Date.now(), exp ?? undefined);
+    if (delay === null) return;
+    const ws = this.socket;
+    this.refreshTimer = setTimeout(() => {
+      this.refreshTimer = null;
+      void resolveToken(source, 'refresh').then(
+        (fresh) => {
+          if (this.socket !== ws || ws === null) return;
+          this.token = fresh;
+          this.outbox.send({ type: 'auth', id: `auth${++this.authId}`, token: fresh });
+        },
+        (err: unknown) => this.emitError(new TidewireClientError('CONNECTION_FAILED', `the token function failed: ${(err as Error)?.message ?? err}`, { cause: err })),
+      );
+    }, Math.min(delay, 2 ** 31 - 1));
+  }
+
+  private stopRefresh(): void {
+    if (this.refreshTimer !== null) clearTimeout(this.refreshTimer);
+    this.refreshTimer = null;
   }
 
   private transition(event: ConnectionEvent): void {
@@ -215,6 +329,16 @@ export class TidewireClient {
         l(next);
       } catch (err) {
         this.emitError(new TidewireClientError('HANDLER_FAILED', `a state listener threw: ${(err as Error)?.message ?? err}`, { cause: err }));
+      }
+    }
+  }
+
+  private emitResume(info: ResumeInfo): void {
+    for (const l of this.resumeListeners) {
+      try {
+        l(info);
+      } catch (err) {
+        this.emitError(new TidewireClientError('HANDLER_FAILED', `a resume listener threw: ${(err as Error)?.message ?? err}`, { cause: err }));
       }
     }
   }

@@ -24,6 +24,7 @@ const SHAPES: Record<ServerMessage['type'], Shape> = {
   pong: {},
   authenticated: {},
   error: { code: 'string', message: 'string' },
+  txn: { seq: 'number', part: 'number', parts: 'number' },
 };
 
 function hasShape(m: Record<string, unknown>, shape: Shape): boolean {

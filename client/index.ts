@@ -1,9 +1,10 @@
 /** The tidewire client SDK's public API. */
 export { TidewireClient, type TidewireClientOptions } from './client.ts';
-export { Subscription, type SubscriptionHandlers, type SubscriptionState } from './subscription.ts';
+export { Subscription, type ResumeInfo, type SubscribeOptions, type SubscriptionHandlers, type SubscriptionState } from './subscription.ts';
+export type { TokenReason, TokenSource } from './token.ts';
 export type { ConnectionState } from './connection-state.ts';
 export { TidewireClientError, type ClientErrorCode } from './errors.ts';
 export type { BackoffOptions } from './backoff.ts';
 export type { WebSocketConstructor, WebSocketLike } from './transport.ts';
 export { applyPatch, JsonPatchError } from './json-patch.ts';
-export type { JsonObject, JsonValue, PatchOperation, ServerMessage, ClientMessage } from '../services/distribution/messages.ts';
+export type { JsonObject, JsonValue, PatchOperation, ServerMessage, ClientMessage, ResumeKind } from '../services/distribution/messages.ts';

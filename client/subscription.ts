@@ -1,16 +1,45 @@
 /**
  * A subscription as the application sees it, and the state the client keeps for it. Topic values
- * are stored once per client (TopicCache); a subscription holds only the set of paths it covers,
- * and its `values` map is a view over the cache.
+ * are stored once per client (TopicCache); a subscription holds only the set of paths it covers
+ * (those its selector and filter match), and its `values` map is a view over the cache.
  *
  * States: pending ──subscribed──▶ live ──gap or reconnect──▶ resyncing ──subscribed──▶ live;
  * any ──unsubscribe()──▶ closed; pending/resyncing ──refused by the server──▶ failed.
  */
+import type { ResumeKind } from '../services/distribution/messages.ts';
 import type { JsonObject } from '../services/json.ts';
+import type { Filter } from '../services/topics/filter.ts';
 import type { Selector } from '../services/topics/selector.ts';
 import type { TidewireClientError } from './errors.ts';
 
 export type SubscriptionState = 'pending' | 'live' | 'resyncing' | 'closed' | 'failed';
+
+/** Server-side options of a subscription. */
+export interface SubscribeOptions {
+  /**
+   * Only topics whose value matches, e.g. `status = 'open' and total >= 100` (docs/PROTOCOL.md,
+   * "Filters"). A topic that starts matching is reported by onValue, one that stops by onRemoval.
+   */
+  filter?: string;
+  /** At most this many updates per second per topic (e.g. 2); the latest value always arrives. */
+  maxRate?: number;
+}
+
+/** How a subscription came back after a reconnect. */
+export interface ResumeInfo {
+  readonly selector: string;
+  /**
+   * `exact`: only what changed while disconnected was sent (nothing was missed, nothing resent).
+   * `partial`: some values were sent whole (the server's history did not reach back far enough,
+   * or the client held more topics than fit in one request). `fresh`: the server restarted (new
+   * epoch): every value was sent again (values equal to what was held are not reported).
+   */
+  readonly resumed: ResumeKind;
+  /** The server's epoch changed (it restarted and rebuilt its state). */
+  readonly epochChanged: boolean;
+  /** Topics the subscription matches now. */
+  readonly topics: number;
+}
 
 export interface SubscriptionHandlers {
   /** A topic's value is new to this subscription or changed. Not called for values that did not change (e.g. after a reconnect). */
@@ -19,6 +48,8 @@ export interface SubscriptionHandlers {
   onRemoval?(path: string): void;
   /** Every value the server had is in `values` and changes are flowing (again after each re-subscribe). */
   onLive?(): void;
+  /** After a reconnect, once the subscription is live again: how it was resumed. Called before onLive. */
+  onResume?(info: ResumeInfo): void;
   /** The server refused the subscription, or a handler threw. */
   onError?(error: TidewireClientError): void;
 }
@@ -47,6 +78,13 @@ export interface SubscriptionCore {
   stale: Set<string> | null;
   /** A retry scheduled after RATE_LIMITED. */
   retry: ReturnType<typeof setTimeout> | null;
+  /** Compiled `options.filter`; the client routes values to subscriptions by it, as the server does. */
+  filter?: Filter | null;
+  maxRate?: number;
+  /** The resume of the request in flight: the listed paths, whether some were left out, the epoch change. */
+  resuming?: { listed: Set<string>; truncated: boolean; epochChanged: boolean; afterReconnect: boolean } | null;
+  /** How the last re-subscribe after a reconnect was answered. */
+  resumed?: ResumeKind | null;
 }
 
 /** The topics a subscription holds, read through from the shared cache. */
@@ -114,6 +152,16 @@ export class Subscription {
 
   get selector(): string {
     return this.core.selector.text;
+  }
+
+  /** The filter, as given. */
+  get filter(): string | undefined {
+    return this.core.filter?.text;
+  }
+
+  /** How the subscription was last resumed after a reconnect (null before any reconnect). */
+  get resumed(): ResumeKind | null {
+    return this.core.resumed ?? null;
   }
 
   get state(): SubscriptionState {

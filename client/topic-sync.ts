@@ -2,22 +2,36 @@
  * Keeps the client's topics in step with the server, whatever the transport: applies values,
  * deltas and removals to the one shared cache, tells each subscription what changed for it, and
  * re-subscribes when something may have been missed (a delta that does not follow the held
- * version, a reconnect). After a re-subscribe, values equal to what was held are not reported
- * again and held topics that did not come back are reported removed, so neither a reconnect nor
- * a server restart shows the application a duplicate or leaves a ghost.
+ * version, a reconnect). A re-subscribe in the same server epoch lists the versions held
+ * (`resume`), so the server sends only what changed; after a server restart (new epoch) values
+ * equal to what was held are not reported again and held topics that did not come back are
+ * reported removed, so neither a reconnect nor a restart shows the application a duplicate or
+ * leaves a ghost.
+ *
+ * A frame (or all parts of a group) is applied as a whole before any handler is called, so a
+ * handler reading `values` never sees half a transaction.
  */
 import { type JsonObject, isJsonObject, jsonEqual } from '../services/json.ts';
 import { SelectorIndex } from '../services/topics/selector-index.ts';
-import type { ClientMessage, DeltaMessage, ErrorMessage, ServerMessage } from '../services/distribution/messages.ts';
+import type { ClientMessage, DeltaMessage, ErrorMessage, ServerMessage, SubscribeMessage, SubscribedMessage } from '../services/distribution/messages.ts';
 import { TidewireClientError } from './errors.ts';
 import { applyPatch } from './json-patch.ts';
-import type { SubscriptionCore, TopicCache } from './subscription.ts';
+import { DEFAULT_MAX_PAYLOAD_BYTES, planResume } from './resume.ts';
+import type { ResumeInfo, SubscriptionCore, TopicCache } from './subscription.ts';
 
 export interface SyncHooks {
   /** Sends a message now or as soon as the connection allows. */
   send(message: ClientMessage): void;
   /** Reports an error to the client's onError listeners. */
   error(error: TidewireClientError): void;
+  /** A subscription is live again after a reconnect. */
+  resumed?(info: ResumeInfo): void;
+}
+
+/** What the server said about itself in `hello`. */
+export interface ServerInfo {
+  readonly epoch: string;
+  readonly maxPayloadBytes?: number;
 }
 
 /** Delay before re-sending a subscribe the server refused with RATE_LIMITED. */
@@ -32,6 +46,11 @@ export class TopicSync {
   private readonly retiring = new Set<string>();
   private connected = false;
   private nextId = 0;
+  /** The epoch the cached versions belong to (null: unknown, they cannot be resumed). */
+  private epoch: string | null = null;
+  private maxPayloadBytes = DEFAULT_MAX_PAYLOAD_BYTES;
+  /** Handler calls held back until the frame being applied is complete. */
+  private deferred: Array<() => void> | null = null;
 
   constructor(private readonly hooks: SyncHooks) {}
 
@@ -50,15 +69,23 @@ export class TopicSync {
     this.drop(core);
   }
 
-  /** The connection is open (hello received): (re-)request every subscription. */
-  onOpen(): void {
+  /**
+   * The connection is open (hello received): (re-)request every subscription. In the same epoch
+   * as the held versions, with `resume`; in another (or an unknown) one, held versions are void.
+   */
+  onOpen(server?: ServerInfo): void {
+    const reconnect = this.epoch !== null || this.cache.size > 0;
+    const epochChanged = server === undefined || server.epoch !== this.epoch;
+    if (epochChanged) for (const entry of this.cache.values()) entry.version = -1;
+    this.epoch = server?.epoch ?? null;
+    this.maxPayloadBytes = server?.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
     this.connected = true;
     this.retiring.clear();
     this.byWireId.clear();
-    for (const core of this.cores) this.request(core);
+    for (const core of this.cores) this.request(core, reconnect, epochChanged && reconnect);
   }
 
-  /** The connection is gone: nothing is live, and every held version may be outdated. */
+  /** The connection is gone: nothing is live. Held versions are kept to resume with. */
   onClose(): void {
     this.connected = false;
     this.byWireId.clear();
@@ -69,7 +96,27 @@ export class TopicSync {
       core.retry = null;
       if (core.state === 'live') core.state = 'resyncing';
     }
+  }
+
+  /** Something may have been missed (a broken frame sequence): fetch every subscription again. */
+  resyncAll(): void {
     for (const entry of this.cache.values()) entry.version = -1;
+    this.gap([...this.cores]);
+  }
+
+  /** Applies every message of a frame (or of all parts of a group), then calls the handlers. */
+  handleFrame(messages: readonly ServerMessage[]): void {
+    const outer = this.deferred === null;
+    if (outer) this.deferred = [];
+    try {
+      for (const m of messages) this.handle(m);
+    } finally {
+      if (outer) {
+        const calls = this.deferred!;
+        this.deferred = null;
+        for (const c of calls) c();
+      }
+    }
   }
 
   handle(m: ServerMessage): void {
@@ -84,7 +131,7 @@ export class TopicSync {
         this.removal(m.path);
         return;
       case 'subscribed':
-        this.subscribed(m.id);
+        this.subscribed(m);
         return;
       case 'unsubscribed':
         this.retiring.delete(m.id);
@@ -112,15 +159,7 @@ export class TopicSync {
     } else {
       this.cache.set(path, (entry = { value, version, refs: 0 }));
     }
-    for (const core of cores) {
-      core.stale?.delete(path);
-      const fresh = !core.paths.has(path);
-      if (fresh) {
-        core.paths.add(path);
-        entry.refs++;
-      }
-      if (fresh || changed) this.call(core, 'onValue', path, value, version);
-    }
+    this.route(path, cores, value, version, changed);
   }
 
   private delta(m: DeltaMessage): void {
@@ -132,7 +171,7 @@ export class TopicSync {
       return;
     }
     let next: unknown;
-    if (entry.version === m.version - 1) {
+    if (entry.version === (m.base ?? m.version - 1)) {
       try {
         next = applyPatch(entry.value, m.patch);
       } catch {
@@ -147,13 +186,34 @@ export class TopicSync {
     }
     entry.value = next;
     entry.version = m.version;
+    this.route(m.path, cores, next, m.version, true);
+  }
+
+  /**
+   * Tells each subscription whose selector covers the path what the new value means for it: a
+   * value (new to it, or changed), or a removal when its filter no longer matches.
+   */
+  private route(path: string, cores: SubscriptionCore[], value: JsonObject, version: number, changed: boolean): void {
+    const entry = this.cache.get(path)!;
     for (const core of cores) {
-      if (!core.paths.has(m.path)) {
-        core.paths.add(m.path);
+      const matches = core.filter == null || core.filter.test(value);
+      if (!matches) {
+        if (core.paths.has(path)) {
+          core.stale?.delete(path);
+          this.release(core, path);
+          this.call(core, 'onRemoval', path);
+        }
+        continue;
+      }
+      core.stale?.delete(path);
+      const fresh = !core.paths.has(path);
+      if (fresh) {
+        core.paths.add(path);
         entry.refs++;
       }
-      this.call(core, 'onValue', m.path, next, m.version);
+      if (fresh || changed) this.call(core, 'onValue', path, value, version);
     }
+    if (entry.refs <= 0) this.cache.delete(path);
   }
 
   private removal(path: string): void {
@@ -166,8 +226,8 @@ export class TopicSync {
     }
   }
 
-  private subscribed(id: string): void {
-    const core = this.byWireId.get(id);
+  private subscribed(m: SubscribedMessage): void {
+    const core = this.byWireId.get(m.id);
     if (!core || core.state === 'closed' || core.state === 'failed') return;
     core.state = 'live';
     const stale = core.stale;
@@ -177,6 +237,16 @@ export class TopicSync {
         this.release(core, path);
         this.call(core, 'onRemoval', path);
       }
+    }
+    const resuming = core.resuming;
+    core.resuming = null;
+    if (resuming?.afterReconnect) {
+      const resumed = resuming.epochChanged ? 'fresh' : resuming.truncated && m.resumed === 'exact' ? 'partial' : (m.resumed ?? 'fresh');
+      core.resumed = resumed;
+      const info: ResumeInfo = { selector: core.selector.text, resumed, epochChanged: resuming.epochChanged, topics: m.topics };
+      this.call(core, 'onResume', info);
+      const report = this.hooks.resumed;
+      if (report) this.later(() => report(info));
     }
     this.call(core, 'onLive');
   }
@@ -195,9 +265,10 @@ export class TopicSync {
     }
     if (m.code === 'RATE_LIMITED') {
       // The request was dropped, not refused: ask again once the server's rate window has passed.
+      const resuming = core.resuming;
       core.retry = setTimeout(() => {
         core.retry = null;
-        if (this.connected && core.wireId === m.id) this.request(core);
+        if (this.connected && core.wireId === m.id) this.request(core, resuming?.afterReconnect ?? false, resuming?.epochChanged ?? false);
       }, RATE_LIMIT_RETRY_MS);
       return;
     }
@@ -221,21 +292,38 @@ export class TopicSync {
     }
   }
 
-  /** Sends a subscribe under a fresh id; held paths become stale until the server confirms them. */
-  private request(core: SubscriptionCore): void {
+  /**
+   * Sends a subscribe under a fresh id. Held paths listed in its `resume` stay held unless the
+   * server removes them; the others are stale until the server sends them again.
+   */
+  private request(core: SubscriptionCore, afterReconnect = false, epochChanged = false): void {
     if (core.state === 'closed' || core.state === 'failed') return;
     if (core.retry !== null) clearTimeout(core.retry);
     core.retry = null;
     if (core.wireId !== null) this.byWireId.delete(core.wireId);
     core.wireId = `s${++this.nextId}`;
     this.byWireId.set(core.wireId, core);
+    const msg: SubscribeMessage = { type: 'subscribe', id: core.wireId, selector: core.selector.text };
+    if (core.filter) msg.filter = core.filter.text;
+    if (core.maxRate) msg.maxRate = core.maxRate;
+    let listed: Set<string> = new Set();
+    let truncated = false;
+    if (this.epoch !== null && (afterReconnect || core.paths.size > 0) && !epochChanged) {
+      const plan = planResume(this.epoch, core.paths, this.cache, JSON.stringify(msg).length, this.maxPayloadBytes);
+      msg.resume = plan.resume;
+      listed = plan.listed;
+      truncated = plan.truncated;
+    }
+    core.resuming = { listed, truncated, epochChanged, afterReconnect };
     if (core.paths.size > 0) {
       core.state = 'resyncing';
-      core.stale = new Set(core.paths);
+      core.stale = new Set();
+      for (const path of core.paths) if (!listed.has(path)) core.stale.add(path);
     } else {
       core.state = 'pending';
+      core.stale = null;
     }
-    this.hooks.send({ type: 'subscribe', id: core.wireId, selector: core.selector.text });
+    this.hooks.send(msg);
   }
 
   /** Ends the server-side subscription, if there is one. */
@@ -265,18 +353,26 @@ export class TopicSync {
     if (entry && --entry.refs <= 0) this.cache.delete(path);
   }
 
-  private call<K extends 'onValue' | 'onRemoval' | 'onLive' | 'onError'>(
+  /** Runs `fn` now, or once the frame being applied is complete. */
+  private later(fn: () => void): void {
+    if (this.deferred) this.deferred.push(fn);
+    else fn();
+  }
+
+  private call<K extends 'onValue' | 'onRemoval' | 'onLive' | 'onError' | 'onResume'>(
     core: SubscriptionCore,
     name: K,
     ...args: Parameters<NonNullable<SubscriptionCore['handlers'][K]>>
   ): void {
-    const fn = core.handlers[name] as ((...a: unknown[]) => void) | undefined;
-    if (!fn || core.state === 'closed') return;
-    try {
-      fn.apply(core.handlers, args);
-    } catch (err) {
-      if (name === 'onError') return;
-      this.hooks.error(new TidewireClientError('HANDLER_FAILED', `${name} handler of "${core.selector.text}" threw: ${(err as Error)?.message ?? err}`, { selector: core.selector.text, cause: err }));
-    }
+    this.later(() => {
+      const fn = core.handlers[name] as ((...a: unknown[]) => void) | undefined;
+      if (!fn || core.state === 'closed') return;
+      try {
+        fn.apply(core.handlers, args);
+      } catch (err) {
+        if (name === 'onError') return;
+        this.hooks.error(new TidewireClientError('HANDLER_FAILED', `${name} handler of "${core.selector.text}" threw: ${(err as Error)?.message ?? err}`, { selector: core.selector.text, cause: err }));
+      }
+    });
   }
 }

@@ -5,6 +5,7 @@
  * clients (one process), same number of them; each system's rate is stepped up until it
  * saturates (deliveries fall behind, latency passes 1 s, or clients are dropped).
  */
+import { io as socketIoClient } from 'socket.io-client';
 import { mib, ms, num, ratio } from '../lib/format.ts';
 import { postmasterPid, serverVersion, startBenchPostgres } from '../lib/postgres.ts';
 import { type StepResult, loadGeneratorLimit, measureStep } from '../lib/step.ts';
@@ -83,6 +84,16 @@ export const suite: Suite = {
             await server.call('gc');
             const serverRssBefore = server.watch.sample()?.rss ?? 0;
             ctx.log(`fanout: ${system}, ${num(n)} clients connected in ${c.seconds.toFixed(1)} s; server RSS ${mib(serverRssBefore)}`);
+            // One real socket.io client beside the raw ones: the naive server must work for what users would run.
+            let realRows = 0;
+            const real = system === 'naive' ? socketIoClient(url, { transports: ['websocket'], reconnection: false }) : null;
+            if (real) {
+              real.on('row', () => realRows++);
+              await new Promise<void>((resolve, reject) => {
+                real.once('connect', () => resolve());
+                real.once('connect_error', reject);
+              });
+            }
             const run: Run = { system, clients: n, steps: [], saturatedBy: null, serverRssIdle, serverRssBefore };
             runs.push(run);
             let previousRate = 0;
@@ -95,6 +106,10 @@ export const suite: Suite = {
                 rate, warmSeconds: warm, seconds, drainMs: 300, maxProbes: 50, postgresPid,
               });
               run.steps.push(s);
+              if (real && run.steps.length === 1) {
+                if (realRows < s.writer.sent * 0.5) throw new Error(`a socket.io-client received ${realRows} rows while ${s.writer.sent} were written: the naive server is not working`);
+                real.close();
+              }
               const why = saturation(s);
               ctx.log(`fanout: ${system}, ${num(n)} clients, ${num(rate)} changes/s: ${num(s.deliveriesPerSecond)} deliveries/s (${(s.delivered * 100).toFixed(0)}%), p99 ${ms(s.window.latencyMs.p99)}, ${num(s.bytesPerDelivery, 0)} B/delivery; cores server ${s.cpu.cores.server} clients ${s.cpu.cores.clients}${why ? ` — saturated: ${why}` : ''}`);
               if (why) {
@@ -162,7 +177,7 @@ export const suite: Suite = {
           `A ${ROWS}-row, 12-column order-like table (about 330 bytes of JSON per row) per system (the same shape; \`fan_tw\` is in tidewire's publication, \`fan_naive\` has the trigger), on Postgres ${pgVersion}. ` +
           `The writer process updates rows round robin at a steady rate (3 columns per update, as in the latency suite); each system's offered rate is stepped up — ${targets.map((t) => num(t)).join(', ')} ` +
           `deliveries/s offered (rate × clients) — until it saturates. The naive build: trigger \`pg_notify('rows', row_to_json(NEW)::text)\`, one Node process with \`pg\` LISTEN and socket.io 4 (\`io.emit('row', row)\`, websocket transport, no compression). ` +
-          `tidewire: TidewireService with default settings. Clients: one process, a raw WebSocket each (socket.io's engine.io v4 framing for the naive server), subscribed to every row; probes (clients that parse every message: 100,000 ÷ rate of them, between 5 and 50) record latency and count messages. ` +
+          `tidewire: TidewireService with default settings. Clients: one process, a raw WebSocket each (socket.io's engine.io v4 framing for the naive server), subscribed to every row; probes (clients that parse every message: 100,000 ÷ rate of them, between 5 and 50) record latency and count messages; one real socket.io-client also connects to the naive server and must receive the rows of the first step. ` +
           `Bytes are TCP bytes read by the clients (WebSocket framing included) per delivered row change. ${seconds} s per step after ${warm} s of warm-up; each server is restarted for each client count.`,
         command: `npm run bench -- --only fanout${ctx.quick ? ' --quick' : ''}`,
         tables: [

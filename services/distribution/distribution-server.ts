@@ -17,11 +17,11 @@ import { type Principal, type ReloadSummary, type SecurityManager, UNAUTHORIZED_
 import type { ConnectionLease } from '../security/tenant-connections.ts';
 import { FanOut } from './fan-out.ts';
 import { FlushScheduler } from './flush-scheduler.ts';
-import { type HealthReport, WS_PATH, createHttpHandler, rawPath } from './http.ts';
+import { type HealthReport, type HttpRoute, WS_PATH, createHttpHandler, rawPath } from './http.ts';
 import { CloseCode } from './messages.ts';
-import { Session, type SessionHost } from './session.ts';
+import { Session, type SessionHost, type SessionLimits } from './session.ts';
 import { StaticFiles } from './static-files.ts';
-import { type DisconnectReason, type DistributionStats, newStats } from './stats.ts';
+import { type DisconnectReason, type DistributionStats, type QueueDepth, newStats } from './stats.ts';
 
 export interface DistributionServerOptions {
   logger: Logger;
@@ -41,9 +41,19 @@ export interface DistributionServerOptions {
    * configuration and calls `security.reload(settings)`.
    */
   reloadSecurity?: (by: string) => ReloadSummary | Promise<ReloadSummary>;
+  /** Extra GET routes on the same HTTP server, by exact path (the service's `/metrics` and `/ready`). */
+  routes?: ReadonlyMap<string, HttpRoute>;
 }
 
 const DEFAULTS = { heartbeatIntervalMs: 30_000, closeTimeoutMs: 5_000 };
+
+/** Defaults of the optional ServerConfig settings (the same as in schemas/config.schema.json). */
+export const DELIVERY_DEFAULTS = {
+  slowClientPolicy: 'conflate',
+  slowClientBytes: 1 << 20,
+  slowClientGraceMs: 10_000,
+  maxConflatedTopics: 100_000,
+} as const;
 
 /**
  * @example
@@ -86,7 +96,7 @@ export class DistributionServer {
       security: this.security,
       stats: this.stats,
       logger: this.logger,
-      limits: config,
+      limits: sessionLimits(config),
       scheduleFlush: (s) => this.flusher.schedule(s),
       sessionEnded: (s, reason) => this.sessionEnded(s, reason),
     };
@@ -110,6 +120,7 @@ export class DistributionServer {
         security: this.security
           ? { manager: this.security, reload: options.reloadSecurity ?? ((by: string): ReloadSummary => this.security!.reload(undefined, by)) }
           : null,
+        routes: options.routes,
       }),
     );
     this.http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
@@ -122,6 +133,25 @@ export class DistributionServer {
   /** Live WebSocket sessions. */
   get sessionCount(): number {
     return this.sessions.size;
+  }
+
+  /** What the sessions hold right now: queued messages, merged topics, clients behind (for gauges; O(sessions)). */
+  queueDepth(): QueueDepth {
+    const depth: QueueDepth = { sessions: this.sessions.size, behind: 0, messages: 0, bytes: 0, conflatedTopics: 0, socketBytes: 0 };
+    for (const s of this.sessions) {
+      const q = s.queueDepth();
+      depth.messages += q.messages;
+      depth.bytes += q.bytes;
+      depth.conflatedTopics += q.topics;
+      depth.socketBytes += q.socketBytes;
+      if (q.behind) depth.behind++;
+    }
+    return depth;
+  }
+
+  /** Live subscriptions over every session (for metrics). */
+  get subscriptionCount(): number {
+    return this.fanOut.size;
   }
 
   /** Starts listening on config.host:config.port (0 picks a free port) and starts serving the hand-off. */
@@ -268,10 +298,36 @@ function remoteOf(req: IncomingMessage): string {
   return `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
 }
 
+/** The limits every session works with: the configuration with the optional settings' defaults. */
+function sessionLimits(config: ServerConfig): SessionLimits {
+  const d = DELIVERY_DEFAULTS;
+  return {
+    sendQueueBytes: config.sendQueueBytes,
+    maxSubscriptionsPerSession: config.maxSubscriptionsPerSession,
+    maxMessagesPerSecond: config.maxMessagesPerSecond,
+    maxPayloadBytes: config.maxPayloadBytes,
+    slowClientPolicy: config.slowClientPolicy ?? d.slowClientPolicy,
+    // Behind must be noticed before the hard limit closes the session.
+    slowClientBytes: Math.min(config.slowClientBytes ?? d.slowClientBytes, Math.floor(config.sendQueueBytes / 2)),
+    slowClientGraceMs: config.slowClientGraceMs ?? d.slowClientGraceMs,
+    maxConflatedTopics: config.maxConflatedTopics ?? d.maxConflatedTopics,
+  };
+}
+
 function validate(config: ServerConfig): void {
   const positive = ['maxPayloadBytes', 'sendQueueBytes', 'maxSubscriptionsPerSession', 'maxMessagesPerSecond'] as const;
   for (const key of positive) {
     if (!Number.isInteger(config[key]) || config[key] < 1) throw new ConfigError(`server.${key}`, 'must be a positive integer');
+  }
+  for (const key of ['slowClientBytes', 'maxConflatedTopics'] as const) {
+    const v = config[key];
+    if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new ConfigError(`server.${key}`, 'must be a positive integer');
+  }
+  if (config.slowClientGraceMs !== undefined && (!Number.isInteger(config.slowClientGraceMs) || config.slowClientGraceMs < 0)) {
+    throw new ConfigError('server.slowClientGraceMs', 'must be an integer ≥ 0');
+  }
+  if (config.slowClientPolicy !== undefined && config.slowClientPolicy !== 'conflate' && config.slowClientPolicy !== 'disconnect') {
+    throw new ConfigError('server.slowClientPolicy', 'must be conflate or disconnect');
   }
   if (!Number.isInteger(config.flushIntervalMs) || config.flushIntervalMs < 0) {
     throw new ConfigError('server.flushIntervalMs', 'must be an integer ≥ 0');

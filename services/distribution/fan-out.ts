@@ -10,13 +10,34 @@
  * PermissionSet decides (once per change for all sessions sharing it) whether and in which
  * projection the change is sent. Sessions without security (`scope` null) live in `index` and
  * see every topic, as before security existed.
+ *
+ * Sessions with filters, throttles or merged (conflated) topics need a decision of their own per
+ * change, taking every one of their subscriptions that matches into account: fan-out gathers
+ * those subscriptions during the index walk and hands the change to the session's delivery once
+ * the walk is over (session-delivery.ts). Every other session takes the fast path above, which
+ * allocates nothing per delivery.
  */
+import { jsonEqual } from '../json.ts';
+import type { Projection } from '../security/field-projection.ts';
 import type { DeliveryContext } from '../security/permission-set.ts';
 import { SelectorIndex } from '../topics/selector-index.ts';
-import type { ChangeBatch, Topic, TopicChange } from '../topics/topic-store.ts';
-import type { Subscription } from './session.ts';
+import { type ChangeBatch, type Topic, type TopicChange, valueMessage } from '../topics/topic-store.ts';
+import { deltaMessage } from './protocol.ts';
+import type { Session, Subscription } from './session.ts';
 
-export class FanOut implements DeliveryContext {
+/** What a session's delivery needs to know about the change being delivered. */
+export interface ChangeContext {
+  /** The change delivered before this one for the same topic (tenants with sessions only). */
+  readonly previous: TopicChange | undefined;
+  /** Sequence number of the batch (source transaction) being delivered. */
+  readonly seq: number;
+  /** The change as seen through projection `p` by a client that holds the topic before and after it; null when it shows nothing. */
+  projectedChange(p: Projection): string | null;
+  /** The topic's value after the change, through `p`, for a client that did not hold it before. */
+  enterValue(p: Projection): string;
+}
+
+export class FanOut implements DeliveryContext, ChangeContext {
   /** Subscriptions of sessions without security: they match topics of every tenant. */
   readonly index = new SelectorIndex<Subscription>();
   private readonly tenants = new Map<string, SelectorIndex<Subscription>>();
@@ -24,7 +45,15 @@ export class FanOut implements DeliveryContext {
   private readonly history = new WeakMap<Topic, TopicChange>();
   readonly owner = this;
   batch = 0;
+  seq = 0;
+  /** True while a batch is being delivered. */
+  delivering = false;
   previous: TopicChange | undefined = undefined;
+  /** Sessions whose subscriptions were gathered for the current change. */
+  private readonly gathered: Session[] = [];
+  /** Renderings of the current change per projection, shared by the gathered sessions. */
+  private readonly both = new Map<Projection, string | null>();
+  private readonly enter = new Map<Projection, string>();
   /** Grows by one per change; a session remembers the last stamp it was given. */
   private stamp = 0;
   private change: TopicChange | null = null;
@@ -33,8 +62,18 @@ export class FanOut implements DeliveryContext {
   // Bound once, so matching allocates no closure per change.
   private readonly visit = (sub: Subscription): void => {
     const session = sub.session;
-    if (session.lastChange === this.stamp) return;
+    if (session.lastChange === this.stamp) {
+      if (session.gatherStamp === this.stamp) session.delivery.gather(sub);
+      return;
+    }
     session.lastChange = this.stamp;
+    const delivery = session.delivery;
+    if (delivery !== undefined && !delivery.simple) {
+      session.gatherStamp = this.stamp;
+      delivery.begin(sub);
+      this.gathered.push(session);
+      return;
+    }
     const change = this.change!;
     const permissions = session.permissions;
     if (permissions) {
@@ -93,6 +132,20 @@ export class FanOut implements DeliveryContext {
   deliver(batch: ChangeBatch): void {
     if (this.index.size === 0 && this.tenants.size === 0) return;
     this.batch++;
+    this.seq = batch.seq;
+    this.delivering = true;
+    try {
+      this.deliverChanges(batch);
+    } finally {
+      this.delivering = false;
+      this.change = null;
+      this.previous = undefined;
+      this.segments = [];
+      this.gathered.length = 0;
+    }
+  }
+
+  private deliverChanges(batch: ChangeBatch): void {
     for (const change of batch.changes) {
       const scoped = this.tenants.get(change.topic.tenant);
       const open = this.index.size > 0 ? this.index : undefined;
@@ -108,9 +161,69 @@ export class FanOut implements DeliveryContext {
         scoped.match(this.segments, this.visit);
       }
       if (open) open.match(this.segments, this.visit);
+      if (this.gathered.length > 0) this.deliverGathered(change);
     }
-    this.change = null;
-    this.previous = undefined;
-    this.segments = [];
   }
+
+  private deliverGathered(change: TopicChange): void {
+    const sessions = this.gathered;
+    for (let i = 0; i < sessions.length; i++) sessions[i].deliverGathered(change, this.segments, this);
+    sessions.length = 0;
+    if (this.both.size > 0) this.both.clear();
+    if (this.enter.size > 0) this.enter.clear();
+  }
+
+  projectedChange(p: Projection): string | null {
+    const change = this.change!;
+    if (p.all) return change.wire;
+    let wire = this.both.get(p);
+    if (wire === undefined) this.both.set(p, (wire = renderProjected(change, p, this.previous)));
+    return wire;
+  }
+
+  enterValue(p: Projection): string {
+    const change = this.change!;
+    let wire = this.enter.get(p);
+    if (wire === undefined) {
+      const topic = change.topic;
+      if (p.all && change.type === 'value') wire = change.wire;
+      else if (p.all && change.version === topic.version) wire = valueMessage(topic);
+      else wire = valueAt(topic.path, change.version, p.value(change.after!));
+      this.enter.set(p, wire);
+    }
+    return wire;
+  }
+}
+
+function valueAt(path: string, version: number, value: object): string {
+  return `{"type":"value","path":${JSON.stringify(path)},"version":${version},"value":${JSON.stringify(value)}}`;
+}
+
+/**
+ * A change for a client restricted to projection `p` that holds the topic on both sides of it:
+ * nothing when it changed only hidden fields, the projected delta when the client holds exactly
+ * the version before, else the projected value at the change's version.
+ */
+function renderProjected(change: TopicChange, p: Projection, previous: TopicChange | undefined): string | null {
+  const path = change.topic.path;
+  if (change.type === 'removal') return change.wire;
+  if (change.type === 'delta') {
+    const ops = p.patch(change.patch);
+    if (ops !== null && ops.length === 0) return null;
+    if (ops !== null && heldPrevious(change.version, p, previous)) return deltaMessage(path, change.version, ops);
+  } else if (change.before !== null && jsonEqual(p.value(change.before), p.value(change.after))) {
+    return null;
+  }
+  return valueAt(path, change.version, p.value(change.after));
+}
+
+/**
+ * Does a client restricted to `p` that held the topic before this change hold exactly
+ * `version - 1`? Not when the change before it showed it nothing (it was not sent).
+ */
+export function heldPrevious(version: number, p: Projection, previous: TopicChange | undefined): boolean {
+  if (p.all || previous === undefined || previous.version !== version - 1) return true;
+  if (previous.type === 'delta') return p.touches(previous.patch);
+  if (previous.type === 'value' && previous.before !== null) return !jsonEqual(p.value(previous.before), p.value(previous.after));
+  return true;
 }

@@ -11,6 +11,7 @@ interface Entry {
   readonly items: readonly string[];
   readonly start: number;
   readonly end: number;
+  readonly prefix: string | null;
   readonly text: string;
   buffer: Buffer | null;
 }
@@ -21,19 +22,22 @@ const MAX_CANDIDATES = 8;
 export class FrameEncoder {
   private round = new Map<string, Entry[]>();
 
-  /** The frame for items[start, end): a string the first time in a round, then a shared Buffer. */
-  encode(items: readonly string[], start: number, end: number): string | Buffer {
+  /**
+   * The frame for items[start, end), opened by `prefix` (a part marker) when given: a string the
+   * first time in a round, then a shared Buffer.
+   */
+  encode(items: readonly string[], start: number, end: number, prefix: string | null = null): string | Buffer {
     const first = items[start];
     let candidates = this.round.get(first);
     if (candidates) {
       for (const e of candidates) {
-        if (sameRange(e, items, start, end)) return (e.buffer ??= Buffer.from(e.text, 'utf8'));
+        if (e.prefix === prefix && sameRange(e, items, start, end)) return (e.buffer ??= Buffer.from(e.text, 'utf8'));
       }
     } else {
       this.round.set(first, (candidates = []));
     }
-    const text = frameText(items, start, end);
-    if (candidates.length < MAX_CANDIDATES) candidates.push({ items, start, end, text, buffer: null });
+    const text = frameText(items, start, end, prefix);
+    if (candidates.length < MAX_CANDIDATES) candidates.push({ items, start, end, prefix, text, buffer: null });
     return text;
   }
 

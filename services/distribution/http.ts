@@ -20,6 +20,9 @@ export interface HealthReport {
   sources: unknown[];
 }
 
+/** An extra GET/HEAD route on an exact path (the service adds `/metrics` and `/ready`). */
+export type HttpRoute = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
+
 export interface HttpRoutesOptions {
   readonly view: TopicView;
   readonly health: () => HealthReport;
@@ -28,6 +31,8 @@ export interface HttpRoutesOptions {
   readonly logger: Logger;
   /** Null: security is off; `/topics` is open and `/admin/reload` does not exist. */
   readonly security?: { readonly manager: SecurityManager; readonly reload: (by: string) => ReloadSummary | Promise<ReloadSummary> } | null;
+  /** Extra routes by exact raw path; they answer GET and HEAD (others get 405 like every route here). */
+  readonly routes?: ReadonlyMap<string, HttpRoute>;
 }
 
 /** The WebSocket endpoint's path. */
@@ -66,7 +71,8 @@ export function createHttpHandler(options: HttpRoutesOptions): (req: IncomingMes
     const path = rawPath(req.url);
     const isStatic = staticFiles !== null && (path === '/' || path.startsWith('/assets/'));
     const isReload = security !== null && path === RELOAD_PATH;
-    const known = path === '/health' || path.startsWith(TOPICS_PREFIX) || path === WS_PATH || isStatic || isReload;
+    const extra = options.routes?.get(path);
+    const known = path === '/health' || path.startsWith(TOPICS_PREFIX) || path === WS_PATH || isStatic || isReload || extra !== undefined;
     if (!known) {
       sendError(res, 404, 'NOT_FOUND', `no route for ${truncatePath(path)}: use /ws (WebSocket), /health or /topics/<path>`);
       return;
@@ -82,6 +88,7 @@ export function createHttpHandler(options: HttpRoutesOptions): (req: IncomingMes
       sendError(res, 405, 'METHOD_NOT_ALLOWED', `${req.method} is not supported here: use GET`, { allow: 'GET, HEAD' });
       return;
     }
+    if (extra) return extra(req, res);
     if (path === '/health') {
       const h = health();
       // With tenants, totals would tell every caller how much the other tenants have.

@@ -1,6 +1,7 @@
 /** The distribution service's public API. */
 export { DistributionServer, type DistributionServerOptions } from './distribution-server.ts';
-export type { HealthReport, HealthStatus } from './http.ts';
-export type { DisconnectReason, DistributionStats } from './stats.ts';
+export type { HealthReport, HealthStatus, HttpRoute } from './http.ts';
+export type { DisconnectReason, DistributionStats, QueueDepth } from './stats.ts';
+export type { SlowClientPolicy } from './session-delivery.ts';
 export { parseClientMessage, type ParseResult, type ProtocolError } from './protocol.ts';
 export * from './messages.ts';

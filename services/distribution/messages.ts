@@ -13,7 +13,19 @@ export type PatchOperation = PatchOp;
 export const PROTOCOL_VERSION = 1;
 
 // Client → server: one JSON object per frame.
-export interface SubscribeMessage { type: 'subscribe'; id: string; selector: string }
+/** What the client holds from an earlier connection: the epoch then and a version per topic path. */
+export interface ResumeState { epoch: string; versions: Record<string, number> }
+export interface SubscribeMessage {
+  type: 'subscribe';
+  id: string;
+  selector: string;
+  /** Only topics whose (projected) value matches this expression; see docs/PROTOCOL.md, "Filters". */
+  filter?: string;
+  /** At most this many updates per second per topic; changes in between are merged, the latest always arrives. */
+  maxRate?: number;
+  /** Send only what changed since these versions (same epoch), removals for what is gone. */
+  resume?: ResumeState;
+}
 export interface UnsubscribeMessage { type: 'unsubscribe'; id: string }
 export interface PingMessage { type: 'ping'; id?: string }
 /** A fresh bearer token for the live session (same subject and tenant), sent before the current one expires. */
@@ -23,23 +35,35 @@ export type ClientMessageType = ClientMessage['type'];
 export const CLIENT_MESSAGE_TYPES: readonly ClientMessageType[] = ['subscribe', 'unsubscribe', 'ping', 'auth'];
 
 // Server → client: every frame is a JSON array of these.
-export interface HelloMessage { type: 'hello'; protocol: typeof PROTOCOL_VERSION; epoch: string; server: 'tidewire' }
+export interface HelloMessage { type: 'hello'; protocol: typeof PROTOCOL_VERSION; epoch: string; server: 'tidewire'; maxPayloadBytes?: number }
 export interface ValueMessage { type: 'value'; path: string; version: number; value: JsonObject }
-export interface DeltaMessage { type: 'delta'; path: string; version: number; patch: PatchOperation[] }
-/** `reason: 'access'`: the topic still exists, but the session may no longer read it (permissions changed). */
-export interface RemovalMessage { type: 'removal'; path: string; version: number; reason?: 'access' }
-export interface SubscribedMessage { type: 'subscribed'; id: string; selector: string; topics: number }
+/** Apply `patch` to the value held at `base` (absent: `version - 1`); holding any other version means something was missed. */
+export interface DeltaMessage { type: 'delta'; path: string; version: number; patch: PatchOperation[]; base?: number }
+/**
+ * Why a topic that still exists stops arriving: `access` (the session may no longer read it),
+ * `filter` (its value no longer matches). Absent: the topic is gone.
+ */
+export type RemovalReason = 'access' | 'filter';
+export interface RemovalMessage { type: 'removal'; path: string; version: number; reason?: RemovalReason }
+/** How a subscribe with `resume` was answered: only changes, some values where history did not reach, or everything afresh (another epoch). */
+export type ResumeKind = 'exact' | 'partial' | 'fresh';
+export interface SubscribedMessage { type: 'subscribed'; id: string; selector: string; topics: number; resumed?: ResumeKind }
 export interface UnsubscribedMessage { type: 'unsubscribed'; id: string }
 export interface PongMessage { type: 'pong'; id?: string }
 /** Answers `auth`: the new token is in force; `exp` is its expiry (seconds since the epoch), null for none. */
 export interface AuthenticatedMessage { type: 'authenticated'; id?: string; exp: number | null }
 export interface ErrorMessage { type: 'error'; code: ErrorCode; message: string; id?: string; limit?: TenantLimitName }
+/**
+ * Opens a frame carrying part `part` of `parts` of one group too large for one frame (a source
+ * transaction, a subscription's answer, a slow client's catch-up): apply all parts before showing any.
+ */
+export interface TxnMessage { type: 'txn'; seq: number; part: number; parts: number }
 export type TopicMessage = ValueMessage | DeltaMessage | RemovalMessage;
 export type ServerMessage =
-  | HelloMessage | TopicMessage | SubscribedMessage | UnsubscribedMessage | PongMessage | AuthenticatedMessage | ErrorMessage;
+  | HelloMessage | TopicMessage | SubscribedMessage | UnsubscribedMessage | PongMessage | AuthenticatedMessage | ErrorMessage | TxnMessage;
 export type ServerMessageType = ServerMessage['type'];
 export const SERVER_MESSAGE_TYPES: readonly ServerMessageType[] = [
-  'hello', 'value', 'delta', 'removal', 'subscribed', 'unsubscribed', 'pong', 'authenticated', 'error',
+  'hello', 'value', 'delta', 'removal', 'subscribed', 'unsubscribed', 'pong', 'authenticated', 'error', 'txn',
 ];
 
 /** Codes of `error` messages; the connection stays open after each. */
@@ -55,6 +79,7 @@ export const ERROR_CODES = [
   'BINARY_NOT_SUPPORTED',
   'UNAUTHORIZED',
   'TENANT_LIMIT',
+  'FILTER_INVALID',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -67,7 +92,10 @@ export const CloseCode = {
   GOING_AWAY: 1001,
   /** A client frame was larger than the server's maxPayloadBytes. */
   MESSAGE_TOO_BIG: 1009,
-  /** The client did not read fast enough: its send queue passed sendQueueBytes. */
+  /**
+   * The client did not read fast enough: its queue passed sendQueueBytes (or, with the
+   * `disconnect` slow-client policy, stayed over slowClientBytes for slowClientGraceMs).
+   */
   SEND_QUEUE_FULL: 4008,
   /** Handling a client message failed on the server (a bug; it is logged). */
   INTERNAL_ERROR: 1011,
@@ -102,4 +130,7 @@ export function isAuthMessage(m: ClientMessage): m is AuthMessage {
 }
 export function isAuthenticatedMessage(m: ServerMessage): m is AuthenticatedMessage {
   return m.type === 'authenticated';
+}
+export function isTxnMessage(m: ServerMessage): m is TxnMessage {
+  return m.type === 'txn';
 }

@@ -7,9 +7,13 @@ import AjvModule, { type ErrorObject, type ValidateFunction } from 'ajv';
 import authSchema from '../../schemas/protocol/auth.schema.json' with { type: 'json' };
 import idSchema from '../../schemas/protocol/id.schema.json' with { type: 'json' };
 import pingSchema from '../../schemas/protocol/ping.schema.json' with { type: 'json' };
+import resumeSchema from '../../schemas/protocol/resume.schema.json' with { type: 'json' };
 import subscribeSchema from '../../schemas/protocol/subscribe.schema.json' with { type: 'json' };
+import topicPathSchema from '../../schemas/protocol/topic-path.schema.json' with { type: 'json' };
 import unsubscribeSchema from '../../schemas/protocol/unsubscribe.schema.json' with { type: 'json' };
 import { errorMessage } from '../errors.ts';
+import type { PatchOp } from '../topics/delta.ts';
+import { filterProblem } from '../topics/filter.ts';
 import { SelectorError, parseSelector } from '../topics/selector.ts';
 import { truncate } from '../topics/path.ts';
 import {
@@ -18,6 +22,8 @@ import {
   type ClientMessageType,
   type ErrorCode,
   PROTOCOL_VERSION,
+  type RemovalReason,
+  type ResumeKind,
   type TenantLimitName,
 } from './messages.ts';
 
@@ -37,6 +43,8 @@ export type ParseResult = { ok: true; message: ClientMessage } | { ok: false; er
 const Ajv = (AjvModule as unknown as { default: typeof AjvModule }).default ?? AjvModule;
 const ajv = new Ajv({ allErrors: false, strict: true });
 ajv.addSchema(idSchema);
+ajv.addSchema(topicPathSchema);
+ajv.addSchema(resumeSchema);
 const validators: Record<ClientMessageType, ValidateFunction> = {
   subscribe: ajv.compile(subscribeSchema),
   unsubscribe: ajv.compile(unsubscribeSchema),
@@ -84,6 +92,9 @@ function schemaFailure(type: string, raw: Record<string, unknown>, errors: Error
     // Length limits live in the schema; the selector grammar's own wording is the clearer message.
     return fail('INVALID_SELECTOR', selectorProblem(raw.selector), id);
   }
+  if (e.instancePath === '/filter' && typeof raw.filter === 'string') {
+    return fail('FILTER_INVALID', filterProblem(raw.filter)?.message ?? 'the filter is not valid', id);
+  }
   const field = e.instancePath ? e.instancePath.slice(1).replace(/\//g, '.') : '';
   switch (e.keyword) {
     case 'additionalProperties': {
@@ -122,12 +133,14 @@ function describe(v: unknown): string {
 
 // Server → client control messages, built as text once: they go straight into a session's queue.
 
-export function helloMessage(epoch: string): string {
-  return `{"type":"hello","protocol":${PROTOCOL_VERSION},"epoch":${JSON.stringify(epoch)},"server":"tidewire"}`;
+export function helloMessage(epoch: string, maxPayloadBytes?: number): string {
+  const limits = maxPayloadBytes === undefined ? '' : `,"maxPayloadBytes":${maxPayloadBytes}`;
+  return `{"type":"hello","protocol":${PROTOCOL_VERSION},"epoch":${JSON.stringify(epoch)},"server":"tidewire"${limits}}`;
 }
 
-export function subscribedMessage(id: string, selector: string, topics: number): string {
-  return `{"type":"subscribed","id":${JSON.stringify(id)},"selector":${JSON.stringify(selector)},"topics":${topics}}`;
+export function subscribedMessage(id: string, selector: string, topics: number, resumed?: ResumeKind): string {
+  const tail = resumed === undefined ? '' : `,"resumed":"${resumed}"`;
+  return `{"type":"subscribed","id":${JSON.stringify(id)},"selector":${JSON.stringify(selector)},"topics":${topics}${tail}}`;
 }
 
 export function unsubscribedMessage(id: string): string {
@@ -154,4 +167,21 @@ export function authenticatedMessage(id: string | undefined, exp: number | null)
 /** The topic still exists, but the session may no longer read it. */
 export function accessRemovalMessage(path: string, version: number): string {
   return `{"type":"removal","path":${JSON.stringify(path)},"version":${version + 1},"reason":"access"}`;
+}
+
+/** A removal at exactly `version` (at least 2, as in the schema), with a reason when the topic still exists. */
+export function removalMessage(path: string, version: number, reason?: RemovalReason): string {
+  const tail = reason === undefined ? '' : `,"reason":"${reason}"`;
+  return `{"type":"removal","path":${JSON.stringify(path)},"version":${Math.max(2, version)}${tail}}`;
+}
+
+/** A delta; `base` is written only when it is not `version - 1`. */
+export function deltaMessage(path: string, version: number, patch: readonly PatchOp[], base = version - 1): string {
+  const b = base === version - 1 ? '' : `,"base":${base}`;
+  return `{"type":"delta","path":${JSON.stringify(path)},"version":${version}${b},"patch":${JSON.stringify(patch)}}`;
+}
+
+/** Opens part `part` of `parts` frames of one group (docs/PROTOCOL.md, "Transactions"). */
+export function txnMessage(seq: number, part: number, parts: number): string {
+  return `{"type":"txn","seq":${seq},"part":${part},"parts":${parts}}`;
 }

@@ -9,9 +9,11 @@ import { type PermissionSet, projectedValueMessage } from '../security/permissio
 import type { Principal, SecurityManager } from '../security/security-manager.ts';
 import type { TenantLimits } from '../security/security-config.ts';
 import type { ConnectionLease } from '../security/tenant-connections.ts';
-import type { Selector } from '../topics/selector.ts';
-import type { TopicView } from '../topics/topic-store.ts';
-import { accessRemovalMessage } from './protocol.ts';
+import type { Projection } from '../security/field-projection.ts';
+import type { Filter } from '../topics/filter.ts';
+import { type Selector, matchesSegments } from '../topics/selector.ts';
+import type { Topic, TopicView } from '../topics/topic-store.ts';
+import { accessRemovalMessage, removalMessage } from './protocol.ts';
 
 /** setTimeout's longest delay; a later expiry re-arms the timer. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -90,28 +92,57 @@ export class SessionAccess {
   }
 }
 
+/** What reconcile() needs to know of a subscription. */
+export interface ReconciledSubscription {
+  readonly selector: Selector;
+  readonly filter?: Filter | null;
+}
+
+/** Where reconcile() sends, and what it learns of the client's state. */
+export interface ReconcileSink {
+  send(wire: string): void;
+  /** The client holds `held` of the topic now (null: nothing). */
+  sent(path: string, held: { version: number; value: Topic['value'] } | null): void;
+  /** Whether the client holds the topic, when the session knows better than the current value says (merged topics). */
+  heldFor(path: string): boolean | undefined;
+}
+
 /**
  * After a session's permissions changed: a removal (`reason: access`) for every topic of its
  * subscriptions it may no longer read, and the current (projected) value of every one it may now
- * read or now sees other fields of. Synchronous, so no change can slip between.
+ * read or now sees other fields of. A filter reads the value as the session sees it, so a topic
+ * may also start or stop matching (`reason: filter`). Synchronous, so no change can slip between.
  */
 export function reconcile(
   view: TopicView,
-  selectors: Iterable<Selector>,
+  subscriptionsOrSelectors: Iterable<ReconciledSubscription | Selector>,
   before: PermissionSet,
   after: PermissionSet,
-  send: (wire: string) => void,
+  sinkOrSend: ReconcileSink | ((wire: string) => void),
 ): void {
+  // Plain selectors and a bare send function: subscriptions without filters, nothing merged.
+  const subscriptions = [...subscriptionsOrSelectors].map((s) => ('selector' in s ? s : { selector: s, filter: null }));
+  const sink: ReconcileSink = typeof sinkOrSend === 'function' ? { send: sinkOrSend, sent: () => {}, heldFor: () => undefined } : sinkOrSend;
   const seen = new Set<string>();
-  for (const selector of selectors) {
+  for (const { selector } of subscriptions) {
     view.forEachMatching(selector, (topic) => {
       if (topic.tenant !== after.tenant || seen.has(topic.path)) return;
       seen.add(topic.path);
       const segments = topic.path.split('/');
       const was = before.access(segments);
       const now = after.access(segments);
-      if (was !== null && now === null) send(accessRemovalMessage(topic.path, topic.version));
-      else if (now !== null && now !== was) send(projectedValueMessage(topic, topic.version, now));
+      if (was === now) return;
+      const wanted = (p: Projection | null): boolean =>
+        p !== null && subscriptions.some((s) => matchesSegments(s.selector, segments) && (s.filter == null || s.filter.test(topic.value, p)));
+      const heldBefore = sink.heldFor(topic.path) ?? wanted(was);
+      const wantNow = wanted(now);
+      if (heldBefore && !wantNow) {
+        sink.send(now === null ? accessRemovalMessage(topic.path, topic.version) : removalMessage(topic.path, topic.version, 'filter'));
+        sink.sent(topic.path, null);
+      } else if (wantNow) {
+        sink.send(projectedValueMessage(topic, topic.version, now!));
+        sink.sent(topic.path, { version: topic.version, value: topic.value });
+      }
     });
   }
 }

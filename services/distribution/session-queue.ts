@@ -3,17 +3,37 @@
  * receives the same change) and their UTF-8 byte count, flushed as one JSON-array frame. The byte
  * limit covers what is pending here plus what the socket has not written yet, so a client that
  * stops reading is detected before it can make the server hold more than `limitBytes` for it.
+ *
+ * Messages are kept in groups that must reach the client together: the changes of one source
+ * transaction, one subscription's answer, one slow client's merged catch-up. A frame only ever
+ * ends between groups; a group too large for one frame is sent as consecutive frames that each
+ * start with a `txn` message naming its part (docs/PROTOCOL.md, "Transactions").
  */
+import { txnMessage } from './protocol.ts';
 
 /** Returns the bytes the socket still has to write (ws's `bufferedAmount`). */
 export type SocketBacklog = () => number;
 
-/** Frames carry at most this many characters of messages; larger batches span several frames. */
+/** Frames carry at most this many characters of messages; larger groups span several frames. */
 export const MAX_FRAME_CHARS = 1 << 20;
+
+/** Sequence number of a run of free-standing messages (replies, errors), which may be split anywhere. */
+export const UNGROUPED = -1;
+
+/** What take() hands over: the messages and where each group starts. */
+export interface TakenBatch {
+  readonly items: string[];
+  /** Index of the first message of each group, ascending, starting at 0. */
+  readonly starts: number[];
+  /** Sequence number of each group (UNGROUPED for free-standing messages). */
+  readonly seqs: number[];
+}
 
 export class SessionQueue {
   private items: string[] = [];
   private pendingBytes = 0;
+  private starts: number[] = [];
+  private seqs: number[] = [];
   /**
    * The socket backlog as last measured plus what was flushed since. Between flushes the backlog
    * can only shrink (nothing else writes to the socket), so this is an upper bound: the socket is
@@ -35,6 +55,23 @@ export class SessionQueue {
     return this.items.length;
   }
 
+  /** Starts a group: the messages pushed until the next group() or ungroup() reach the client together. */
+  group(seq: number): void {
+    const at = this.items.length;
+    const last = this.starts.length - 1;
+    if (last >= 0 && this.starts[last] === at) this.seqs[last] = seq;
+    else {
+      this.starts.push(at);
+      this.seqs.push(seq);
+    }
+  }
+
+  /** Ends the current group: what is pushed next stands on its own. */
+  ungroup(): void {
+    const last = this.seqs.length - 1;
+    if (last < 0 || this.seqs[last] !== UNGROUPED) this.group(UNGROUPED);
+  }
+
   /**
    * Queues one message of `bytes` UTF-8 bytes. Returns false when pending plus socket backlog is
    * over the limit: the caller must drop the session. The socket is only asked for its backlog
@@ -50,48 +87,120 @@ export class SessionQueue {
 
   /**
    * Takes every pending message for sending, or returns null when pending plus socket backlog is
-   * over the limit (the client is not reading: drop the session). Returns an empty array when
+   * over the limit (the client is not reading: drop the session). Returns an empty batch when
    * nothing is pending.
    */
-  take(): string[] | null {
+  take(): TakenBatch | null {
     const backlog = this.socketBacklog();
     if (backlog + this.pendingBytes > this.limitBytes) return null;
     const items = this.items;
+    let starts = this.starts;
+    let seqs = this.seqs;
+    if (starts.length === 0 || starts[0] !== 0) {
+      starts = [0, ...starts];
+      seqs = [UNGROUPED, ...seqs];
+    }
     // The frame adds '[', ']' and one ',' between messages.
     this.socketEstimate = backlog + this.pendingBytes + items.length + 1;
     this.items = [];
+    this.starts = [];
+    this.seqs = [];
     this.pendingBytes = 0;
-    return items;
+    return { items, starts, seqs };
   }
 
   /** Drops everything pending (the session is closing). */
   clear(): void {
     this.items = [];
+    this.starts = [];
+    this.seqs = [];
     this.pendingBytes = 0;
   }
 }
 
-/** The text of one frame: a JSON array of the messages items[start, end). */
-export function frameText(items: readonly string[], start = 0, end = items.length): string {
-  if (start === 0 && end === items.length) return `[${items.join(',')}]`;
-  return `[${items.slice(start, end).join(',')}]`;
+/** The text of one frame: a JSON array of `prefix` (if any) and the messages items[start, end). */
+export function frameText(items: readonly string[], start = 0, end = items.length, prefix: string | null = null): string {
+  const body = start === 0 && end === items.length ? items.join(',') : items.slice(start, end).join(',');
+  return prefix === null ? `[${body}]` : `[${prefix},${body}]`;
 }
 
+export type FrameEmitter = (start: number, end: number, prefix: string | null) => void;
+
 /**
- * Splits items into frame ranges of at most MAX_FRAME_CHARS characters each (a single larger
- * message gets a frame of its own). Calls `emit(start, end)` per frame, in order.
+ * Splits a batch into frames of at most maxChars characters each, in order, never inside a group
+ * unless the group alone is larger than a frame: then the group gets frames of its own, each
+ * opened by a `txn` part marker (prefix). A single message larger than a frame gets a frame of
+ * its own. `bytes` (UTF-8, never fewer than characters) lets the common case skip the count.
  */
-export function forEachFrame(items: readonly string[], emit: (start: number, end: number) => void, maxChars = MAX_FRAME_CHARS): void {
-  let start = 0;
+export function forEachFrame(batch: TakenBatch, emit: FrameEmitter, maxChars = MAX_FRAME_CHARS, bytes = Infinity): void {
+  const { items, starts, seqs } = batch;
+  const n = items.length;
+  if (n === 0) return;
+  if (bytes + n + 1 <= maxChars) {
+    emit(0, n, null);
+    return;
+  }
+  let frameStart = 0;
   let chars = 0;
-  for (let i = 0; i < items.length; i++) {
-    const n = items[i].length + 1;
-    if (chars + n > maxChars && i > start) {
-      emit(start, i);
+  for (let g = 0; g < starts.length; g++) {
+    const s = starts[g];
+    const e = g + 1 < starts.length ? starts[g + 1] : n;
+    if (s === e) continue;
+    let groupChars = 0;
+    for (let i = s; i < e; i++) groupChars += items[i].length + 1;
+    if (chars + groupChars <= maxChars) {
+      chars += groupChars;
+      continue;
+    }
+    if (s > frameStart) emit(frameStart, s, null);
+    frameStart = s;
+    chars = 0;
+    if (groupChars <= maxChars) {
+      chars = groupChars;
+      continue;
+    }
+    if (seqs[g] === UNGROUPED) splitFree(items, s, e, maxChars, emit);
+    else splitParts(items, s, e, seqs[g], maxChars, emit);
+    frameStart = e;
+  }
+  if (frameStart < n) emit(frameStart, n, null);
+}
+
+/** Free-standing messages: cut wherever the frame is full. */
+function splitFree(items: readonly string[], s: number, e: number, maxChars: number, emit: FrameEmitter): void {
+  let start = s;
+  let chars = 0;
+  for (let i = s; i < e; i++) {
+    const len = items[i].length + 1;
+    if (chars + len > maxChars && i > start) {
+      emit(start, i, null);
       start = i;
       chars = 0;
     }
-    chars += n;
+    chars += len;
   }
-  if (start < items.length) emit(start, items.length);
+  if (start < e) emit(start, e, null);
+}
+
+/** One group over several frames, each opened by its part marker. */
+function splitParts(items: readonly string[], s: number, e: number, seq: number, maxChars: number, emit: FrameEmitter): void {
+  // Room for the marker itself (its text grows with the numbers; 64 characters is plenty).
+  const room = maxChars - 64;
+  const cuts: number[] = [s];
+  let chars = 0;
+  for (let i = s; i < e; i++) {
+    const len = items[i].length + 1;
+    if (chars + len > room && i > cuts[cuts.length - 1]) {
+      cuts.push(i);
+      chars = 0;
+    }
+    chars += len;
+  }
+  cuts.push(e);
+  const parts = cuts.length - 1;
+  if (parts === 1) {
+    emit(s, e, null);
+    return;
+  }
+  for (let p = 0; p < parts; p++) emit(cuts[p], cuts[p + 1], txnMessage(seq, p + 1, parts));
 }

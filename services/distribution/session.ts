@@ -2,16 +2,18 @@
  * One WebSocket connection: its subscriptions, its rate limit and its send queue, and (with
  * security) its principal and permissions. Everything a client sends is answered (a reply, an
  * `error`, or a documented close) and nothing it sends can throw out of here, so one bad client
- * never affects another.
+ * never affects another. Filters, throttles and slow-client conflation live in its
+ * SessionDelivery; subscribe answers (fresh or resumed) in subscription-answer.ts.
  */
 import type { Logger } from 'pino';
 import type { RawData, WebSocket } from 'ws';
 import type { PermissionSet } from '../security/permission-set.ts';
 import { type Principal, type SecurityManager, UNAUTHORIZED_MESSAGE } from '../security/security-manager.ts';
 import type { ConnectionLease } from '../security/tenant-connections.ts';
-import { type Selector, SelectorError, parseSelector } from '../topics/selector.ts';
-import { type TopicView, valueMessage } from '../topics/topic-store.ts';
-import type { FanOut } from './fan-out.ts';
+import type { Filter } from '../topics/filter.ts';
+import type { Selector } from '../topics/selector.ts';
+import type { Topic, TopicChange, TopicView } from '../topics/topic-store.ts';
+import type { ChangeContext, FanOut } from './fan-out.ts';
 import type { FrameEncoder } from './frame-encoder.ts';
 import { type AuthMessage, CloseCode, type SubscribeMessage } from './messages.ts';
 import {
@@ -26,21 +28,29 @@ import {
 } from './protocol.ts';
 import { ABUSE_FACTOR, RateLimiter } from './rate-limiter.ts';
 import { SessionAccess, reconcile } from './session-access.ts';
-import { SessionQueue, forEachFrame } from './session-queue.ts';
+import type { DeliveryOptions, SessionDelivery } from './session-delivery.ts';
+import { type OutputDepth, SessionOutput } from './session-output.ts';
 import type { DisconnectReason, DistributionStats } from './stats.ts';
+import { checkSubscribe } from './subscribe-request.ts';
+import { answerSubscribe } from './subscription-answer.ts';
 
 export interface Subscription {
   readonly id: string;
   readonly selector: Selector;
   readonly session: Session;
+  /** Only topics whose (projected) value matches; null or absent: every topic the selector matches. */
+  readonly filter?: Filter | null;
+  /** Updates per second per topic; 0 or absent: every update as it happens. */
+  readonly maxRate?: number;
   /** The selectors fan-out indexed it under (its intersections with the session's grants); set by FanOut.add. */
   indexed?: readonly Selector[];
 }
 
-export interface SessionLimits {
+export interface SessionLimits extends DeliveryOptions {
   readonly sendQueueBytes: number;
   readonly maxSubscriptionsPerSession: number;
   readonly maxMessagesPerSecond: number;
+  readonly maxPayloadBytes: number;
 }
 
 /** What a session needs from the server that owns it. */
@@ -58,13 +68,13 @@ export interface SessionHost {
   sessionEnded(session: Session, reason: DisconnectReason): void;
 }
 
-const TEXT = { binary: false } as const;
-
 export class Session {
   /** Stamp of the last change fan-out queued here: a change matched by two subscriptions is queued once. */
   lastChange = 0;
-  /** True while the session waits for a flush round. */
-  flushPending = false;
+  /** Stamp of the change whose matching subscriptions fan-out is gathering for this session's delivery. */
+  gatherStamp = 0;
+  /** Filters, throttles, merged topics of slow clients (read by fan-out for every change). */
+  readonly delivery: SessionDelivery;
   /** Cleared on each heartbeat ping, set again by the pong. */
   alive = true;
   /** The tenant whose fan-out index holds this session's subscriptions; null without security (every tenant). */
@@ -73,7 +83,7 @@ export class Session {
   permissions: PermissionSet | null;
   private readonly access: SessionAccess | null;
   private readonly subscriptions = new Map<string, Subscription>();
-  private readonly queue: SessionQueue;
+  private readonly output: SessionOutput;
   private rate: RateLimiter;
   private ended: DisconnectReason | null = null;
   /** Set by ws 'error' (oversized or malformed frame) before ws closes the connection. */
@@ -86,10 +96,30 @@ export class Session {
     private readonly host: SessionHost,
     security: { principal: Principal; lease: ConnectionLease | null } | null = null,
   ) {
+    const session = this;
     this.access = security && host.security ? new SessionAccess(host.security, security.principal, security.lease, () => this.expire()) : null;
     this.scope = this.access ? this.access.tenant : null;
     this.permissions = this.access ? this.access.permissions : null;
-    this.queue = new SessionQueue(host.limits.sendQueueBytes, () => ws.bufferedAmount);
+    this.output = new SessionOutput(
+      {
+        get permissions() {
+          return session.permissions;
+        },
+        subscriptions: () => this.subscriptions.values(),
+        scheduleFlush: () => host.scheduleFlush(this),
+        overflow: (why) => this.close(CloseCode.SEND_QUEUE_FULL, 'sendQueue', why),
+        sendFailed: (err) => {
+          // ws only throws for a socket that is not open, which a server-side session never is; if
+          // it ever does, this session ends and the flush round goes on for the others.
+          this.log('warn', { err: err.message }, 'send failed: connection terminated');
+          this.end('protocolError');
+          ws.terminate();
+        },
+      },
+      ws,
+      { view: host.view, fanOut: host.fanOut, stats: host.stats, sendQueueBytes: host.limits.sendQueueBytes, delivery: host.limits },
+    );
+    this.delivery = this.output.delivery;
     this.rate = new RateLimiter(this.messageLimit().value);
     ws.on('message', (data, isBinary) => {
       try {
@@ -110,7 +140,7 @@ export class Session {
       this.end(this.failure ?? 'client');
       this.log('debug', { code }, 'session closed');
     });
-    this.send(helloMessage(host.view.epoch));
+    this.send(helloMessage(host.view.epoch, host.limits.maxPayloadBytes));
   }
 
   get subscriptionCount(): number {
@@ -119,6 +149,12 @@ export class Session {
 
   get closed(): boolean {
     return this.ended !== null;
+  }
+
+
+  /** True while the session waits for a flush round. */
+  get flushPending(): boolean {
+    return this.output.flushPending;
   }
 
   /**
@@ -139,50 +175,35 @@ export class Session {
     this.switchPrincipal(result.principal);
   }
 
-  /** Queues one serialized message of `bytes` UTF-8 bytes; drops the session (4008) past its queue limit. */
+  /**
+   * Fan-out: queues one change's serialized message of `bytes` UTF-8 bytes, in the group of its
+   * batch (a source transaction is never split between frames); drops the session (4008) past
+   * its queue limit.
+   */
   enqueue(wire: string, bytes: number): void {
+    this.output.change(wire, bytes);
+  }
+
+  /** Fan-out: the change for this session's delivery (filters, throttles, merged topics), once its subscriptions are gathered. */
+  deliverGathered(change: TopicChange, segments: readonly string[], ctx: ChangeContext): void {
     if (this.ended) return;
-    if (!this.queue.push(wire, bytes)) {
-      this.close(CloseCode.SEND_QUEUE_FULL, 'sendQueue', 'send queue full: read faster or subscribe to less');
-      return;
-    }
-    if (!this.flushPending) {
-      this.flushPending = true;
-      this.host.scheduleFlush(this);
+    try {
+      this.output.delivery.deliver(change, segments, ctx);
+    } catch (err) {
+      // A bug: end this session, never the delivery to the others.
+      this.host.logger.error({ session: this.id, remote: this.remote, err, path: change.topic.path }, 'failed to deliver a change');
+      this.close(CloseCode.INTERNAL_ERROR, 'serverError', 'internal error');
     }
   }
 
-  /** Writes everything pending as one frame (several when over MAX_FRAME_CHARS). */
+  /** Flush round: writes everything pending to the socket. */
   flush(encoder: FrameEncoder): void {
-    this.flushPending = false;
-    if (this.ended) return;
-    const bytes = this.queue.bytes;
-    const items = this.queue.take();
-    if (items === null) {
-      this.close(CloseCode.SEND_QUEUE_FULL, 'sendQueue', 'send queue full: read faster or subscribe to less');
-      return;
-    }
-    if (items.length === 0) return;
-    // The client started closing: what was pending is for a connection that is going away.
-    if (this.ws.readyState !== this.ws.OPEN) return;
-    let frames = 0;
-    try {
-      forEachFrame(items, (start, end) => {
-        this.ws.send(encoder.encode(items, start, end), TEXT);
-        frames++;
-      });
-    } catch (err) {
-      // ws only throws for a socket that is not open, which a server-side session never is; if
-      // it ever does, this session ends and the flush round goes on for the others.
-      this.log('warn', { err: (err as Error).message }, 'send failed: connection terminated');
-      this.end('protocolError');
-      this.ws.terminate();
-      return;
-    }
-    const stats = this.host.stats;
-    stats.framesOut += frames;
-    stats.messagesOut += items.length;
-    stats.bytesOut += bytes + items.length + frames;
+    this.output.flush(encoder);
+  }
+
+  /** Queue depth, for metrics. */
+  queueDepth(): OutputDepth {
+    return this.output.depth();
   }
 
   /** Sends a WebSocket ping; a session still not `alive` at the next heartbeat is terminated. */
@@ -210,7 +231,7 @@ export class Session {
     this.ended = reason;
     for (const sub of this.subscriptions.values()) this.host.fanOut.remove(sub);
     this.subscriptions.clear();
-    this.queue.clear();
+    this.output.dispose();
     this.access?.dispose();
     this.host.sessionEnded(this, reason);
   }
@@ -232,8 +253,13 @@ export class Session {
         this.host.fanOut.remove(sub);
         this.host.fanOut.add(sub);
       }
-      const selectors = [...this.subscriptions.values()].map((s) => s.selector);
-      reconcile(this.host.view, selectors, before, after, (wire) => this.send(wire));
+      this.output.group();
+      const delivery = this.delivery;
+      reconcile(this.host.view, [...this.subscriptions.values()], before, after, {
+        send: (wire) => this.output.push(wire, Buffer.byteLength(wire)),
+        sent: (path, held) => delivery.sent(path, held),
+        heldFor: (path) => delivery.heldFor(path),
+      });
     }
   }
 
@@ -245,7 +271,7 @@ export class Session {
   }
 
   private send(wire: string): void {
-    this.enqueue(wire, Buffer.byteLength(wire));
+    this.output.send(wire);
   }
 
   private reject(error: ProtocolError): void {
@@ -331,58 +357,50 @@ export class Session {
   }
 
   /**
-   * Registers the subscription, queues the current value of every matching topic, then
-   * `subscribed`. All synchronous: the hand-off delivers batches in this same event loop, so no
-   * change can fall between reading the view and being registered (no gap, no duplicate).
+   * Registers the subscription, queues the current value of every matching topic (or, resuming,
+   * only what changed), then `subscribed`, as one group. All synchronous: the hand-off delivers
+   * batches in this same event loop, so no change can fall between reading the view and being
+   * registered (no gap, no duplicate).
    */
   private subscribe(msg: SubscribeMessage): void {
     const { id } = msg;
-    if (this.subscriptions.has(id)) {
-      this.reject({ code: 'DUPLICATE_ID', message: `subscription "${id}" is already live: choose another id or unsubscribe it first`, id });
+    const checked = checkSubscribe(msg, {
+      live: this.subscriptions,
+      serverMax: this.host.limits.maxSubscriptionsPerSession,
+      tenantMax: this.access?.limits.subscriptionsPerSession ?? Infinity,
+    });
+    if (!checked.ok) {
+      if (checked.error.code === 'TENANT_LIMIT') {
+        this.access!.security.audit.limitExceeded({ ...this.access!.who(this.id, this.remote), limit: 'subscriptionsPerSession', value: this.access!.limits.subscriptionsPerSession });
+      }
+      this.reject(checked.error);
       return;
     }
-    const max = this.host.limits.maxSubscriptionsPerSession;
-    const tenantMax = this.access?.limits.subscriptionsPerSession ?? Infinity;
-    if (this.subscriptions.size >= tenantMax && tenantMax < max) {
-      this.access!.security.audit.limitExceeded({ ...this.access!.who(this.id, this.remote), limit: 'subscriptionsPerSession', value: tenantMax });
-      const message = `your tenant allows ${tenantMax} subscriptions per session: unsubscribe some, or use one wildcard selector for many topics`;
-      this.reject({ code: 'TENANT_LIMIT', message, id, limit: 'subscriptionsPerSession' });
-      return;
-    }
-    if (this.subscriptions.size >= max) {
-      this.reject({ code: 'TOO_MANY_SUBSCRIPTIONS', message: `a session may hold ${max} subscriptions: unsubscribe some, or use one wildcard selector for many topics`, id });
-      return;
-    }
-    let selector: Selector;
-    try {
-      selector = parseSelector(msg.selector);
-    } catch (err) {
-      if (!(err instanceof SelectorError)) throw err;
-      this.reject({ code: 'INVALID_SELECTOR', message: err.message, id });
-      return;
-    }
-    const sub: Subscription = { id, selector, session: this };
+    const { selector, filter } = checked;
+    const sub: Subscription = { id, selector, session: this, filter, maxRate: msg.maxRate ?? 0 };
     this.subscriptions.set(id, sub);
     this.host.fanOut.add(sub);
-    let topics = 0;
+    this.delivery.count(sub, 1);
     const permissions = this.permissions;
+    // Only what the session may read, projected; a selector reaching beyond simply matches fewer
+    // topics, and one it may not read at all answers exactly like a path with no topic.
+    this.output.group();
+    const delivery = this.delivery;
+    const answer = answerSubscribe(
+      { view: this.host.view, permissions, selector, filter, resume: msg.resume },
+      {
+        send: (wire) => this.output.push(wire, Buffer.byteLength(wire)),
+        sent: (path, held) => delivery.sent(path, held),
+        holds: (topic: Topic, version) => delivery.holds(topic, version),
+      },
+    );
     if (permissions) {
-      // Only what the session may read, projected; a selector reaching beyond simply matches
-      // fewer topics, and one it may not read at all answers exactly like a path with no topic.
-      permissions.forEachReadable(this.host.view, selector, (_topic, wire) => {
-        topics++;
-        this.send(wire);
-      });
       const coverage = permissions.coverage(selector);
       if (coverage !== 'all') this.access!.security.audit.subscription({ ...this.access!.who(this.id, this.remote), selector: selector.text, coverage });
-    } else {
-      this.host.view.forEachMatching(selector, (topic) => {
-        topics++;
-        this.send(valueMessage(topic));
-      });
     }
-    this.send(subscribedMessage(id, selector.text, topics));
-    this.log('debug', { id, selector: selector.text, topics }, 'subscribed');
+    const done = subscribedMessage(id, selector.text, answer.topics, answer.resumed);
+    this.output.push(done, Buffer.byteLength(done));
+    this.log('debug', { id, selector: selector.text, topics: answer.topics, resumed: answer.resumed }, 'subscribed');
   }
 
   private unsubscribe(id: string): void {
@@ -393,6 +411,8 @@ export class Session {
     }
     this.subscriptions.delete(id);
     this.host.fanOut.remove(sub);
+    this.delivery.count(sub, -1);
+    this.delivery.unsubscribed();
     this.send(unsubscribedMessage(id));
   }
 

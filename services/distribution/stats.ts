@@ -3,7 +3,10 @@
 export type DisconnectReason =
   /** The client closed the connection (or it dropped). */
   | 'client'
-  /** Close 4008: the client did not read and its queue passed sendQueueBytes. */
+  /**
+   * Close 4008: the client did not read and its queue passed sendQueueBytes (or, with the
+   * `disconnect` policy, stayed over slowClientBytes for slowClientGraceMs).
+   */
   | 'sendQueue'
   /** Close 4029: the client kept sending far beyond maxMessagesPerSecond. */
   | 'rateAbuse'
@@ -35,7 +38,25 @@ export interface DistributionStats {
   bytesOut: number;
   /** `error` messages sent. */
   errorsOut: number;
+  /** Topic updates merged into one already waiting for the same topic (slow clients, throttled subscriptions): messages not sent. */
+  conflations: number;
+  /** Times a session fell behind (its socket backlog passed slowClientBytes). */
+  slowClients: number;
   disconnects: Record<DisconnectReason, number>;
+}
+
+/** What sessions hold right now (DistributionServer.queueDepth()), for gauges. */
+export interface QueueDepth {
+  sessions: number;
+  /** Sessions whose client is behind (updates merged until it reads). */
+  behind: number;
+  /** Messages and UTF-8 bytes queued, not yet handed to sockets. */
+  messages: number;
+  bytes: number;
+  /** Topics with a merged or throttled update pending (or a client holding an older version), over all sessions. */
+  conflatedTopics: number;
+  /** Bytes sockets have not written yet, over all sessions. */
+  socketBytes: number;
 }
 
 export function newStats(): DistributionStats {
@@ -46,6 +67,8 @@ export function newStats(): DistributionStats {
     framesOut: 0,
     bytesOut: 0,
     errorsOut: 0,
+    conflations: 0,
+    slowClients: 0,
     disconnects: {
       client: 0, sendQueue: 0, rateAbuse: 0, payloadTooBig: 0, protocolError: 0, heartbeat: 0, shutdown: 0, serverError: 0, tokenExpired: 0, accessRevoked: 0,
     },

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import type { JsonObject } from '../json.ts';
 import { type PatchOp, diffValues } from './delta.ts';
 import type { Selector } from './selector.ts';
+import { type HistoryOptions, TopicHistory } from './topic-history.ts';
 
 export const DEFAULT_TENANT = 'default';
 
@@ -31,10 +32,18 @@ export interface TopicUpdate {
   keep?: readonly string[];
 }
 
+/**
+ * One change of one topic. `before` and `after` are the values around it (null before a
+ * creation and after a removal): references to immutable objects, never copies, so the
+ * distribution side can evaluate filters and projections on both sides of the change.
+ */
 export type TopicChange =
-  | { readonly type: 'value'; readonly topic: Topic; readonly version: number; readonly wire: string }
-  | { readonly type: 'delta'; readonly topic: Topic; readonly version: number; readonly patch: PatchOp[]; readonly wire: string }
-  | { readonly type: 'removal'; readonly topic: Topic; readonly version: number; readonly wire: string };
+  | { readonly type: 'value'; readonly topic: Topic; readonly version: number; readonly wire: string; readonly before: JsonObject | null; readonly after: JsonObject }
+  | {
+      readonly type: 'delta'; readonly topic: Topic; readonly version: number; readonly patch: PatchOp[]; readonly wire: string;
+      readonly before: JsonObject; readonly after: JsonObject;
+    }
+  | { readonly type: 'removal'; readonly topic: Topic; readonly version: number; readonly wire: string; readonly before: JsonObject; readonly after: null };
 
 /** The changes of one source transaction, in commit order. */
 export interface ChangeBatch {
@@ -46,10 +55,17 @@ export interface ChangeBatch {
 /** Read access to topic state, as the distribution side needs it. */
 export interface TopicView {
   readonly epoch: string;
+  /** Sequence number of the last batch applied (0 before any). */
+  readonly position: number;
   get(path: string): Topic | undefined;
   /** Visits every topic matching the selector. */
   forEachMatching(selector: Selector, visit: (topic: Topic) => void): void;
   readonly size: number;
+  /**
+   * The patches that turned `version` of the topic into its current version, oldest first ([]
+   * when it is current), or null when the history no longer reaches back that far.
+   */
+  changesSince(topic: Topic, version: number): ReadonlyArray<readonly PatchOp[]> | null;
 }
 
 interface PathNode {
@@ -65,18 +81,36 @@ export function valueMessage(topic: Topic): string {
   return `{"type":"value","path":${JSON.stringify(topic.path)},"version":${topic.version},"value":${JSON.stringify(topic.value)}}`;
 }
 
+export interface TopicStoreOptions {
+  epoch?: string;
+  /** The per-topic change history resumes are served from (defaults in topic-history.ts). */
+  history?: HistoryOptions;
+}
+
 export class TopicStore implements TopicView {
   readonly epoch: string;
+  /** Recent changes per topic and the last versions of removed paths. */
+  readonly history: TopicHistory;
   private readonly topics = new Map<string, Topic>();
   private readonly root: PathNode = { children: null, topic: null };
   private seq = 0;
 
-  constructor(options: { epoch?: string } = {}) {
+  constructor(options: TopicStoreOptions = {}) {
     this.epoch = options.epoch ?? newEpoch();
+    this.history = new TopicHistory(options.history);
   }
 
   get size(): number {
     return this.topics.size;
+  }
+
+  get position(): number {
+    return this.seq;
+  }
+
+  changesSince(topic: Topic, version: number): ReadonlyArray<readonly PatchOp[]> | null {
+    if (this.topics.get(topic.path) !== topic) return null;
+    return this.history.since(topic.path, version, topic.version);
   }
 
   get(path: string): Topic | undefined {
@@ -147,10 +181,12 @@ export class TopicStore implements TopicView {
     const existing = this.topics.get(u.path);
     let value = u.value!;
     if (!existing) {
-      const topic: Topic = { path: u.path, tenant: u.tenant ?? DEFAULT_TENANT, source: u.source, value, version: 1 };
+      // Usually 1; a path created again continues after its removal (see topic-history.ts).
+      const version = this.history.firstVersion(u.path);
+      const topic: Topic = { path: u.path, tenant: u.tenant ?? DEFAULT_TENANT, source: u.source, value, version };
       this.topics.set(u.path, topic);
       this.nodeFor(u.path).topic = topic;
-      return { type: 'value', topic, version: 1, wire: valueMessage(topic) };
+      return { type: 'value', topic, version, wire: valueMessage(topic), before: null, after: value };
     }
     if (u.keep && u.keep.length > 0) {
       value = { ...value };
@@ -158,16 +194,18 @@ export class TopicStore implements TopicView {
     }
     const patch = diffValues(existing.value, value);
     if (patch.length === 0) return null;
+    const before = existing.value;
     existing.value = value;
     const version = ++existing.version;
     const patchJson = JSON.stringify(patch);
     const valueJson = JSON.stringify(value);
+    this.history.record(existing.path, version, patch, patchJson.length);
     const head = `"path":${JSON.stringify(existing.path)},"version":${version}`;
     // A delta only when it is actually smaller than the value it stands for.
     if (patchJson.length < valueJson.length) {
-      return { type: 'delta', topic: existing, version, patch, wire: `{"type":"delta",${head},"patch":${patchJson}}` };
+      return { type: 'delta', topic: existing, version, patch, wire: `{"type":"delta",${head},"patch":${patchJson}}`, before, after: value };
     }
-    return { type: 'value', topic: existing, version, wire: `{"type":"value",${head},"value":${valueJson}}` };
+    return { type: 'value', topic: existing, version, wire: `{"type":"value",${head},"value":${valueJson}}`, before, after: value };
   }
 
   private remove(path: string): TopicChange | null {
@@ -176,11 +214,14 @@ export class TopicStore implements TopicView {
     this.topics.delete(path);
     this.detach(path);
     const version = topic.version + 1;
+    this.history.removed(path, version);
     return {
       type: 'removal',
       topic,
       version,
       wire: `{"type":"removal","path":${JSON.stringify(path)},"version":${version}}`,
+      before: topic.value,
+      after: null,
     };
   }
 

@@ -168,7 +168,7 @@ describe('delivery', () => {
 
   it('hello first, with the store epoch', async () => {
     const c = await RawClient.open(h.url);
-    assert.deepEqual(c.messages[0], { type: 'hello', protocol: 1, epoch: h.store.epoch, server: 'tidewire' });
+    assert.deepEqual(c.messages[0], { type: 'hello', protocol: 1, epoch: h.store.epoch, server: 'tidewire', maxPayloadBytes: CONFIG.maxPayloadBytes });
     c.close();
   });
 
@@ -270,7 +270,7 @@ describe('delivery', () => {
     c.close();
   });
 
-  it('removal carries the next version; a topic created again starts at version 1', async () => {
+  it('removal carries the next version; a topic created again continues after it (a version never names two states)', async () => {
     await h.pipeline.apply([{ path: 'rm/1', source: 'rm', value: { n: 0 } }]);
     await h.pipeline.apply([{ path: 'rm/1', source: 'rm', value: { n: 1 } }]);
     const c = await RawClient.open(h.url);
@@ -282,8 +282,8 @@ describe('delivery', () => {
     await c.sync();
     assert.deepEqual(c.since(mark).filter((m) => m.type !== 'pong'), [
       { type: 'removal', path: 'rm/1', version: 3 },
-      { type: 'value', path: 'rm/1', version: 1, value: { n: 9 } },
-      { type: 'removal', path: 'rm/1', version: 2 },
+      { type: 'value', path: 'rm/1', version: 4, value: { n: 9 } },
+      { type: 'removal', path: 'rm/1', version: 5 },
     ]);
     c.close();
   });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { FrameEncoder } from '../../services/distribution/frame-encoder.ts';
-import { SessionQueue, forEachFrame, frameText } from '../../services/distribution/session-queue.ts';
+import { SessionQueue, UNGROUPED, forEachFrame, frameText } from '../../services/distribution/session-queue.ts';
 
 const msg = (n: number): string => `{"type":"value","path":"t/${n}","version":1,"value":{}}`;
 const bytes = (s: string): number => Buffer.byteLength(s);
@@ -14,10 +14,10 @@ describe('SessionQueue', () => {
     assert.equal(q.length, 3);
     assert.equal(q.bytes, items.reduce((n, m) => n + bytes(m), 0));
     const taken = q.take()!;
-    assert.deepEqual(JSON.parse(frameText(taken)), items.map((m) => JSON.parse(m)));
+    assert.deepEqual(JSON.parse(frameText(taken.items)), items.map((m) => JSON.parse(m)));
     assert.equal(q.length, 0);
     assert.equal(q.bytes, 0);
-    assert.deepEqual(q.take(), []);
+    assert.deepEqual(q.take()!.items, []);
   });
 
   it('counts UTF-8 bytes as given, not characters', () => {
@@ -46,9 +46,9 @@ describe('SessionQueue', () => {
     const q = new SessionQueue(1000, () => (asked++, backlog));
     const flush = (): void => {
       const n = q.bytes;
-      const items = q.take();
-      assert.ok(items);
-      backlog += n + items.length + 1;
+      const taken = q.take();
+      assert.ok(taken);
+      backlog += n + taken.items.length + 1;
     };
     q.push('x'.repeat(600), 600);
     flush();
@@ -71,7 +71,7 @@ describe('SessionQueue', () => {
     backlog = 800;
     assert.equal(q.take(), null);
     backlog = 700;
-    assert.equal(q.take()?.length, 1);
+    assert.equal(q.take()?.items.length, 1);
   });
 
   it('clear() drops everything', () => {
@@ -84,22 +84,24 @@ describe('SessionQueue', () => {
 });
 
 describe('forEachFrame', () => {
-  it('splits large batches into frames of at most maxChars, in order', () => {
+  const loose = (items: string[]) => ({ items, starts: [0], seqs: [UNGROUPED] });
+
+  it('splits large batches of free-standing messages into frames of at most maxChars, in order', () => {
     const items = Array.from({ length: 10 }, (_, i) => String(i).repeat(9)); // 9 chars + 1 separator each
     const frames: Array<[number, number]> = [];
-    forEachFrame(items, (s, e) => frames.push([s, e]), 30);
+    forEachFrame(loose(items), (s, e) => frames.push([s, e]), 30);
     assert.deepEqual(frames, [[0, 3], [3, 6], [6, 9], [9, 10]]);
   });
 
   it('gives an oversized message a frame of its own', () => {
     const frames: Array<[number, number]> = [];
-    forEachFrame(['a', 'b'.repeat(100), 'c'], (s, e) => frames.push([s, e]), 10);
+    forEachFrame(loose(['a', 'b'.repeat(100), 'c']), (s, e) => frames.push([s, e]), 10);
     assert.deepEqual(frames, [[0, 1], [1, 2], [2, 3]]);
   });
 
   it('one frame for a small batch', () => {
     const frames: Array<[number, number]> = [];
-    forEachFrame([msg(1), msg(2)], (s, e) => frames.push([s, e]));
+    forEachFrame(loose([msg(1), msg(2)]), (s, e) => frames.push([s, e]));
     assert.deepEqual(frames, [[0, 2]]);
     assert.equal(frameText([msg(1), msg(2)], 1, 2), `[${msg(2)}]`);
   });

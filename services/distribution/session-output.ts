@@ -1,0 +1,181 @@
+/**
+ * The outbound side of one session: its queue, kept in groups that reach the client together (a
+ * source transaction, a subscription's answer, a slow client's merged catch-up), its delivery
+ * (filters, throttles, conflation) and the flush that writes the queue to the socket as frames.
+ */
+import type { WebSocket } from 'ws';
+import type { PermissionSet } from '../security/permission-set.ts';
+import type { TopicView } from '../topics/topic-store.ts';
+import type { FanOut } from './fan-out.ts';
+import type { FrameEncoder } from './frame-encoder.ts';
+import { type DeliveryOptions, SessionDelivery } from './session-delivery.ts';
+import { MAX_FRAME_CHARS, SessionQueue, forEachFrame } from './session-queue.ts';
+import type { Subscription } from './session.ts';
+import type { DistributionStats } from './stats.ts';
+
+/** What the output needs from its session. */
+export interface OutputOwner {
+  readonly permissions: PermissionSet | null;
+  subscriptions(): Iterable<Subscription>;
+  /** The session has messages to flush: put it in the next flush round. */
+  scheduleFlush(): void;
+  /** The client cannot be served within its limits: close it (4008). */
+  overflow(why: string): void;
+  /** Writing to the socket failed (the connection is broken). */
+  sendFailed(err: Error): void;
+}
+
+export interface OutputContext {
+  readonly view: TopicView;
+  readonly fanOut: FanOut;
+  readonly stats: DistributionStats;
+  readonly sendQueueBytes: number;
+  readonly delivery: DeliveryOptions;
+}
+
+export interface OutputDepth {
+  messages: number;
+  bytes: number;
+  /** Topics with a merged or throttled update (or a client holding an older version). */
+  topics: number;
+  behind: boolean;
+  /** Bytes the socket has not written yet. */
+  socketBytes: number;
+}
+
+const TEXT = { binary: false } as const;
+const QUEUE_FULL = 'send queue full: read faster or subscribe to less';
+
+export class SessionOutput {
+  /** True while the session waits for a flush round. */
+  flushPending = false;
+  /** Set by dispose(): nothing is queued any more. */
+  private closed = false;
+  readonly delivery: SessionDelivery;
+  private readonly queue: SessionQueue;
+  /** Fan-out batch the queue's current group belongs to (-1: none). */
+  private groupBatch = -1;
+
+  constructor(
+    private readonly owner: OutputOwner,
+    private readonly ws: WebSocket,
+    private readonly ctx: OutputContext,
+  ) {
+    this.queue = new SessionQueue(ctx.sendQueueBytes, () => ws.bufferedAmount);
+    const fanOut = ctx.fanOut;
+    this.delivery = new SessionDelivery(
+      {
+        view: ctx.view,
+        stats: ctx.stats,
+        permissions: () => owner.permissions,
+        subscriptions: () => owner.subscriptions(),
+        backlog: () => ws.bufferedAmount,
+        queuedBytes: () => this.queue.bytes,
+        // During fan-out, in the group of the batch being delivered; at a flush, in the group release() opened.
+        push: (wire) => (fanOut.delivering ? this.change(wire, Buffer.byteLength(wire)) : this.push(wire, Buffer.byteLength(wire))),
+        group: (seq) => this.group(seq),
+        requestFlush: () => this.requestFlush(),
+        overflow: (why) => owner.overflow(why),
+      },
+      ctx.delivery,
+    );
+  }
+
+  /** Fan-out: one change's message, in the group of its batch (a source transaction is never split between frames). */
+  change(wire: string, bytes: number): void {
+    if (this.closed) return;
+    const fanOut = this.ctx.fanOut;
+    if (this.groupBatch !== fanOut.batch) {
+      this.groupBatch = fanOut.batch;
+      this.queue.group(fanOut.seq);
+    }
+    if (!this.queue.push(wire, bytes)) {
+      this.owner.overflow(QUEUE_FULL);
+      return;
+    }
+    if (!this.flushPending) this.requestFlush();
+  }
+
+  /** A message that stands on its own (a reply), after whatever merged topic updates are due (so a `pong` still follows everything before it). */
+  send(wire: string): void {
+    this.releaseDue();
+    this.queue.ungroup();
+    this.groupBatch = -1;
+    this.push(wire, Buffer.byteLength(wire));
+  }
+
+  /** A message of the group opened by group(). */
+  push(wire: string, bytes: number): void {
+    if (this.closed) return;
+    if (!this.queue.push(wire, bytes)) {
+      this.owner.overflow(QUEUE_FULL);
+      return;
+    }
+    this.requestFlush();
+  }
+
+  /** Opens a group of messages that must arrive together (a subscribe answer, a permission change's values). */
+  group(seq = this.ctx.view.position): void {
+    this.releaseDue();
+    this.queue.group(seq);
+    this.groupBatch = this.ctx.fanOut.batch;
+  }
+
+  /** Writes everything pending as one frame (several past MAX_FRAME_CHARS, never inside a group unless it alone is larger). */
+  flush(encoder: FrameEncoder): void {
+    this.flushPending = false;
+    if (this.closed) return;
+    // Not while the client is behind: its topics keep merging until it reads (conflate policy).
+    if (!this.delivery.gate()) return;
+    this.delivery.release();
+    if (this.closed) return;
+    const bytes = this.queue.bytes;
+    const batch = this.queue.take();
+    if (batch === null) {
+      this.owner.overflow(QUEUE_FULL);
+      return;
+    }
+    if (batch.items.length === 0) return;
+    // The client started closing: what was pending is for a connection that is going away.
+    if (this.ws.readyState !== this.ws.OPEN) return;
+    let frames = 0;
+    const { items } = batch;
+    try {
+      forEachFrame(batch, (start, end, prefix) => {
+        this.ws.send(encoder.encode(items, start, end, prefix), TEXT);
+        frames++;
+      }, MAX_FRAME_CHARS, bytes);
+    } catch (err) {
+      this.owner.sendFailed(err as Error);
+      return;
+    }
+    const stats = this.ctx.stats;
+    stats.framesOut += frames;
+    stats.messagesOut += items.length;
+    stats.bytesOut += bytes + items.length + frames;
+    this.delivery.afterFlush();
+  }
+
+  depth(): OutputDepth {
+    const d = this.delivery;
+    return { messages: this.queue.length, bytes: this.queue.bytes, topics: d.pending.size, behind: d.behind, socketBytes: this.ws.bufferedAmount };
+  }
+
+  /** Drops everything pending (the session is closing). */
+  dispose(): void {
+    this.closed = true;
+    this.queue.clear();
+    this.delivery.dispose();
+  }
+
+  private requestFlush(): void {
+    if (!this.flushPending && !this.closed) {
+      this.flushPending = true;
+      this.owner.scheduleFlush();
+    }
+  }
+
+  private releaseDue(): void {
+    if (this.delivery.pending.readyCount > 0) this.delivery.release();
+  }
+}
