@@ -33,3 +33,17 @@ export async function postmasterPid(pg: Pick<TestPostgres, 'query'>): Promise<nu
   const { parentPid } = await import('./proc.ts');
   return parentPid(r.rows[0].pid);
 }
+
+/**
+ * Waits until the slot's consumer has confirmed (nearly) all WAL written so far: after a saturated
+ * step the backlog sits in Postgres, upstream of anything the clients can see. Returns the lag left.
+ */
+export async function waitForSlot(pg: Pick<TestPostgres, 'query'>, slot: string, maxMs = 60_000, slackBytes = 256 * 1024): Promise<number> {
+  const deadline = Date.now() + maxMs;
+  for (;;) {
+    const r = await pg.query<{ lag: string | null }>('SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::text AS lag FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+    const lag = Number(r.rows[0]?.lag ?? 0);
+    if (lag <= slackBytes || Date.now() > deadline) return lag;
+    await new Promise((res) => setTimeout(res, 250));
+  }
+}
