@@ -32,8 +32,8 @@ export interface ServiceOptions {
 }
 
 export class TidewireService {
-  readonly store = new TopicStore();
-  readonly handoff = new InProcessHandoff(this.store);
+  readonly store: TopicStore;
+  readonly handoff: InProcessHandoff;
   readonly pipeline: Pipeline;
   readonly distribution: DistributionServer;
   readonly sources: Source[] = [];
@@ -52,6 +52,8 @@ export class TidewireService {
     options: ServiceOptions,
   ) {
     this.log = options.logger;
+    this.store = new TopicStore({ history: { perTopic: config.server.historyPerTopic, maxBytes: config.server.historyBytes } });
+    this.handoff = new InProcessHandoff(this.store);
     this.readConfig = options.readConfig;
     // Configs built without parseConfig may lack the section: its defaults are the schema's.
     const metricsConfig = config.metrics ?? { enabled: true, replicationLagIntervalMs: 5_000 };
