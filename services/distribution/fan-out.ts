@@ -67,11 +67,8 @@ export class FanOut implements DeliveryContext, ChangeContext {
       return;
     }
     session.lastChange = this.stamp;
-    const delivery = session.delivery;
-    if (delivery !== undefined && !delivery.simple) {
-      session.gatherStamp = this.stamp;
-      delivery.begin(sub);
-      this.gathered.push(session);
+    if (session.simple === false) {
+      this.gather(session, sub);
       return;
     }
     const change = this.change!;
@@ -80,12 +77,12 @@ export class FanOut implements DeliveryContext, ChangeContext {
       const wire = permissions.prepare(change, this.segments, this);
       if (wire === null) return;
       if (wire !== change.wire) {
-        session.enqueue(wire, permissions.bytes);
+        session.enqueue(wire, permissions.bytes, this.batch, this.seq);
         return;
       }
     }
     if (this.bytes < 0) this.bytes = Buffer.byteLength(change.wire);
-    session.enqueue(change.wire, this.bytes);
+    session.enqueue(change.wire, this.bytes, this.batch, this.seq);
   };
 
   /** Live subscriptions, over every index. */
@@ -163,6 +160,13 @@ export class FanOut implements DeliveryContext, ChangeContext {
       if (open) open.match(this.segments, this.visit);
       if (this.gathered.length > 0) this.deliverGathered(change);
     }
+  }
+
+  /** The session needs a decision of its own for this change: collect its matching subscriptions first. */
+  private gather(session: Session, sub: Subscription): void {
+    session.gatherStamp = this.stamp;
+    session.delivery.begin(sub);
+    this.gathered.push(session);
   }
 
   private deliverGathered(change: TopicChange): void {

@@ -53,6 +53,8 @@ export interface DeliveryPort {
   requestFlush(): void;
   /** The client cannot be served within its limits: close it (4008). */
   overflow(why: string): void;
+  /** Whether fan-out's fast path may serve the session changed. */
+  simple(simple: boolean): void;
 }
 
 /** How often a client that fell behind is checked for having read its backlog. */
@@ -65,8 +67,8 @@ const WANTED = 2;
 export class SessionDelivery {
   /**
    * True when fan-out's fast path may deliver for this session (every update is sent as it
-   * happens): no filter, no throttle, not behind, nothing merged. A field, read for every
-   * delivery; kept up to date by update().
+   * happens): no filter, no throttle, not behind, nothing merged. Kept up to date by update(),
+   * which tells the session (fan-out reads the session's copy).
    */
   simple = true;
   /** The client's socket backlog passed slowClientBytes: its updates are merged until it reads. */
@@ -75,6 +77,7 @@ export class SessionDelivery {
   /** Live subscriptions with a filter / with a maxRate. */
   private filtered = 0;
   private throttled = 0;
+  private readonly conflate: boolean;
   private slowSince = 0;
   private graceTimer: NodeJS.Timeout | null = null;
   private throttleTimer: NodeJS.Timeout | null = null;
@@ -92,7 +95,9 @@ export class SessionDelivery {
     private readonly port: DeliveryPort,
     private readonly options: DeliveryOptions,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.conflate = options.slowClientPolicy === 'conflate';
+  }
 
   /** A subscription of the session started (+1) or ended (-1). */
   count(sub: Subscription, delta: 1 | -1): void {
@@ -102,7 +107,8 @@ export class SessionDelivery {
   }
 
   private update(): void {
-    this.simple = this.filtered === 0 && this.throttled === 0 && !this.behind && this.pending.size === 0;
+    const simple = this.filtered === 0 && this.throttled === 0 && !this.behind && this.pending.size === 0;
+    if (simple !== this.simple) this.port.simple((this.simple = simple));
   }
 
   /** Fan-out: the first subscription of this session matching the change. */
@@ -147,9 +153,7 @@ export class SessionDelivery {
       if (after && this.rate !== Infinity) {
         // A throttled topic was just sent: its next update waits for the end of the interval.
         const interval = 1000 / this.rate;
-        this.pending.add(newEntry(path, true, change.version, change.after, change.version, interval, this.now() + interval));
-        this.update();
-        this.armThrottle();
+        if (this.add(newEntry(path, true, change.version, change.after, change.version, interval, this.now() + interval))) this.armThrottle();
       }
       return;
     }
@@ -157,12 +161,7 @@ export class SessionDelivery {
       const exact = heldPrevious(change.version, p, ctx.previous);
       const interval = this.rate === Infinity ? 0 : 1000 / this.rate;
       entry = newEntry(path, before, before ? (exact ? change.version - 1 : -1) : 0, before ? change.before : null, change.version, interval, 0);
-      this.pending.add(entry);
-      this.update();
-      if (this.pending.size > this.options.maxConflatedTopics) {
-        this.port.overflow(`more than ${this.options.maxConflatedTopics} topics waiting to be sent: read faster or subscribe to less`);
-        return;
-      }
+      if (!this.add(entry)) return;
     }
     entry.version = change.version;
     // A subscription without maxRate wants this topic now: its throttle window no longer applies.
@@ -195,8 +194,7 @@ export class SessionDelivery {
   holds(topic: Topic, version: number): void {
     let e = this.pending.get(topic.path);
     if (!e) {
-      this.pending.add((e = newEntry(topic.path, true, version, topic.value, topic.version, 0, 0)));
-      this.update();
+      this.add(newEntry(topic.path, true, version, topic.value, topic.version, 0, 0));
     } else {
       e.held = true;
       e.heldVersion = version;
@@ -209,7 +207,7 @@ export class SessionDelivery {
    * policy): its updates keep merging until it has read its backlog down.
    */
   gate(): boolean {
-    if (this.options.slowClientPolicy !== 'conflate') return true;
+    if (!this.conflate) return true;
     const backlog = this.port.backlog();
     if (this.behind) {
       if (backlog > this.options.slowClientBytes / 2) {
@@ -222,7 +220,7 @@ export class SessionDelivery {
     }
     if (backlog > this.options.slowClientBytes) {
       this.behind = true;
-      this.simple = false;
+      this.update();
       this.port.stats.slowClients++;
       this.poll();
       return false;
@@ -242,7 +240,7 @@ export class SessionDelivery {
 
   /** After a flush round (disconnect policy): a client over slowClientBytes for slowClientGraceMs is closed. */
   afterFlush(): void {
-    if (this.options.slowClientPolicy !== 'disconnect') return;
+    if (this.conflate) return;
     const over = this.port.backlog() + this.port.queuedBytes() > this.options.slowClientBytes;
     if (!over) {
       this.slowSince = 0;
@@ -281,11 +279,6 @@ export class SessionDelivery {
     }
   }
 
-  private forget(e: PendingTopic): void {
-    this.pending.delete(e);
-    if (this.pending.size === 0) this.update();
-  }
-
   /** The client holds the topic at `path` (as far as merged and throttled topics tell): undefined when there is no entry. */
   heldFor(path: string): boolean | undefined {
     return this.pending.get(path)?.held;
@@ -298,6 +291,20 @@ export class SessionDelivery {
     this.pollTimer = null;
     this.graceTimer = null;
     this.pending.clear();
+  }
+
+  /** Registers an entry; false (and the session is closed with 4008) past maxConflatedTopics. */
+  private add(e: PendingTopic): boolean {
+    this.pending.add(e);
+    this.update();
+    if (this.pending.size <= this.options.maxConflatedTopics) return true;
+    this.port.overflow(`more than ${this.options.maxConflatedTopics} topics waiting to be sent: read faster or subscribe to less`);
+    return false;
+  }
+
+  private forget(e: PendingTopic): void {
+    this.pending.delete(e);
+    if (this.pending.size === 0) this.update();
   }
 
   private wants(value: Topic['value'], p: Projection): boolean {

@@ -9,16 +9,33 @@ import type { TopicView } from '../topics/topic-store.ts';
 import type { FanOut } from './fan-out.ts';
 import type { FrameEncoder } from './frame-encoder.ts';
 import { type DeliveryOptions, SessionDelivery } from './session-delivery.ts';
-import { MAX_FRAME_CHARS, SessionQueue, forEachFrame } from './session-queue.ts';
+import { MAX_FRAME_CHARS, type SessionQueue, forEachFrame } from './session-queue.ts';
 import type { Subscription } from './session.ts';
 import type { DistributionStats } from './stats.ts';
 
+/**
+ * The state fan-out touches for every delivery, kept on the session object itself: with a
+ * thousand sessions, one more object per delivery measurably costs (cache misses), so the fast
+ * path reads and writes the session only (and its queue).
+ */
+export interface OutputState {
+  readonly queue: SessionQueue;
+  /** True while the session waits for a flush round. */
+  flushPending: boolean;
+  /** Fan-out batch the queue's current group belongs to (-1: none). */
+  groupBatch: number;
+  /** False while fan-out must hand changes to the delivery (filters, throttles, merged topics, behind). */
+  simple: boolean;
+}
+
 /** What the output needs from its session. */
-export interface OutputOwner {
+export interface OutputOwner extends OutputState {
   readonly permissions: PermissionSet | null;
-  subscriptions(): Iterable<Subscription>;
+  liveSubscriptions(): Iterable<Subscription>;
   /** The session has messages to flush: put it in the next flush round. */
   scheduleFlush(): void;
+  /** Fan-out: one change's message, in the group of its batch. */
+  enqueue(wire: string, bytes: number): void;
   /** The client cannot be served within its limits: close it (4008). */
   overflow(why: string): void;
   /** Writing to the socket failed (the connection is broken). */
@@ -47,60 +64,42 @@ const TEXT = { binary: false } as const;
 const QUEUE_FULL = 'send queue full: read faster or subscribe to less';
 
 export class SessionOutput {
-  /** True while the session waits for a flush round. */
-  flushPending = false;
   /** Set by dispose(): nothing is queued any more. */
   private closed = false;
   readonly delivery: SessionDelivery;
   private readonly queue: SessionQueue;
-  /** Fan-out batch the queue's current group belongs to (-1: none). */
-  private groupBatch = -1;
 
   constructor(
     private readonly owner: OutputOwner,
     private readonly ws: WebSocket,
     private readonly ctx: OutputContext,
   ) {
-    this.queue = new SessionQueue(ctx.sendQueueBytes, () => ws.bufferedAmount);
+    this.queue = owner.queue;
     const fanOut = ctx.fanOut;
     this.delivery = new SessionDelivery(
       {
         view: ctx.view,
         stats: ctx.stats,
         permissions: () => owner.permissions,
-        subscriptions: () => owner.subscriptions(),
+        subscriptions: () => owner.liveSubscriptions(),
         backlog: () => ws.bufferedAmount,
         queuedBytes: () => this.queue.bytes,
         // During fan-out, in the group of the batch being delivered; at a flush, in the group release() opened.
-        push: (wire) => (fanOut.delivering ? this.change(wire, Buffer.byteLength(wire)) : this.push(wire, Buffer.byteLength(wire))),
+        push: (wire) => (fanOut.delivering ? owner.enqueue(wire, Buffer.byteLength(wire)) : this.push(wire, Buffer.byteLength(wire))),
         group: (seq) => this.group(seq),
         requestFlush: () => this.requestFlush(),
         overflow: (why) => owner.overflow(why),
+        simple: (simple) => (owner.simple = simple),
       },
       ctx.delivery,
     );
-  }
-
-  /** Fan-out: one change's message, in the group of its batch (a source transaction is never split between frames). */
-  change(wire: string, bytes: number): void {
-    if (this.closed) return;
-    const fanOut = this.ctx.fanOut;
-    if (this.groupBatch !== fanOut.batch) {
-      this.groupBatch = fanOut.batch;
-      this.queue.group(fanOut.seq);
-    }
-    if (!this.queue.push(wire, bytes)) {
-      this.owner.overflow(QUEUE_FULL);
-      return;
-    }
-    if (!this.flushPending) this.requestFlush();
   }
 
   /** A message that stands on its own (a reply), after whatever merged topic updates are due (so a `pong` still follows everything before it). */
   send(wire: string): void {
     this.releaseDue();
     this.queue.ungroup();
-    this.groupBatch = -1;
+    this.owner.groupBatch = -1;
     this.push(wire, Buffer.byteLength(wire));
   }
 
@@ -118,12 +117,12 @@ export class SessionOutput {
   group(seq = this.ctx.view.position): void {
     this.releaseDue();
     this.queue.group(seq);
-    this.groupBatch = this.ctx.fanOut.batch;
+    this.owner.groupBatch = this.ctx.fanOut.batch;
   }
 
   /** Writes everything pending as one frame (several past MAX_FRAME_CHARS, never inside a group unless it alone is larger). */
   flush(encoder: FrameEncoder): void {
-    this.flushPending = false;
+    this.owner.flushPending = false;
     if (this.closed) return;
     // Not while the client is behind: its topics keep merging until it reads (conflate policy).
     if (!this.delivery.gate()) return;
@@ -169,8 +168,8 @@ export class SessionOutput {
   }
 
   private requestFlush(): void {
-    if (!this.flushPending && !this.closed) {
-      this.flushPending = true;
+    if (!this.owner.flushPending && !this.closed) {
+      this.owner.flushPending = true;
       this.owner.scheduleFlush();
     }
   }

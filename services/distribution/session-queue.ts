@@ -8,6 +8,11 @@
  * transaction, one subscription's answer, one slow client's merged catch-up. A frame only ever
  * ends between groups; a group too large for one frame is sent as consecutive frames that each
  * start with a `txn` message naming its part (docs/PROTOCOL.md, "Transactions").
+ *
+ * Group boundaries only matter once the queue nears a frame's size, so they are recorded only past
+ * `groupFromBytes`: what comes before is one leading group (several transactions applied together
+ * are still never half applied). Recording every transaction's boundary cost the fan-out fast path
+ * measurably; this costs it one comparison.
  */
 import { txnMessage } from './protocol.ts';
 
@@ -23,17 +28,23 @@ export const UNGROUPED = -1;
 /** What take() hands over: the messages and where each group starts. */
 export interface TakenBatch {
   readonly items: string[];
-  /** Index of the first message of each group, ascending, starting at 0. */
-  readonly starts: number[];
+  /** Index of the first message of each group, ascending; messages before the first form a leading group. */
+  readonly starts: readonly number[];
   /** Sequence number of each group (UNGROUPED for free-standing messages). */
-  readonly seqs: number[];
+  readonly seqs: readonly number[];
+  /** Sequence number of the leading group (UNGROUPED when it holds free-standing messages only). */
+  readonly lead?: number;
 }
+
+const NONE: readonly number[] = [];
 
 export class SessionQueue {
   private items: string[] = [];
   private pendingBytes = 0;
   private starts: number[] = [];
   private seqs: number[] = [];
+  /** Sequence number of the group(s) opened before boundaries were recorded. */
+  private lead = UNGROUPED;
   /**
    * The socket backlog as last measured plus what was flushed since. Between flushes the backlog
    * can only shrink (nothing else writes to the socket), so this is an upper bound: the socket is
@@ -44,6 +55,8 @@ export class SessionQueue {
   constructor(
     readonly limitBytes: number,
     private readonly socketBacklog: SocketBacklog,
+    /** Pending bytes from which group boundaries are recorded (0: always). */
+    private readonly groupFromBytes = MAX_FRAME_CHARS / 2,
   ) {}
 
   /** UTF-8 bytes pending (not yet handed to the socket). */
@@ -57,6 +70,10 @@ export class SessionQueue {
 
   /** Starts a group: the messages pushed until the next group() or ungroup() reach the client together. */
   group(seq: number): void {
+    if (this.pendingBytes < this.groupFromBytes) {
+      this.lead = seq;
+      return;
+    }
     const at = this.items.length;
     const last = this.starts.length - 1;
     if (last >= 0 && this.starts[last] === at) this.seqs[last] = seq;
@@ -68,6 +85,7 @@ export class SessionQueue {
 
   /** Ends the current group: what is pushed next stands on its own. */
   ungroup(): void {
+    if (this.pendingBytes < this.groupFromBytes) return;
     const last = this.seqs.length - 1;
     if (last < 0 || this.seqs[last] !== UNGROUPED) this.group(UNGROUPED);
   }
@@ -94,19 +112,19 @@ export class SessionQueue {
     const backlog = this.socketBacklog();
     if (backlog + this.pendingBytes > this.limitBytes) return null;
     const items = this.items;
-    let starts = this.starts;
-    let seqs = this.seqs;
-    if (starts.length === 0 || starts[0] !== 0) {
-      starts = [0, ...starts];
-      seqs = [UNGROUPED, ...seqs];
-    }
+    const taken: TakenBatch = this.starts.length === 0
+      ? { items, starts: NONE, seqs: NONE, lead: this.lead }
+      : { items, starts: this.starts, seqs: this.seqs, lead: this.lead };
     // The frame adds '[', ']' and one ',' between messages.
     this.socketEstimate = backlog + this.pendingBytes + items.length + 1;
     this.items = [];
-    this.starts = [];
-    this.seqs = [];
+    if (taken.starts !== NONE) {
+      this.starts = [];
+      this.seqs = [];
+    }
+    this.lead = UNGROUPED;
     this.pendingBytes = 0;
-    return { items, starts, seqs };
+    return taken;
   }
 
   /** Drops everything pending (the session is closing). */
@@ -114,6 +132,7 @@ export class SessionQueue {
     this.items = [];
     this.starts = [];
     this.seqs = [];
+    this.lead = UNGROUPED;
     this.pendingBytes = 0;
   }
 }
@@ -133,12 +152,17 @@ export type FrameEmitter = (start: number, end: number, prefix: string | null) =
  * its own. `bytes` (UTF-8, never fewer than characters) lets the common case skip the count.
  */
 export function forEachFrame(batch: TakenBatch, emit: FrameEmitter, maxChars = MAX_FRAME_CHARS, bytes = Infinity): void {
-  const { items, starts, seqs } = batch;
+  const { items } = batch;
   const n = items.length;
   if (n === 0) return;
   if (bytes + n + 1 <= maxChars) {
     emit(0, n, null);
     return;
+  }
+  let { starts, seqs } = batch;
+  if (starts.length === 0 || starts[0] !== 0) {
+    starts = [0, ...starts];
+    seqs = [batch.lead ?? UNGROUPED, ...seqs];
   }
   let frameStart = 0;
   let chars = 0;

@@ -30,6 +30,7 @@ import { ABUSE_FACTOR, RateLimiter } from './rate-limiter.ts';
 import { SessionAccess, reconcile } from './session-access.ts';
 import type { DeliveryOptions, SessionDelivery } from './session-delivery.ts';
 import { type OutputDepth, SessionOutput } from './session-output.ts';
+import { SessionQueue } from './session-queue.ts';
 import type { DisconnectReason, DistributionStats } from './stats.ts';
 import { checkSubscribe } from './subscribe-request.ts';
 import { answerSubscribe } from './subscription-answer.ts';
@@ -71,23 +72,33 @@ export interface SessionHost {
 export class Session {
   /** Stamp of the last change fan-out queued here: a change matched by two subscriptions is queued once. */
   lastChange = 0;
+  // The fields fan-out reads and writes for every delivery come first, close together.
+  /** False while fan-out must hand changes to the delivery (see OutputState). */
+  simple = true;
+  /** Fan-out batch the queue's current group belongs to (-1: none). */
+  groupBatch = -1;
+  /** True while the session waits for a flush round. */
+  flushPending = false;
+  private ended: DisconnectReason | null = null;
+  /** What the session may read (read by fan-out for every change); null without security. */
+  permissions: PermissionSet | null = null;
+  readonly queue: SessionQueue;
   /** Stamp of the change whose matching subscriptions fan-out is gathering for this session's delivery. */
   gatherStamp = 0;
-  /** Filters, throttles, merged topics of slow clients (read by fan-out for every change). */
+  /** Filters, throttles, merged topics of slow clients. */
   readonly delivery: SessionDelivery;
   /** Cleared on each heartbeat ping, set again by the pong. */
   alive = true;
   /** The tenant whose fan-out index holds this session's subscriptions; null without security (every tenant). */
   readonly scope: string | null;
-  /** What the session may read (read by fan-out for every change); null without security. */
-  permissions: PermissionSet | null;
   private readonly access: SessionAccess | null;
   private readonly subscriptions = new Map<string, Subscription>();
   private readonly output: SessionOutput;
   private rate: RateLimiter;
-  private ended: DisconnectReason | null = null;
   /** Set by ws 'error' (oversized or malformed frame) before ws closes the connection. */
   private failure: DisconnectReason | null = null;
+  /** Characters of the live subscriptions' filters (bounded: see FILTER_LIMITS.maxTotalPerSession). */
+  private filterChars = 0;
 
   constructor(
     readonly id: string,
@@ -96,29 +107,13 @@ export class Session {
     private readonly host: SessionHost,
     security: { principal: Principal; lease: ConnectionLease | null } | null = null,
   ) {
-    const session = this;
     this.access = security && host.security ? new SessionAccess(host.security, security.principal, security.lease, () => this.expire()) : null;
     this.scope = this.access ? this.access.tenant : null;
     this.permissions = this.access ? this.access.permissions : null;
-    this.output = new SessionOutput(
-      {
-        get permissions() {
-          return session.permissions;
-        },
-        subscriptions: () => this.subscriptions.values(),
-        scheduleFlush: () => host.scheduleFlush(this),
-        overflow: (why) => this.close(CloseCode.SEND_QUEUE_FULL, 'sendQueue', why),
-        sendFailed: (err) => {
-          // ws only throws for a socket that is not open, which a server-side session never is; if
-          // it ever does, this session ends and the flush round goes on for the others.
-          this.log('warn', { err: err.message }, 'send failed: connection terminated');
-          this.end('protocolError');
-          ws.terminate();
-        },
-      },
-      ws,
-      { view: host.view, fanOut: host.fanOut, stats: host.stats, sendQueueBytes: host.limits.sendQueueBytes, delivery: host.limits },
-    );
+    this.queue = new SessionQueue(host.limits.sendQueueBytes, () => ws.bufferedAmount);
+    this.output = new SessionOutput(this, ws, {
+      view: host.view, fanOut: host.fanOut, stats: host.stats, sendQueueBytes: host.limits.sendQueueBytes, delivery: host.limits,
+    });
     this.delivery = this.output.delivery;
     this.rate = new RateLimiter(this.messageLimit().value);
     ws.on('message', (data, isBinary) => {
@@ -152,10 +147,7 @@ export class Session {
   }
 
 
-  /** True while the session waits for a flush round. */
-  get flushPending(): boolean {
-    return this.output.flushPending;
-  }
+
 
   /**
    * The security configuration was reloaded: derive the session's permissions again and apply
@@ -180,8 +172,24 @@ export class Session {
    * batch (a source transaction is never split between frames); drops the session (4008) past
    * its queue limit.
    */
-  enqueue(wire: string, bytes: number): void {
-    this.output.change(wire, bytes);
+  enqueue(wire: string, bytes: number, batch = this.host.fanOut.batch, seq = this.host.fanOut.seq): void {
+    if (this.ended !== null) return;
+    if (this.groupBatch !== batch) this.startBatchGroup(batch, seq);
+    if (!this.queue.push(wire, bytes)) {
+      this.overflow('send queue full: read faster or subscribe to less');
+      return;
+    }
+    if (!this.flushPending) this.requestFlush();
+  }
+
+  private startBatchGroup(batch: number, seq: number): void {
+    this.groupBatch = batch;
+    this.queue.group(seq);
+  }
+
+  private requestFlush(): void {
+    this.flushPending = true;
+    this.host.scheduleFlush(this);
   }
 
   /** Fan-out: the change for this session's delivery (filters, throttles, merged topics), once its subscriptions are gathered. */
@@ -272,6 +280,31 @@ export class Session {
 
   private send(wire: string): void {
     this.output.send(wire);
+  }
+
+  // OutputOwner: the session is its output's owner itself, so the state fan-out touches for every
+  // delivery lives on one object (see OutputState).
+
+  /** @internal The session's live subscriptions. */
+  liveSubscriptions(): Iterable<Subscription> {
+    return this.subscriptions.values();
+  }
+
+  /** @internal Puts the session in the next flush round. */
+  scheduleFlush(): void {
+    this.host.scheduleFlush(this);
+  }
+
+  /** @internal The client cannot be served within its limits. */
+  overflow(why: string): void {
+    this.close(CloseCode.SEND_QUEUE_FULL, 'sendQueue', why);
+  }
+
+  /** @internal ws only throws for a socket that is not open, which a server-side session never is; if it ever does, this session ends and the flush round goes on. */
+  sendFailed(err: Error): void {
+    this.log('warn', { err: err.message }, 'send failed: connection terminated');
+    this.end('protocolError');
+    this.ws.terminate();
   }
 
   private reject(error: ProtocolError): void {
@@ -368,6 +401,7 @@ export class Session {
       live: this.subscriptions,
       serverMax: this.host.limits.maxSubscriptionsPerSession,
       tenantMax: this.access?.limits.subscriptionsPerSession ?? Infinity,
+      filterChars: this.filterChars,
     });
     if (!checked.ok) {
       if (checked.error.code === 'TENANT_LIMIT') {
@@ -381,6 +415,7 @@ export class Session {
     this.subscriptions.set(id, sub);
     this.host.fanOut.add(sub);
     this.delivery.count(sub, 1);
+    if (filter) this.filterChars += filter.text.length;
     const permissions = this.permissions;
     // Only what the session may read, projected; a selector reaching beyond simply matches fewer
     // topics, and one it may not read at all answers exactly like a path with no topic.
@@ -412,6 +447,7 @@ export class Session {
     this.subscriptions.delete(id);
     this.host.fanOut.remove(sub);
     this.delivery.count(sub, -1);
+    if (sub.filter) this.filterChars -= sub.filter.text.length;
     this.delivery.unsubscribed();
     this.send(unsubscribedMessage(id));
   }

@@ -3,7 +3,7 @@
  * tenant) has room for another subscription, the selector and the filter are valid. Returns what
  * the subscription needs, or the error that answers the request.
  */
-import { type Filter, FilterError, compileFilter } from '../topics/filter.ts';
+import { FILTER_LIMITS, type Filter, FilterError, compileFilter } from '../topics/filter.ts';
 import { type Selector, SelectorError, parseSelector } from '../topics/selector.ts';
 import type { SubscribeMessage } from './messages.ts';
 import type { ProtocolError } from './protocol.ts';
@@ -15,6 +15,8 @@ export interface SubscribeLimits {
   readonly serverMax: number;
   /** The tenant's subscriptionsPerSession (Infinity without security). */
   readonly tenantMax: number;
+  /** Characters of the filters of the live subscriptions together. */
+  readonly filterChars: number;
 }
 
 export type CheckedSubscribe = { ok: true; selector: Selector; filter: Filter | null } | { ok: false; error: ProtocolError };
@@ -43,6 +45,10 @@ export function checkSubscribe(msg: SubscribeMessage, limits: SubscribeLimits): 
   }
   let filter: Filter | null = null;
   if (msg.filter !== undefined) {
+    if (limits.filterChars + msg.filter.length > FILTER_LIMITS.maxTotalPerSession) {
+      const message = `the filters of one session's subscriptions may total ${FILTER_LIMITS.maxTotalPerSession} characters: unsubscribe some, or combine filters with 'or'`;
+      return fail({ code: 'FILTER_INVALID', message, id });
+    }
     try {
       filter = compileFilter(msg.filter);
     } catch (err) {

@@ -38,6 +38,11 @@ export const FILTER_LIMITS = {
   maxInList: 256,
   /** Segments of one field path (`a.b.c` is 3). */
   maxFieldSegments: 16,
+  /**
+   * Characters of all the filters of one session's live subscriptions together: fan-out evaluates
+   * them for every change the session's subscriptions match, so their total bounds its cost.
+   */
+  maxTotalPerSession: 65536,
 } as const;
 
 export function parseFilter(text: string): FilterNode {

@@ -184,3 +184,16 @@ describe('filter: errors say where and what was expected', () => {
     });
   });
 });
+
+describe('filter: limits per session', () => {
+  it('the filters of one session may total 65,536 characters', async () => {
+    const { checkSubscribe } = await import('../../services/distribution/subscribe-request.ts');
+    const msg = { type: 'subscribe' as const, id: 's', selector: 'a/**', filter: `a = '${'x'.repeat(4000)}'` };
+    const ok = checkSubscribe(msg, { live: new Map(), serverMax: 1000, tenantMax: Infinity, filterChars: FILTER_LIMITS.maxTotalPerSession - 4010 });
+    assert.equal(ok.ok, true);
+    const over = checkSubscribe(msg, { live: new Map(), serverMax: 1000, tenantMax: Infinity, filterChars: FILTER_LIMITS.maxTotalPerSession - 4000 });
+    assert.equal(over.ok, false);
+    assert.deepEqual(over.ok ? null : [over.error.code, over.error.id], ['FILTER_INVALID', 's']);
+    assert.match(over.ok ? '' : over.error.message, /may total 65536 characters/);
+  });
+});

@@ -14,7 +14,7 @@ const msg = (n: number, pad = 0): string => `{"type":"value","path":"t/${n}","ve
 
 /** Frames as [first item, end item, marker] for a queue built from groups of message sizes. */
 function frames(groups: Array<{ seq: number; count: number; pad?: number }>, maxChars: number): Array<[number, number, string | null]> {
-  const q = new SessionQueue(1 << 30, () => 0);
+  const q = new SessionQueue(1 << 30, () => 0, 0);
   let n = 0;
   for (const g of groups) {
     if (g.seq === UNGROUPED) q.ungroup();
@@ -95,5 +95,23 @@ describe('FrameAssembler', () => {
     assert.throws(() => a.accept([txn(8, 2, 2), v(2)]), FrameError, 'another group');
     a.accept([txn(9, 1, 2), v(1)]);
     assert.throws(() => a.accept([txn(10, 1, 2), v(2)]), FrameError, 'a new group while one is incomplete');
+  });
+});
+
+describe('lazy group boundaries', () => {
+  it('below groupFromBytes the transactions form one leading group: still never split unmarked', () => {
+    const q = new SessionQueue(1 << 30, () => 0, 3000);
+    let n = 0;
+    for (const seq of [1, 2, 3, 4]) {
+      q.group(seq);
+      for (let i = 0; i < 3; i++) q.push(msg(n++, 900), 950); // 4 groups × ~2.8 KB
+    }
+    const out: Array<[number, number, string | null]> = [];
+    forEachFrame(q.take()!, (s, e, prefix) => out.push([s, e, prefix]), 2500);
+    // Groups 1-2 (~5.7 KB) were not recorded: one leading group, sent as marked parts; 3 and 4 on their own.
+    const lead = out.filter(([s]) => s < 6);
+    assert.ok(lead.length >= 2 && lead.every(([, , p]) => p !== null && JSON.parse(p).seq === 2), JSON.stringify(out));
+    assert.equal(lead.at(-1)![1], 6);
+    for (const [s, , p] of out.filter(([s]) => s >= 6)) assert.ok(p === null || JSON.parse(p).seq > 2, `${s}`);
   });
 });
