@@ -13,10 +13,12 @@
  * projected value, which replaces whatever version a client holds. So clients keep the protocol's
  * strict rule (apply a delta only to `version - 1`) and never see a gap.
  */
+import { heldPrevious } from '../distribution/fan-out.ts';
+import { deltaMessage } from '../distribution/protocol.ts';
+import { jsonEqual } from '../json.ts';
 import { SelectorIndex } from '../topics/selector-index.ts';
 import type { Selector } from '../topics/selector.ts';
 import { type Topic, type TopicChange, type TopicView, valueMessage } from '../topics/topic-store.ts';
-import type { PatchOp } from '../topics/delta.ts';
 import type { Projection } from './field-projection.ts';
 import type { Grant } from './grant-pattern.ts';
 import { covers, intersect } from './selector-algebra.ts';
@@ -154,6 +156,8 @@ export class PermissionSet {
       case 'removal':
         return change.wire;
       case 'value':
+        // A full-value change (its delta was not smaller) that touched only hidden fields.
+        if (change.before !== null && jsonEqual(p.value(change.before), p.value(change.after))) return null;
         return this.projectValue(topic, change.version, p, ctx);
       case 'delta': {
         const ops = p.patch(change.patch);
@@ -178,18 +182,8 @@ export class PermissionSet {
   }
 }
 
-/** Did every session of a group with projection `p` receive version - 1 of this topic? */
-function heldPrevious(version: number, p: Projection, previous: TopicChange | undefined): boolean {
-  // Not seen by fan-out: no session held the topic then, so every holder subscribed after it.
-  if (previous === undefined || previous.version !== version - 1) return true;
-  return previous.type !== 'delta' || p.touches(previous.patch);
-}
-
 export function projectedValueMessage(topic: Topic, version: number, p: Projection): string {
   if (p.all && version === topic.version) return valueMessage(topic);
   return `{"type":"value","path":${JSON.stringify(topic.path)},"version":${version},"value":${JSON.stringify(p.value(topic.value))}}`;
 }
 
-function deltaMessage(path: string, version: number, ops: PatchOp[]): string {
-  return `{"type":"delta","path":${JSON.stringify(path)},"version":${version},"patch":${JSON.stringify(ops)}}`;
-}

@@ -162,6 +162,28 @@ describe('PermissionSet', () => {
     assert.equal(m.type, 'delta');
     assert.deepEqual(m.patch, [{ op: 'replace', path: '/status', value: 'paid' }]);
   });
+
+  it('fan-out: a full-value change that touched only hidden fields sends that group nothing', () => {
+    const store = new TopicStore();
+    const fan = new FanOut();
+    const a = session(security.permissionsFor(principal(['analytics'])));
+    const r = session(security.permissionsFor(principal(['regulator'])));
+    subscribe(fan, a, 'orders/**');
+    subscribe(fan, r, 'orders/**');
+    // Replacing the whole (long) customer_name costs more as a patch than the small value: a `value` change.
+    const row = { id: 1, customer_name: 'A'.repeat(200), status: 'open' };
+    const upd = (value: JsonObject): TopicUpdate => ({ path: 'orders/7/1', source: 's', tenant: 'acme', value });
+    fan.deliver(store.apply([upd(row)])!);
+    const hidden = store.apply([upd({ ...row, customer_name: 'B'.repeat(200) })])!;
+    assert.equal(hidden.changes[0].type, 'value', 'the store sent the whole value');
+    fan.deliver(hidden);
+    assert.equal(r.got.length, 2, 'the regulator sees the change');
+    assert.equal(a.got.length, 1, 'analytics: only the first value, nothing for a change it cannot see');
+    // The next visible change: analytics held version 1, so it needs the value (version 3), not a delta from 2.
+    fan.deliver(store.apply([upd({ ...row, customer_name: 'B'.repeat(200), status: 'paid' })])!);
+    const m = JSON.parse(a.got[1]);
+    assert.deepEqual([m.type, m.version, m.value], ['value', 3, { id: 1, status: 'paid' }]);
+  });
 });
 
 describe('projected streams keep the strict version rule', () => {
