@@ -54,6 +54,8 @@ export interface StepOptions {
   warmSeconds: number;
   seconds: number;
   drainMs?: number;
+  /** The writer commits one UPDATE every tickMs (default 5): fewer, larger transactions with a larger tick. */
+  tickMs?: number;
   /** The server is bench/workers/service.ts: also measure commit → hand-off latency inside it. */
   handoffLatency?: boolean;
   /** The postmaster's pid: Postgres (backends, walsender) is then measured as a group. */
@@ -75,7 +77,7 @@ export function probeCount(rate: number, clients: number, o: Pick<StepOptions, '
 }
 
 export async function measureStep(o: StepOptions): Promise<StepResult> {
-  const base = { pgUrl: o.pgUrl, table: o.table, rows: o.rows, rate: o.rate, set: o.set };
+  const base = { pgUrl: o.pgUrl, table: o.table, rows: o.rows, rate: o.rate, set: o.set, tickMs: o.tickMs };
   const { clients: clientCount } = await o.clients.call<{ clients: number }>('size');
   await o.clients.call('probes', { count: probeCount(o.rate, clientCount, o) });
   if (o.warmSeconds > 0) await o.writer.call('run', { ...base, seconds: o.warmSeconds });

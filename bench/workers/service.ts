@@ -9,6 +9,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { parseConfig } from '../../services/config/config.ts';
 import { TidewireService } from '../../services/service.ts';
+import { parseSelector } from '../../services/topics/selector.ts';
 import { Samples, summarize } from '../lib/stats.ts';
 import { serve } from '../lib/serve.ts';
 
@@ -27,7 +28,8 @@ const sink = new Writable({
     for (const line of chunk.toString().split('\n')) {
       if (!line) continue;
       const rec = JSON.parse(line) as { msg: string; level: number };
-      if (rec.level >= 40 && !rec.msg.startsWith('security is off')) process.stderr.write(`${line}\n`);
+      // Audit records are decisions (the security suite is refused on purpose once), not problems.
+      if (rec.level >= 40 && !rec.msg.startsWith('security is off') && !(rec as { audit?: boolean }).audit) process.stderr.write(`${line}\n`);
       if (!(rec.msg in marks)) marks[rec.msg] = (now - t0) / 1000;
       if (rec.msg === 'snapshot applied' || rec.msg === 'snapshot of table applied') logged.push(rec);
     }
@@ -60,6 +62,7 @@ function stats() {
     topics: s.store.size,
     sessions: s.distribution.sessionCount,
     distribution: { ...s.distribution.stats },
+    queue: s.distribution.queueDepth(),
     updatesApplied: s.pipeline.updatesApplied,
     changesEmitted: s.pipeline.changesEmitted,
     health: s.health(),
@@ -73,6 +76,15 @@ function topic(p: { path: string }) {
   return t ? { version: t.version, value: t.value } : null;
 }
 
+/** path → current version of every topic the selector matches. */
+function versions(p: { selector: string }) {
+  const out: Record<string, number> = {};
+  service!.store.forEachMatching(parseSelector(p.selector), (t) => {
+    out[t.path] = t.version;
+  });
+  return out;
+}
+
 /** The hand-off latency since the last call (and start a new window). */
 function handoff() {
   const r = summarize(handoffLatency.values());
@@ -80,6 +92,6 @@ function handoff() {
   return r;
 }
 
-serve({ start, stats, topic, handoff, gc: () => (globalThis.gc?.(), process.memoryUsage()) }, async () => {
+serve({ start, stats, topic, versions, handoff, gc: () => (globalThis.gc?.(), process.memoryUsage()) }, async () => {
   await service?.stop();
 });

@@ -31,6 +31,12 @@ interface ConnectParams {
   track?: boolean;
   /** Connections opened at once. */
   concurrency?: number;
+  /** Bearer tokens (security on): client i sends tokens[i % tokens.length] in the Authorization header. */
+  tokens?: string[];
+  /** More members of the subscribe message (e.g. `{ maxRate: 2 }`). */
+  subscribe?: Record<string, unknown>;
+  /** Probes also keep the version of every topic they hold (see `checkHeld`). */
+  versions?: boolean;
 }
 
 interface Client {
@@ -42,6 +48,8 @@ interface Client {
   messages: number;
   bytesAtReset: number;
   closedCode: number | null;
+  /** path → version held (probes in `versions` mode, and the stalled client). */
+  held: Map<string, number> | null;
 }
 
 const nowUs = () => (performance.timeOrigin + performance.now()) * 1000;
@@ -61,6 +69,9 @@ let trackedDeltaBytes = 0;
 let trackedCompactDeltaBytes = 0;
 const tracked = new Map<string, JsonObject>();
 let tracking = false;
+let keepVersions = false;
+/** One more client outside the measured ones, whose socket is paused (see `stall`). */
+let stalled: Client | null = null;
 
 function sentOfTidewire(m: { type: string; value?: JsonObject; patch?: PatchOperation[] }): number | undefined {
   if (m.type === 'delta') {
@@ -77,10 +88,17 @@ function onProbeTidewire(c: Client, text: string, index: number): void {
   for (const m of msgs) {
     if (m.type !== 'value' && m.type !== 'delta' && m.type !== 'removal') continue;
     c.messages++;
+    if (c.held) hold(c.held, m);
     const sent = sentOfTidewire(m);
+    if (c === stalled) continue;
     if (sent !== undefined) latency.push((now - sent) / 1000);
     if (tracking && index === 0) track(m);
   }
+}
+
+function hold(held: Map<string, number>, m: { type: string; path: string; version: number }): void {
+  if (m.type === 'removal') held.delete(m.path);
+  else held.set(m.path, m.version);
 }
 
 function track(m: { type: string; path: string; version: number; value?: JsonObject; patch?: PatchOperation[] }): void {
@@ -125,8 +143,10 @@ function onProbeSocketio(c: Client, text: string): void {
 function open(p: ConnectParams, i: number, probe: boolean): Promise<Client> {
   return new Promise((resolve, reject) => {
     const url = p.protocol === 'socketio' ? `${p.url.replace(/\/$/, '')}/socket.io/?EIO=4&transport=websocket` : p.url;
-    const ws = new WebSocket(url, { perMessageDeflate: false, skipUTF8Validation: true });
-    const c: Client = { ws, socket: null, probe, ready: false, frames: 0, messages: 0, bytesAtReset: 0, closedCode: null };
+    const token = p.tokens && p.tokens.length > 0 ? p.tokens[i % p.tokens.length] : undefined;
+    const headers = token ? { authorization: `Bearer ${token}` } : undefined;
+    const ws = new WebSocket(url, { perMessageDeflate: false, skipUTF8Validation: true, headers });
+    const c: Client = { ws, socket: null, probe, ready: false, frames: 0, messages: 0, bytesAtReset: 0, closedCode: null, held: keepVersions ? new Map() : null };
     const fail = (e: Error) => {
       if (!c.ready) reject(new Error(`client ${i}: ${e.message}`));
     };
@@ -137,7 +157,7 @@ function open(p: ConnectParams, i: number, probe: boolean): Promise<Client> {
     });
     ws.once('open', () => {
       c.socket = (ws as unknown as { _socket: Socket })._socket;
-      if (p.protocol === 'tidewire') ws.send(JSON.stringify({ type: 'subscribe', id: 's', selector: p.selector }));
+      if (p.protocol === 'tidewire') ws.send(JSON.stringify({ ...p.subscribe, type: 'subscribe', id: 's', selector: p.selector }));
     });
     ws.on('message', (data: Buffer) => {
       c.frames++;
@@ -155,8 +175,10 @@ function open(p: ConnectParams, i: number, probe: boolean): Promise<Client> {
       const text = data.toString();
       if (p.protocol === 'tidewire') {
         // Setup: the initial values, then `subscribed` (a probe tracking values keeps them).
-        const msgs = JSON.parse(text) as Array<{ type: string; path: string; value?: JsonObject }>;
+        const msgs = JSON.parse(text) as Array<{ type: string; path: string; version: number; value?: JsonObject }>;
         for (const m of msgs) {
+          if (c.held && (m.type === 'value' || m.type === 'delta' || m.type === 'removal')) hold(c.held, m);
+          if (m.type === 'error') reject(new Error(`client ${i}: ${text}`));
           if (m.type === 'value' && tracking && i === 0) tracked.set(m.path, m.value!);
           if (m.type === 'subscribed') {
             c.ready = true;
@@ -178,6 +200,7 @@ function open(p: ConnectParams, i: number, probe: boolean): Promise<Client> {
 async function connect(p: ConnectParams) {
   protocol = p.protocol;
   tracking = !!p.track;
+  keepVersions = !!p.versions;
   const every = Math.max(1, Math.floor(p.n / Math.max(1, p.probes)));
   const t0 = performance.now();
   const conc = p.concurrency ?? 100;
@@ -258,6 +281,75 @@ async function closeAll() {
     ),
   );
   clients = [];
+  unstallNow();
 }
 
-serve({ connect, size: () => ({ clients: clients.length }), probes: setProbes, reset, collect, close: closeAll }, closeAll);
+/**
+ * Opens one more client, subscribed like the others, then stops reading: its socket is paused, so
+ * the server's writes pile up in the kernel's buffers and then in its session queue. It is not
+ * counted in `collect`.
+ */
+async function stall(p: ConnectParams) {
+  if (stalled) throw new Error('a stalled client is already open');
+  const before = keepVersions;
+  keepVersions = true;
+  try {
+    stalled = await open({ ...p, protocol: 'tidewire' }, -1, true);
+  } finally {
+    keepVersions = before;
+  }
+  stalled.socket!.pause();
+  return { held: stalled.held!.size };
+}
+
+/** Lets the stalled client read again; resolves once its socket has been quiet for `quietMs`. */
+async function unstall(p: { quietMs?: number; maxMs?: number }) {
+  const c = stalled;
+  if (!c) throw new Error('no stalled client');
+  const queued = c.socket!.readableLength;
+  const t0 = performance.now();
+  c.socket!.resume();
+  let last = -1;
+  for (;;) {
+    await new Promise((r) => setTimeout(r, p.quietMs ?? 300));
+    const read = c.socket!.bytesRead;
+    if (read === last || performance.now() - t0 > (p.maxMs ?? 30_000)) break;
+    last = read;
+  }
+  return { closedCode: c.closedCode, bytesRead: c.socket!.bytesRead, messages: c.messages, held: c.held!.size, queuedInProcess: queued };
+}
+
+function unstallNow() {
+  if (!stalled) return;
+  stalled.ws.terminate();
+  stalled = null;
+}
+
+/**
+ * Compares what the probes (and the stalled client) hold with the server's versions: every topic
+ * present at its current version, nothing else.
+ */
+function checkHeld(p: { versions: Record<string, number> }) {
+  const expected = Object.entries(p.versions);
+  const holders = clients.filter((c) => c.held !== null);
+  if (stalled) holders.push(stalled);
+  let stale = 0;
+  let extra = 0;
+  let example: string | null = null;
+  for (const c of holders) {
+    for (const [path, version] of expected) {
+      const v = c.held!.get(path);
+      if (v !== version) {
+        stale++;
+        example ??= `${path}: held ${v ?? 'nothing'}, current ${version}`;
+      }
+    }
+    extra += [...c.held!.keys()].filter((k) => !(k in p.versions)).length;
+  }
+  return { holders: holders.length, topics: expected.length, stale, extra, example };
+}
+
+serve(
+  { connect, size: () => ({ clients: clients.length }), probes: setProbes, reset, collect, stall, unstall, dropStalled: unstallNow, checkHeld, close: closeAll },
+  closeAll,
+);
