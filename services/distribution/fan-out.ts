@@ -214,7 +214,7 @@ function renderProjected(change: TopicChange, p: Projection, previous: TopicChan
   if (change.type === 'delta') {
     const ops = p.patch(change.patch);
     if (ops !== null && ops.length === 0) return null;
-    if (ops !== null && heldPrevious(change.version, p, previous)) return deltaMessage(path, change.version, ops);
+    if (ops !== null && heldPrevious(change.version, p, previous)) return ops === change.patch ? change.wire : deltaMessage(path, change.version, ops);
   } else if (change.before !== null && jsonEqual(p.value(change.before), p.value(change.after))) {
     return null;
   }

@@ -109,7 +109,7 @@ function sendValue(topic: Topic, p: Projection, sink: AnswerSink): void {
 /** The patches seen through `p`, composed; null when one of them cannot be projected (the value must be sent). */
 function projectAndCompose(patches: ReadonlyArray<readonly PatchOp[]>, p: Projection): PatchOp[] | null {
   if (p.all) return composePatches(patches);
-  const visible: PatchOp[][] = [];
+  const visible: Array<readonly PatchOp[]> = [];
   for (const patch of patches) {
     const ops = p.patch(patch);
     if (ops === null) return null;

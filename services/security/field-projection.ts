@@ -87,15 +87,21 @@ export class Projection {
   /**
    * The operations on visible fields, in order; empty when the patch touches only hidden fields.
    * null when an operation addresses the whole document (the caller sends a projected value).
+   * When every operation is visible, `ops` itself (not a copy): callers then reuse the change's
+   * own wire text, so a masked session gets the same string, and frame, as everyone else.
    */
-  patch(ops: readonly PatchOp[]): PatchOp[] | null {
-    const out: PatchOp[] = [];
-    for (const op of ops) {
-      const field = topField(op.path);
+  patch(ops: readonly PatchOp[]): readonly PatchOp[] | null {
+    let out: PatchOp[] | null = null;
+    for (let i = 0; i < ops.length; i++) {
+      const field = topField(ops[i].path);
       if (field === null) return null;
-      if (this.visible(field)) out.push(op);
+      if (this.visible(field)) {
+        if (out !== null) out.push(ops[i]);
+      } else if (out === null) {
+        out = ops.slice(0, i);
+      }
     }
-    return out;
+    return out ?? ops;
   }
 
   /** Does the patch change anything this projection shows? */

@@ -162,7 +162,7 @@ export class PermissionSet {
       case 'delta': {
         const ops = p.patch(change.patch);
         if (ops !== null && ops.length === 0) return null;
-        if (ops !== null && heldPrevious(change.version, p, ctx.previous)) return deltaMessage(topic.path, change.version, ops);
+        if (ops !== null && heldPrevious(change.version, p, ctx.previous)) return ops === change.patch ? change.wire : deltaMessage(topic.path, change.version, ops);
         return this.projectValue(topic, change.version, p, ctx);
       }
     }

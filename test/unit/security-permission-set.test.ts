@@ -163,6 +163,23 @@ describe('PermissionSet', () => {
     assert.deepEqual(m.patch, [{ op: 'replace', path: '/status', value: 'paid' }]);
   });
 
+  it('fan-out: a delta of visible fields only is the change itself, the same string for every role', () => {
+    const store = new TopicStore();
+    const fan = new FanOut();
+    const a = session(security.permissionsFor(principal(['analytics'])));
+    const r = session(security.permissionsFor(principal(['regulator'])));
+    subscribe(fan, a, 'orders/**');
+    subscribe(fan, r, 'orders/**');
+    const row = { id: 1, customer_name: 'Ann', email: 'a@x', note: 'n'.repeat(100), status: 'open' };
+    const upd = (value: JsonObject): TopicUpdate => ({ path: 'orders/7/1', source: 's', tenant: 'acme', value });
+    fan.deliver(store.apply([upd(row)])!);
+    const batch = store.apply([upd({ ...row, status: 'paid' })])!;
+    fan.deliver(batch);
+    assert.equal(a.got[1], batch.changes[0].wire, 'analytics gets the change as the store serialized it');
+    assert.equal(a.got[1], r.got[1]);
+    assert.notEqual(a.got[0], r.got[0], 'while its values stay projected');
+  });
+
   it('fan-out: a full-value change that touched only hidden fields sends that group nothing', () => {
     const store = new TopicStore();
     const fan = new FanOut();
