@@ -7,6 +7,15 @@ export function median(xs: readonly number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
+/**
+ * a[i] ÷ b[i] for each alternating pair of runs (the i-th run of each side, taken back to back):
+ * the machine's load drifts between pairs more than within one, so the median of these ratios is
+ * steadier than the ratio of the two medians.
+ */
+export function pairRatios(a: readonly number[], b: readonly number[]): number[] {
+  return a.slice(0, b.length).map((x, i) => x / b[i]);
+}
+
 /** Quantile q (0..1) of already sorted values, nearest-rank. */
 export function quantileSorted(sorted: ArrayLike<number>, q: number): number {
   if (sorted.length === 0) return NaN;

@@ -4,7 +4,7 @@
  * suite, the phases of start(): slot created, snapshot applied (from the connector's own log
  * lines), streaming (start() resolved).
  */
-import { performance } from 'node:perf_hooks';
+import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { parseConfig } from '../../services/config/config.ts';
@@ -76,6 +76,18 @@ function topic(p: { path: string }) {
   return t ? { version: t.version, value: t.value } : null;
 }
 
+/** Garbage-collection pauses of the server's main thread since the last call: they show up as latency tails. */
+let gcPauses: number[] = [];
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) gcPauses.push(e.duration);
+}).observe({ entryTypes: ['gc'] });
+
+function gc() {
+  const p = gcPauses;
+  gcPauses = [];
+  return { count: p.length, totalMs: p.reduce((a, b) => a + b, 0), maxMs: p.length ? Math.max(...p) : 0, over10ms: p.filter((x) => x > 10).length };
+}
+
 /** path → current version of every topic the selector matches. */
 function versions(p: { selector: string }) {
   const out: Record<string, number> = {};
@@ -92,6 +104,6 @@ function handoff() {
   return r;
 }
 
-serve({ start, stats, topic, versions, handoff, gc: () => (globalThis.gc?.(), process.memoryUsage()) }, async () => {
+serve({ start, stats, topic, versions, handoff, gcPauses: gc, gc: () => (globalThis.gc?.(), process.memoryUsage()) }, async () => {
   await service?.stop();
 });
