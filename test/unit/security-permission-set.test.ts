@@ -44,6 +44,17 @@ function session(permissions: PermissionSet) {
   return s as typeof s & Session;
 }
 
+/** A store and fan-out with an analytics and a regulator session, both subscribed to `orders/**`. */
+function analyticsAndRegulator() {
+  const store = new TopicStore();
+  const fan = new FanOut();
+  const a = session(security.permissionsFor(principal(['analytics'])));
+  const r = session(security.permissionsFor(principal(['regulator'])));
+  subscribe(fan, a, 'orders/**');
+  subscribe(fan, r, 'orders/**');
+  return { store, fan, a, r };
+}
+
 function subscribe(fan: FanOut, s: Session, selector: string): Subscription {
   const sub: Subscription = { id: selector, selector: parseSelector(selector), session: s };
   fan.add(sub);
@@ -164,12 +175,7 @@ describe('PermissionSet', () => {
   });
 
   it('fan-out: a delta of visible fields only is the change itself, the same string for every role', () => {
-    const store = new TopicStore();
-    const fan = new FanOut();
-    const a = session(security.permissionsFor(principal(['analytics'])));
-    const r = session(security.permissionsFor(principal(['regulator'])));
-    subscribe(fan, a, 'orders/**');
-    subscribe(fan, r, 'orders/**');
+    const { store, fan, a, r } = analyticsAndRegulator();
     const row = { id: 1, customer_name: 'Ann', email: 'a@x', note: 'n'.repeat(100), status: 'open' };
     const upd = (value: JsonObject): TopicUpdate => ({ path: 'orders/7/1', source: 's', tenant: 'acme', value });
     fan.deliver(store.apply([upd(row)])!);
@@ -181,12 +187,7 @@ describe('PermissionSet', () => {
   });
 
   it('fan-out: a full-value change that touched only hidden fields sends that group nothing', () => {
-    const store = new TopicStore();
-    const fan = new FanOut();
-    const a = session(security.permissionsFor(principal(['analytics'])));
-    const r = session(security.permissionsFor(principal(['regulator'])));
-    subscribe(fan, a, 'orders/**');
-    subscribe(fan, r, 'orders/**');
+    const { store, fan, a, r } = analyticsAndRegulator();
     // Replacing the whole (long) customer_name costs more as a patch than the small value: a `value` change.
     const row = { id: 1, customer_name: 'A'.repeat(200), status: 'open' };
     const upd = (value: JsonObject): TopicUpdate => ({ path: 'orders/7/1', source: 's', tenant: 'acme', value });
