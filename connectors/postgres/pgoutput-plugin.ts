@@ -34,6 +34,72 @@ export class RawTextPgoutputParser extends PgoutputParser {
   }
 }
 
+/** The package's BinaryReader, as readTuple sees it (plain JS fields). */
+interface Reader {
+  _b: Buffer;
+  _p: number;
+}
+
+/**
+ * The package's readTuple, reading text values with one Buffer#toString each instead of a
+ * subarray plus TextDecoder#decode (that pair was ~15% of ingest CPU in the ingest profile),
+ * and giving our raw-text columns their text without a parser call. Same results, same errors on
+ * a short message. Installed on our subclass's prototype: the package declares readTuple private
+ * (pinned to pg-logical-replication 2.x, whose parser calls this.readTuple for every tuple).
+ */
+function readTuple(reader: Reader, relation: { columns: Array<{ name: string; parser: (raw: unknown) => unknown }> }, unchangedToastFallback?: Record<string, unknown> | null) {
+  const b = reader._b;
+  let p = reader._p;
+  const need = (n: number) => {
+    if (b.length < p + n) throw new Error('unexpected end of message');
+  };
+  need(2);
+  const nfields = b.readInt16BE(p);
+  p += 2;
+  const { columns } = relation;
+  const tuple: Record<string, unknown> = Object.create(null);
+  for (let i = 0; i < nfields; i++) {
+    const column = columns[i];
+    if (column === undefined) throw new Error(`tuple has ${nfields} columns, the relation ${columns.length}`);
+    need(1);
+    const kind = b[p++];
+    switch (kind) {
+      case 0x74: {
+        // 't' text
+        need(4);
+        const size = b.readInt32BE(p);
+        p += 4;
+        need(size);
+        const text = b.toString('utf8', p, p + size);
+        p += size;
+        tuple[column.name] = column.parser === rawText ? text : column.parser(text);
+        break;
+      }
+      case 0x6e: // 'n' null
+        tuple[column.name] = null;
+        break;
+      case 0x75: // 'u' unchanged TOAST datum
+        tuple[column.name] = unchangedToastFallback?.[column.name];
+        break;
+      case 0x62: {
+        // 'b' binary (not requested by us; kept as the package does)
+        need(4);
+        const size = b.readInt32BE(p);
+        p += 4;
+        need(size);
+        tuple[column.name] = b.subarray(p, p + size);
+        p += size;
+        break;
+      }
+      default:
+        throw new Error(`unknown attribute kind ${String.fromCharCode(kind)}`);
+    }
+  }
+  reader._p = p;
+  return tuple;
+}
+(RawTextPgoutputParser.prototype as unknown as { readTuple: typeof readTuple }).readTuple = readTuple;
+
 export class RawTextPgoutputPlugin extends PgoutputPlugin {
   private readonly rawParser = new RawTextPgoutputParser();
 

@@ -2,7 +2,9 @@
 // rounded int8, unchanged TOAST values as undefined. Fed hand-built wire messages.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RawTextPgoutputPlugin } from '../../connectors/postgres/pgoutput-plugin.ts';
+import fc from 'fast-check';
+import { PgoutputParser } from 'pg-logical-replication/dist/output-plugins/pgoutput/pgoutput-parser.js';
+import { RawTextPgoutputParser, RawTextPgoutputPlugin } from '../../connectors/postgres/pgoutput-plugin.ts';
 
 /** Builds pgoutput messages: https://www.postgresql.org/docs/current/protocol-logicalrep-message-formats.html */
 class Wire {
@@ -73,4 +75,43 @@ test('an unreadable message becomes a parse-failure value instead of a throw ins
   const msg = plugin.parse(new Wire().byte('I').int32(99999).byte('N').int16(0).build()) as unknown as { tag: string; error: unknown };
   assert.equal(msg.tag, 'parse-failure');
   assert.ok(msg.error instanceof Error);
+});
+
+test('our tuple reader gives what the package\'s gives, on any tuple and on any truncation of it', () => {
+  const ours = new RawTextPgoutputParser();
+  const theirs = new PgoutputParser();
+  assert.notEqual(
+    (RawTextPgoutputParser.prototype as unknown as { readTuple: unknown }).readTuple,
+    (PgoutputParser.prototype as unknown as { readTuple: unknown }).readTuple,
+    'the faster reader is installed',
+  );
+  ours.parse(relationMsg);
+  const rel = theirs.parse(relationMsg) as { columns: Array<{ parser: (x: unknown) => unknown }> };
+  for (const c of rel.columns) c.parser = (x) => x;
+  const attr = fc.oneof(
+    fc.string({ unit: 'binary', maxLength: 40 }).map((s) => ({ kind: 't' as const, s })),
+    fc.constant({ kind: 'n' as const, s: '' }),
+    fc.constant({ kind: 'u' as const, s: '' }),
+  );
+  const read = (p: { parse(b: Buffer): unknown }, buf: Buffer) => {
+    try {
+      const m = p.parse(buf) as { tag: string; new?: object; old?: object };
+      return { tag: m.tag, new: m.new && { ...m.new }, old: m.old && { ...m.old } };
+    } catch (e) {
+      return { threw: (e as Error).message };
+    }
+  };
+  fc.assert(
+    fc.property(fc.array(attr, { minLength: 4, maxLength: 4 }), fc.array(attr, { minLength: 4, maxLength: 4 }), fc.nat(), (before, after, cut) => {
+      const w = new Wire().byte('U').int32(16400).byte('O').int16(4);
+      for (const a of before) (a.kind === 't' ? w.text(a.s) : w.byte('n')); // an old tuple has no unchanged TOAST
+      w.byte('N').int16(4);
+      for (const a of after) (a.kind === 't' ? w.text(a.s) : w.byte(a.kind));
+      const msg = w.build();
+      assert.deepEqual(read(ours, msg), read(theirs, msg));
+      const short = msg.subarray(0, cut % msg.length);
+      assert.deepEqual(read(ours, short), read(theirs, short));
+    }),
+    { seed: 7, numRuns: 2000 },
+  );
 });
