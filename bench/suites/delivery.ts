@@ -13,7 +13,7 @@
  *    Bytes on the wire per client, and after the writer stops every throttled client must hold
  *    the latest version of every sensor (the latest value always arrives).
  */
-import { mib, ms, num, ratio } from '../lib/format.ts';
+import { ms, num, ratio } from '../lib/format.ts';
 import { type BenchPostgres, postmasterPid, serverVersion, startBenchPostgres, waitForSlot } from '../lib/postgres.ts';
 import { type ClientWindow, type StepResult, drain, loadGeneratorLimit, measureStep } from '../lib/step.ts';
 import { median, pairRatios } from '../lib/stats.ts';
@@ -22,6 +22,7 @@ import { Worker } from '../lib/worker.ts';
 import type { Suite, SuiteResult, Target } from '../suite.ts';
 
 const ROWS = 1000;
+const kib = (bytes: number) => `${num(bytes / 1024)} KiB`;
 const SENSORS = 200;
 const FILL_ROWS = 64;
 
@@ -167,7 +168,7 @@ export const suite: Suite = {
             const l = s.window.latencyMs;
             ctx.log(
               `delivery: ${mode === 'stalled' ? 'with a stalled client' : 'without'}, ${num(s.writer.rate)} changes/s: p50 ${ms(l.p50)}, p99 ${ms(l.p99)}, delivered ${(s.delivered * 100).toFixed(1)}%; server GC ${ms(gc.totalMs)} (max pause ${ms(gc.maxMs)})` +
-                (stalledQueue ? `; stalled session: ${mib(stalledQueue.queueBytes + stalledQueue.socketBytes)} queued, ${num(stalledQueue.conflations)} updates merged` : ''),
+                (stalledQueue ? `; stalled session: ${kib(stalledQueue.queueBytes + stalledQueue.socketBytes)} queued, ${num(stalledQueue.conflations)} updates merged` : ''),
             );
             if (s.window.closed.length > 0) throw new Error(`${s.window.closed.length} normal clients were closed (codes ${[...new Set(s.window.closed)].join(', ')})`);
             if (s.delivered < 0.97) {
@@ -223,7 +224,7 @@ export const suite: Suite = {
       return {
         summary:
           `One TidewireService (Postgres ${pgVersion}, default server settings: slowClientBytes 1 MiB, conflate) in its own process. ` +
-          `Stalled client: ${clientsN} clients (one process) subscribed to a ${ROWS}-row order-like table (\`rows/**\`); the writer updates it at ${rates.map(num).join(' and ')} changes/s (UPDATE every 5 ms, 3 columns). ` +
+          `Stalled client: ${clientsN} clients (one process) subscribed to a ${ROWS}-row order-like table (\`rows/**\`); the writer updates it at ${rates.map((r) => num(r)).join(' and ')} changes/s (UPDATE every 5 ms, 3 columns). ` +
           `Steps alternate without / with one more client that subscribes to everything (\`**\`) and then pauses its socket; before its step, 16 KiB values of a table only it receives are written until the server reports it behind (the kernel's socket buffers first absorb several MiB), so during the step its updates are being merged (${reps} of each per rate, ${seconds} s after ${warm} s warm-up); latency = receive − the writer's \`sent_us\` on every normal client. ` +
           `After each stalled step the client reads again and is checked to hold every row at its current version. ` +
           `Sensor dashboard: ${SENSORS} sensors (12 columns) updated ${num(sensorRate)} times/s in all (10/s each) for ${sensorSeconds} s; ${dashboards} dashboards subscribe to \`sensors/**\` without \`maxRate\` and ${dashboards} with \`maxRate: 2\`, at the same time; bytes = TCP bytes read per client.`,
@@ -248,7 +249,7 @@ export const suite: Suite = {
                   f((s) => s.cpu.cores.clients).toFixed(2),
                   f((s) => s.cpu.otherCores).toFixed(2),
                   `${ms(f((s) => s.gc.totalMs))} / ${ms(f((s) => s.gc.maxMs))}`,
-                  sq.length ? `${mib(median(sq.map((s) => s.stalledQueue!.queueBytes)))} + ${mib(median(sq.map((s) => s.stalledQueue!.socketBytes)))}` : '–',
+                  sq.length ? `${kib(median(sq.map((s) => s.stalledQueue!.queueBytes)))} + ${kib(median(sq.map((s) => s.stalledQueue!.socketBytes)))}` : '–',
                   sq.length ? num(median(sq.map((s) => s.stalledQueue!.conflations))) : '–',
                   sq.length ? sq.map((s) => `${s.stalledCheck!.topics - s.stalledCheck!.stale}/${s.stalledCheck!.topics}`).join(', ') : '–',
                   runs.map((s) => ms(s.window.latencyMs.p99)).join(', '),
@@ -256,7 +257,7 @@ export const suite: Suite = {
               }),
             ),
             notes: [
-              `The stalled session's queue stays bounded by conflation: at most one pending update per topic (${num(ROWS)} here) plus what its socket already held; the most it held in any step was ${mib(maxQueued)}.`,
+              `The stalled session's queue stays bounded by conflation: at most one pending update per topic (${num(ROWS)} here) plus what its socket already held; the most it held in any step was ${kib(maxQueued)}.`,
               '"read back": after the step the stalled client resumed reading; it then held every row at the server\'s current version (checked topic by topic).',
             ],
           },
