@@ -34,6 +34,11 @@ export class RawTextPgoutputParser extends PgoutputParser {
   }
 }
 
+/** Throws as the package's reader does when the message ends before `n` more bytes at `p`. */
+function need(b: Buffer, p: number, n: number): void {
+  if (b.length < p + n) throw new Error('unexpected end of message');
+}
+
 /** The package's BinaryReader, as readTuple sees it (plain JS fields). */
 interface Reader {
   _b: Buffer;
@@ -50,10 +55,7 @@ interface Reader {
 function readTuple(reader: Reader, relation: { columns: Array<{ name: string; parser: (raw: unknown) => unknown }> }, unchangedToastFallback?: Record<string, unknown> | null) {
   const b = reader._b;
   let p = reader._p;
-  const need = (n: number) => {
-    if (b.length < p + n) throw new Error('unexpected end of message');
-  };
-  need(2);
+  need(b, p, 2);
   const nfields = b.readInt16BE(p);
   p += 2;
   const { columns } = relation;
@@ -61,15 +63,15 @@ function readTuple(reader: Reader, relation: { columns: Array<{ name: string; pa
   for (let i = 0; i < nfields; i++) {
     const column = columns[i];
     if (column === undefined) throw new Error(`tuple has ${nfields} columns, the relation ${columns.length}`);
-    need(1);
+    need(b, p, 1);
     const kind = b[p++];
     switch (kind) {
       case 0x74: {
         // 't' text
-        need(4);
+        need(b, p, 4);
         const size = b.readInt32BE(p);
         p += 4;
-        need(size);
+        need(b, p, size);
         const text = b.toString('utf8', p, p + size);
         p += size;
         tuple[column.name] = column.parser === rawText ? text : column.parser(text);
@@ -83,10 +85,10 @@ function readTuple(reader: Reader, relation: { columns: Array<{ name: string; pa
         break;
       case 0x62: {
         // 'b' binary (not requested by us; kept as the package does)
-        need(4);
+        need(b, p, 4);
         const size = b.readInt32BE(p);
         p += 4;
-        need(size);
+        need(b, p, size);
         tuple[column.name] = b.subarray(p, p + size);
         p += size;
         break;
