@@ -6,8 +6,9 @@ import type { ChangeBatch, TopicChange, TopicStore, TopicUpdate } from './topics
 export interface PipelineOptions {
   /**
    * Count the wire bytes of every change by type, and what each delta would have cost as a full
-   * value (the `tidewire_wire_bytes_total` metrics). Costs one JSON.stringify of the value per
-   * delta, once per change (not per client). Default false.
+   * value (the `tidewire_wire_bytes_total` metrics). Costs a UTF-8 byte count of each change's
+   * wire text, once per change (not per client); the store reports what the value would have
+   * cost. Default false.
    */
   measureWireBytes?: boolean;
 }
@@ -66,7 +67,7 @@ export class Pipeline implements IngestSink {
         // stands for differs only in its last member, the value after the change.
         const patchAt = c.wire.indexOf(',"patch":') + 9;
         const patchBytes = n - Buffer.byteLength(c.wire.slice(0, patchAt)) - 1;
-        bytes.deltaAsValue += n - patchBytes + Buffer.byteLength(JSON.stringify(c.after));
+        bytes.deltaAsValue += n - patchBytes + c.valueBytes;
       }
     }
   }

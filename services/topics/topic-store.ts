@@ -42,6 +42,8 @@ export type TopicChange =
   | {
       readonly type: 'delta'; readonly topic: Topic; readonly version: number; readonly patch: PatchOp[]; readonly wire: string;
       readonly before: JsonObject; readonly after: JsonObject;
+      /** UTF-8 bytes of `after` serialized: what the value would have cost instead (serialized here anyway, to compare). */
+      readonly valueBytes: number;
     }
   | { readonly type: 'removal'; readonly topic: Topic; readonly version: number; readonly wire: string; readonly before: JsonObject; readonly after: null };
 
@@ -203,7 +205,8 @@ export class TopicStore implements TopicView {
     const head = `"path":${JSON.stringify(existing.path)},"version":${version}`;
     // A delta only when it is actually smaller than the value it stands for.
     if (patchJson.length < valueJson.length) {
-      return { type: 'delta', topic: existing, version, patch, wire: `{"type":"delta",${head},"patch":${patchJson}}`, before, after: value };
+      const wire = `{"type":"delta",${head},"patch":${patchJson}}`;
+      return { type: 'delta', topic: existing, version, patch, wire, before, after: value, valueBytes: Buffer.byteLength(valueJson) };
     }
     return { type: 'value', topic: existing, version, wire: `{"type":"value",${head},"value":${valueJson}}`, before, after: value };
   }

@@ -19,6 +19,16 @@ test('first write is a value, later writes are deltas with consecutive versions'
   assert.ok(b2.seq > b1.seq);
 });
 
+test('a delta carries the UTF-8 size of the value it stands for (multibyte text included)', () => {
+  const store = new TopicStore();
+  const value = { id: 1, qty: 2, note: 'Zürich → 東京, a note long enough to make deltas worth it 🚚' };
+  store.apply([{ path: 'orders/1', source: src, value }]);
+  const after = { ...value, qty: 3 };
+  const c = store.apply([{ path: 'orders/1', source: src, value: after }])!.changes[0];
+  assert.equal(c.type, 'delta');
+  assert.equal(c.type === 'delta' && c.valueBytes, Buffer.byteLength(JSON.stringify(after)));
+});
+
 test('an update that changes nothing produces no batch', () => {
   const store = new TopicStore();
   store.apply([{ path: 'a/1', source: src, value: { id: 1, j: { x: 1 } } }]);
