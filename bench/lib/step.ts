@@ -1,4 +1,5 @@
 /** One measured step of a distribution benchmark: a writer at a steady rate, clients counting. */
+import { ms, num } from './format.ts';
 import { CpuWindow, withChildren } from './proc.ts';
 import type { LatencySummary } from './stats.ts';
 import type { Worker } from './worker.ts';
@@ -108,6 +109,15 @@ export async function measureStep(o: StepOptions): Promise<StepResult> {
     deliveriesPerSecond: window.deliveries / writer.seconds,
     bytesPerDelivery: window.deliveries > 0 ? window.bytes / window.deliveries : 0,
   };
+}
+
+/** Why a step counts as saturated (the rate stepping stops there), or null. */
+export function saturation(s: StepResult): string | null {
+  if (s.window.closed.length > 0) return `${s.window.closed.length} clients dropped (codes ${[...new Set(s.window.closed)].join(', ')})`;
+  if (s.delivered < 0.9) return `only ${(s.delivered * 100).toFixed(0)}% delivered in the window`;
+  if (s.window.latencyMs.p99 > 1000) return `p99 ${ms(s.window.latencyMs.p99)}`;
+  if (s.writer.rate < s.rate * 0.9) return `the source reached only ${num(s.writer.rate)} of ${num(s.rate)} changes/s`;
+  return null;
 }
 
 /** Why a step shows the load generator (not the server) may be the limit, or null. */

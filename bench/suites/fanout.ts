@@ -8,7 +8,7 @@
 import { io as socketIoClient } from 'socket.io-client';
 import { mib, ms, num, ratio } from '../lib/format.ts';
 import { postmasterPid, serverVersion, startBenchPostgres } from '../lib/postgres.ts';
-import { type StepResult, loadGeneratorLimit, measureStep } from '../lib/step.ts';
+import { type StepResult, loadGeneratorLimit, measureStep, saturation } from '../lib/step.ts';
 import { ROW_UPDATE_SET, createRowsTable } from '../lib/tables.ts';
 import { Worker } from '../lib/worker.ts';
 import type { Suite, SuiteResult } from '../suite.ts';
@@ -23,14 +23,6 @@ interface Run {
   saturatedBy: string | null;
   serverRssIdle: number;
   serverRssBefore: number;
-}
-
-function saturation(s: StepResult): string | null {
-  if (s.window.closed.length > 0) return `${s.window.closed.length} clients dropped (codes ${[...new Set(s.window.closed)].join(', ')})`;
-  if (s.delivered < 0.9) return `only ${(s.delivered * 100).toFixed(0)}% delivered in the window`;
-  if (s.window.latencyMs.p99 > 1000) return `p99 ${ms(s.window.latencyMs.p99)}`;
-  if (s.writer.rate < s.rate * 0.9) return `the writer reached only ${num(s.writer.rate)} of ${num(s.rate)} changes/s`;
-  return null;
 }
 
 export const suite: Suite = {

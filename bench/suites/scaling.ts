@@ -7,7 +7,7 @@
  * `ingest`, the whole path in `latency`.
  */
 import { mib, ms, num } from '../lib/format.ts';
-import { type StepResult, loadGeneratorLimit, measureStep } from '../lib/step.ts';
+import { type StepResult, loadGeneratorLimit, measureStep, saturation } from '../lib/step.ts';
 import { Worker } from '../lib/worker.ts';
 import type { Suite, SuiteResult } from '../suite.ts';
 
@@ -31,14 +31,6 @@ interface ClientRun {
 }
 
 const TOPICS_FOR_CLIENTS = 100;
-
-function saturation(s: StepResult): string | null {
-  if (s.window.closed.length > 0) return `${s.window.closed.length} clients dropped (codes ${[...new Set(s.window.closed)].join(', ')})`;
-  if (s.delivered < 0.9) return `only ${(s.delivered * 100).toFixed(0)}% delivered in the window`;
-  if (s.window.latencyMs.p99 > 1000) return `p99 ${ms(s.window.latencyMs.p99)}`;
-  if (s.writer.rate < s.rate * 0.9) return `the source reached only ${num(s.writer.rate)} of ${num(s.rate)} changes/s`;
-  return null;
-}
 
 export const suite: Suite = {
   name: 'scaling',
