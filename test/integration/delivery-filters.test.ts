@@ -8,14 +8,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { SignJWT } from 'jose';
-import { pino } from 'pino';
 import WebSocket from 'ws';
 import { TidewireClient } from '../../client/index.ts';
-import { parseConfig } from '../../services/config/config.ts';
 import type { ServerMessage } from '../../services/distribution/messages.ts';
 import type { JsonObject } from '../../services/json.ts';
-import { TidewireService } from '../../services/service.ts';
+import type { TidewireService } from '../../services/service.ts';
 import { type TestPostgres, startPostgres } from '../support/postgres.ts';
+import { startService } from '../support/service.ts';
 import { waitFor } from '../support/wait.ts';
 
 const SECRET = 'delivery-filters-secret-0123456789abcdef';
@@ -30,16 +29,14 @@ before(async () => {
   await db.query(`CREATE TABLE orders (id int PRIMARY KEY, status text NOT NULL, total numeric(12,2) NOT NULL, big int8 NOT NULL, secret text)`);
   await db.query(`INSERT INTO orders VALUES
     (1, 'open', 150.00, 1, 'x'), (2, 'open', 99.00, 1, 'x'), (3, 'paid', 500.00, 1, 'y'), (4, 'open', 1000.00, 9007199254740993, NULL)`);
-  const config = parseConfig({
+  ({ service, url } = await startService({
     server: { port: 0, maxPayloadBytes: 4096 },
     postgres: { url: db.url, slot: 'filters', publication: 'filters', tables: [{ table: 'public.orders', path: 'orders/{id}', tenant: 'acme' }] },
     security: {
       jwt: { algorithms: ['HS256'], secret: SECRET },
       roles: { analytics: { read: [{ pattern: 'orders/**', fields: { exclude: ['secret'] } }] }, full: { read: ['orders/**'] } },
     },
-  }, {});
-  service = new TidewireService(config, { logger: pino({ level: 'silent' }) });
-  url = `ws://127.0.0.1:${(await service.start()).port}/ws`;
+  }));
 });
 
 after(async () => {

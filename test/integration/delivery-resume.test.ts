@@ -9,16 +9,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { pino } from 'pino';
 import WebSocket from 'ws';
 import { type ResumeInfo, TidewireClient } from '../../client/index.ts';
 import { applyPatch } from '../../client/json-patch.ts';
-import { parseConfig } from '../../services/config/config.ts';
 import type { ServerMessage } from '../../services/distribution/messages.ts';
 import { type JsonObject, jsonEqual } from '../../services/json.ts';
-import { TidewireService } from '../../services/service.ts';
+import type { TidewireService } from '../../services/service.ts';
 import { type TestPostgres, freePort, startPostgres } from '../support/postgres.ts';
 import { type ServiceProcess, startServiceProcess } from '../support/service-process.ts';
+import { startService } from '../support/service.ts';
 import { waitFor } from '../support/wait.ts';
 
 let db: TestPostgres;
@@ -112,12 +111,10 @@ describe('resume', () => {
   let url: string;
 
   before(async () => {
-    const config = parseConfig({
+    ({ service, url } = await startService({
       server: { port: 0 },
       postgres: { url: db.url, slot: 'resume', publication: 'resume', tables: [{ table: 'public.items', path: 'items/{grp}/{id}' }] },
-    }, {});
-    service = new TidewireService(config, { logger: pino({ level: 'silent' }) });
-    url = `ws://127.0.0.1:${(await service.start()).port}/ws`;
+    }));
   });
   after(() => service?.stop());
 

@@ -8,15 +8,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { pino } from 'pino';
 import WebSocket from 'ws';
 import { applyPatch } from '../../client/json-patch.ts';
-import { parseConfig } from '../../services/config/config.ts';
 import type { QueueDepth } from '../../services/distribution/index.ts';
 import type { ServerMessage } from '../../services/distribution/messages.ts';
 import type { JsonObject } from '../../services/json.ts';
-import { TidewireService } from '../../services/service.ts';
+import type { TidewireService } from '../../services/service.ts';
 import { type TestPostgres, startPostgres } from '../support/postgres.ts';
+import { startService } from '../support/service.ts';
 import { waitFor } from '../support/wait.ts';
 
 const ROWS = 200;
@@ -30,12 +29,10 @@ before(async () => {
   db = await startPostgres();
   await db.query(`CREATE TABLE feed (id int PRIMARY KEY, n int NOT NULL, stamp float8 NOT NULL, body text NOT NULL)`);
   await db.query(`INSERT INTO feed SELECT i, 0, 0, repeat('a', 2000) FROM generate_series(1, ${ROWS}) i`);
-  const config = parseConfig({
+  ({ service, url } = await startService({
     server: { port: 0, slowClientBytes: SLOW_CLIENT_BYTES },
     postgres: { url: db.url, slot: 'slow', publication: 'slow', tables: [{ table: 'public.feed', path: 'feed/{id}' }] },
-  }, {});
-  service = new TidewireService(config, { logger: pino({ level: 'silent' }) });
-  url = `ws://127.0.0.1:${(await service.start()).port}/ws`;
+  }));
 });
 
 after(async () => {

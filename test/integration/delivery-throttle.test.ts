@@ -7,14 +7,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { pino } from 'pino';
 import WebSocket from 'ws';
 import { applyPatch } from '../../client/json-patch.ts';
-import { parseConfig } from '../../services/config/config.ts';
 import type { ServerMessage } from '../../services/distribution/messages.ts';
 import type { JsonObject } from '../../services/json.ts';
-import { TidewireService } from '../../services/service.ts';
+import type { TidewireService } from '../../services/service.ts';
 import { type TestPostgres, startPostgres } from '../support/postgres.ts';
+import { startService } from '../support/service.ts';
 import { waitFor } from '../support/wait.ts';
 
 const ROWS = 10;
@@ -29,12 +28,10 @@ before(async () => {
   db = await startPostgres();
   await db.query(`CREATE TABLE ticks (id int PRIMARY KEY, price numeric(12,4) NOT NULL, seq int NOT NULL, venue text NOT NULL)`);
   await db.query(`INSERT INTO ticks SELECT i, 100, 0, 'venue-' || i || repeat('v', 60) FROM generate_series(1, ${ROWS}) i`);
-  const config = parseConfig({
+  ({ service, url } = await startService({
     server: { port: 0 },
     postgres: { url: db.url, slot: 'throttle', publication: 'throttle', tables: [{ table: 'public.ticks', path: 'ticks/{id}' }] },
-  }, {});
-  service = new TidewireService(config, { logger: pino({ level: 'silent' }) });
-  url = `ws://127.0.0.1:${(await service.start()).port}/ws`;
+  }));
 });
 
 after(async () => {

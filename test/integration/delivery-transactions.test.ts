@@ -10,15 +10,14 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import AjvModule from 'ajv';
 import pg from 'pg';
-import { pino } from 'pino';
 import WebSocket from 'ws';
 import { TidewireClient } from '../../client/index.ts';
 import { applyPatch } from '../../client/json-patch.ts';
-import { parseConfig } from '../../services/config/config.ts';
 import type { ServerMessage } from '../../services/distribution/messages.ts';
 import type { JsonObject } from '../../services/json.ts';
-import { TidewireService } from '../../services/service.ts';
+import type { TidewireService } from '../../services/service.ts';
 import { type TestPostgres, startPostgres } from '../support/postgres.ts';
+import { startService } from '../support/service.ts';
 import { waitFor } from '../support/wait.ts';
 
 const Ajv = (AjvModule as unknown as { default: typeof AjvModule }).default ?? AjvModule;
@@ -40,15 +39,13 @@ before(async () => {
   await db.query(`INSERT INTO accounts SELECT i, ${START}, 'n' FROM generate_series(1, ${ACCOUNTS}) i`);
   await db.query('CREATE TABLE bulk (id int PRIMARY KEY, n int NOT NULL, body text NOT NULL)');
   await db.query(`INSERT INTO bulk SELECT i, 0, repeat('a', 400) FROM generate_series(1, 4000) i`);
-  const config = parseConfig({
+  ({ service, url } = await startService({
     server: { port: 0 },
     postgres: {
       url: db.url, slot: 'txn', publication: 'txn',
       tables: [{ table: 'public.accounts', path: 'accounts/{id}' }, { table: 'public.bulk', path: 'bulk/{id}' }],
     },
-  }, {});
-  service = new TidewireService(config, { logger: pino({ level: 'silent' }) });
-  url = `ws://127.0.0.1:${(await service.start()).port}/ws`;
+  }));
 });
 
 after(async () => {
