@@ -6,7 +6,7 @@ import { type ConnectionEvent, type ConnectionState, nextState } from '../../cli
 import { TidewireClientError } from '../../client/errors.ts';
 import { FrameError, parseFrame } from '../../client/frames.ts';
 import { Outbox } from '../../client/outbox.ts';
-import type { WebSocketLike } from '../../client/transport.ts';
+import { FakeSocket, tick } from '../support/fake-socket.ts';
 
 describe('connection state machine', () => {
   const table: Array<[ConnectionState, ConnectionEvent, ConnectionState]> = [
@@ -92,42 +92,6 @@ describe('parseFrame', () => {
   });
 });
 
-/** A scripted WebSocket: the test plays the server. */
-class FakeSocket implements WebSocketLike {
-  static all: FakeSocket[] = [];
-  readyState = 0;
-  sent: Array<Record<string, unknown>> = [];
-  closed: number | null = null;
-  onopen: WebSocketLike['onopen'] = null;
-  onmessage: WebSocketLike['onmessage'] = null;
-  onclose: WebSocketLike['onclose'] = null;
-  onerror: WebSocketLike['onerror'] = null;
-  constructor(readonly url: string) {
-    FakeSocket.all.push(this);
-  }
-  send(data: string): void {
-    this.sent.push(JSON.parse(data));
-  }
-  close(code = 1000): void {
-    this.closed = code;
-    this.readyState = 3;
-  }
-  // Server side of the script:
-  accept(epoch = 'e1'): void {
-    this.readyState = 1;
-    this.onopen?.({});
-    this.push({ type: 'hello', protocol: 1, epoch, server: 'tidewire' });
-  }
-  push(...messages: unknown[]): void {
-    this.onmessage?.({ data: JSON.stringify(messages) });
-  }
-  drop(code = 1006): void {
-    this.readyState = 3;
-    this.onclose?.({ code, reason: '' });
-  }
-}
-
-const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 describe('TidewireClient (scripted socket)', () => {
   afterEach(() => {

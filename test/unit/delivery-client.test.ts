@@ -10,11 +10,11 @@ import { planResume } from '../../client/resume.ts';
 import { type ResumeInfo, Subscription, type SubscriptionCore } from '../../client/subscription.ts';
 import { refreshDelay, tokenTimes, withAccessToken } from '../../client/token.ts';
 import { TopicSync } from '../../client/topic-sync.ts';
-import type { WebSocketLike } from '../../client/transport.ts';
 import type { ClientMessage, ServerMessage, SubscribeMessage } from '../../services/distribution/messages.ts';
 import type { JsonObject } from '../../services/json.ts';
 import { compileFilter } from '../../services/topics/filter.ts';
 import { parseSelector } from '../../services/topics/selector.ts';
+import { FakeSocket, tick } from '../support/fake-socket.ts';
 
 type Event = ['value', string, JsonObject, number] | ['removal', string] | ['live'] | ['resume', string] | ['values', number];
 
@@ -191,36 +191,10 @@ describe('tokens', () => {
     assert.equal(withAccessToken('ws://h/ws?access_token=old&x=1', 'a.b+c'), 'ws://h/ws?access_token=a.b%2Bc&x=1');
   });
 
-  class FakeSocket implements WebSocketLike {
-    static all: FakeSocket[] = [];
-    readyState = 0;
-    sent: Array<Record<string, unknown>> = [];
-    onopen: WebSocketLike['onopen'] = null;
-    onmessage: WebSocketLike['onmessage'] = null;
-    onclose: WebSocketLike['onclose'] = null;
-    onerror: WebSocketLike['onerror'] = null;
-    constructor(readonly url: string) {
-      FakeSocket.all.push(this);
-    }
-    send(data: string): void {
-      this.sent.push(JSON.parse(data));
-    }
-    close(): void {
-      this.readyState = 3;
-    }
-    accept(): void {
-      this.readyState = 1;
-      this.push({ type: 'hello', protocol: 1, epoch: 'e1', server: 'tidewire' });
-    }
-    push(...messages: unknown[]): void {
-      this.onmessage?.({ data: JSON.stringify(messages) });
-    }
-  }
   afterEach(() => {
     FakeSocket.all = [];
     mock.timers.reset();
   });
-  const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
   it('connects with ?access_token=, refreshes with auth before expiry, fetches a fresh token after 4001', async () => {
     const reasons: string[] = [];
