@@ -60,6 +60,18 @@ export interface DeliveryPort {
 /** How often a client that fell behind is checked for having read its backlog. */
 const POLL_MS = 20;
 
+/**
+ * Longest delay handed to setTimeout: Node turns anything above 2^31-1 ms into 1 ms (with a
+ * TimeoutOverflowWarning on stderr), so a longer wait would fire, re-arm and warn once a
+ * millisecond (issue #13). Longer waits are cut into pieces of this size and re-armed.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A delay setTimeout keeps as given: not negative, at most MAX_TIMER_MS. */
+export function timerDelay(ms: number): number {
+  return ms > MAX_TIMER_MS ? MAX_TIMER_MS : ms > 0 ? ms : 0;
+}
+
 const NOT_MATCHED = 0;
 const FILTERED_OUT = 1;
 const WANTED = 2;
@@ -256,10 +268,11 @@ export class SessionDelivery {
     }
     // Checked again at the end of the grace period even if nothing else is sent by then.
     if (this.graceTimer === null) {
+      // Fires early (and afterFlush() arms it again) when the grace period is longer than a timer can wait.
       this.graceTimer = setTimeout(() => {
         this.graceTimer = null;
         if (!this.disposed) this.afterFlush();
-      }, this.slowSince + this.options.slowClientGraceMs - now + 1);
+      }, timerDelay(this.slowSince + this.options.slowClientGraceMs - now + 1));
       this.graceTimer.unref();
     }
   }
@@ -380,14 +393,18 @@ export class SessionDelivery {
     return NOT_MATCHED;
   }
 
-  /** Keeps one timer for the earliest throttle window that ends. */
+  /**
+   * Keeps one timer for the earliest throttle window that ends. A window longer than a timer can
+   * wait (MAX_TIMER_MS) is waited for in pieces: the timer fires with nothing due and tick() arms
+   * it again for the rest.
+   */
   private armThrottle(): void {
     const due = this.pending.nextDue();
     if (due === 0 || this.disposed) return;
     if (this.throttleTimer !== null && this.throttleAt <= due) return;
     if (this.throttleTimer !== null) clearTimeout(this.throttleTimer);
     this.throttleAt = due;
-    this.throttleTimer = setTimeout(() => this.tick(), Math.max(0, due - this.now()));
+    this.throttleTimer = setTimeout(() => this.tick(), timerDelay(due - this.now()));
     this.throttleTimer.unref();
   }
 

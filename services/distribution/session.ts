@@ -410,8 +410,8 @@ export class Session {
       this.reject(checked.error);
       return;
     }
-    const { selector, filter } = checked;
-    const sub: Subscription = { id, selector, session: this, filter, maxRate: msg.maxRate ?? 0 };
+    const { selector, filter, maxRate } = checked;
+    const sub: Subscription = { id, selector, session: this, filter, maxRate };
     this.subscriptions.set(id, sub);
     this.host.fanOut.add(sub);
     this.delivery.count(sub, 1);

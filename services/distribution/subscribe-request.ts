@@ -1,8 +1,9 @@
 /**
  * Checks a `subscribe` before anything is registered: the id is free, the session (and its
- * tenant) has room for another subscription, the selector and the filter are valid. Returns what
- * the subscription needs, or the error that answers the request.
+ * tenant) has room for another subscription, the selector, the filter and the rate are valid.
+ * Returns what the subscription needs, or the error that answers the request.
  */
+import subscribeSchema from '../../schemas/protocol/subscribe.schema.json' with { type: 'json' };
 import { FILTER_LIMITS, type Filter, FilterError, compileFilter } from '../topics/filter.ts';
 import { type Selector, SelectorError, parseSelector } from '../topics/selector.ts';
 import type { SubscribeMessage } from './messages.ts';
@@ -19,7 +20,23 @@ export interface SubscribeLimits {
   readonly filterChars: number;
 }
 
-export type CheckedSubscribe = { ok: true; selector: Selector; filter: Filter | null } | { ok: false; error: ProtocolError };
+export type CheckedSubscribe =
+  | { ok: true; selector: Selector; filter: Filter | null; /** Updates per second per topic; 0: every update. */ maxRate: number }
+  | { ok: false; error: ProtocolError };
+
+/**
+ * Bounds of `maxRate` in updates per second per topic, as schemas/protocol/subscribe.schema.json
+ * states them. The minimum keeps every throttle interval at 100 s or less: a rate near zero would
+ * ask for a timer no runtime can arm (issue #13).
+ */
+export const MAX_RATE_BOUNDS = { min: subscribeSchema.properties.maxRate.minimum, max: subscribeSchema.properties.maxRate.maximum } as const;
+
+/** Why a `maxRate` cannot be used, saying what to send instead; null when it can. */
+export function maxRateProblem(rate: unknown): string | null {
+  const { min, max } = MAX_RATE_BOUNDS;
+  if (typeof rate === 'number' && rate >= min && rate <= max) return null;
+  return `field "maxRate" must be a number of updates per second per topic from ${min} (one update per ${1 / min} s) to ${max}: raise it, or leave it out to get every update`;
+}
 
 export function checkSubscribe(msg: SubscribeMessage, limits: SubscribeLimits): CheckedSubscribe {
   const { id } = msg;
@@ -35,6 +52,11 @@ export function checkSubscribe(msg: SubscribeMessage, limits: SubscribeLimits): 
   }
   if (count >= serverMax) {
     return fail({ code: 'TOO_MANY_SUBSCRIPTIONS', message: `a session may hold ${serverMax} subscriptions: unsubscribe some, or use one wildcard selector for many topics`, id });
+  }
+  const maxRate = msg.maxRate ?? 0;
+  if (msg.maxRate !== undefined) {
+    const problem = maxRateProblem(msg.maxRate);
+    if (problem !== null) return fail({ code: 'INVALID_MESSAGE', message: problem, id });
   }
   let selector: Selector;
   try {
@@ -56,5 +78,5 @@ export function checkSubscribe(msg: SubscribeMessage, limits: SubscribeLimits): 
       return fail({ code: 'FILTER_INVALID', message: err.message, id });
     }
   }
-  return { ok: true, selector, filter };
+  return { ok: true, selector, filter, maxRate };
 }
