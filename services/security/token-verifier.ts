@@ -83,15 +83,23 @@ export class TokenVerifier {
       return { ok: false, reason: 'token-too-large', detail: `${token.length} characters (limit ${this.settings.maxTokenBytes})` };
     }
     const s = this.settings;
+    // One instant for every time claim, so exp, nbf and iat are judged against the same clock.
+    const now = Math.floor(Date.now() / 1000);
     try {
       const { payload } = await jwtVerify(token, this.resolveKey, {
         algorithms: s.algorithms,
         issuer: s.issuer,
         audience: s.audience,
         clockTolerance: s.clockToleranceSec,
+        currentDate: new Date(now * 1000),
         requiredClaims: s.requireExpiry ? ['exp', 'sub'] : ['sub'],
       });
       if (typeof payload.sub !== 'string' || payload.sub.length === 0) return { ok: false, reason: 'invalid-claim', detail: 'sub must be a non-empty string' };
+      // jose checks only that iat is a number (its age only with maxTokenAge): a token issued in
+      // the future is refused here, with the tolerance exp and nbf get (issue #13).
+      if (payload.iat !== undefined && payload.iat > now + s.clockToleranceSec) {
+        return { ok: false, reason: 'not-yet-valid', detail: `"iat" claim ${payload.iat} is in the future (now ${now}, clock tolerance ${s.clockToleranceSec} s)` };
+      }
       return { ok: true, claims: payload };
     } catch (err) {
       return failure(err);

@@ -63,6 +63,19 @@ describe('TokenVerifier (HS256)', () => {
     assert.equal(await reason(hs({ tenant: 'acme', exp: now() + 60, iss: 'https://idp.example', aud: 'tidewire' })), 'missing-claim');
   });
 
+  it('refuses a token issued in the future (iat beyond the clock tolerance), like nbf', async () => {
+    assert.equal(await reason(good({ iat: now() + 3600 })), 'not-yet-valid', 'iat an hour ahead');
+    assert.equal(await reason(good({ iat: now() + 5 })), 'not-yet-valid', 'no tolerance configured');
+    assert.equal(await reason(good({ iat: now() - 10 })), 'ok', 'iat in the past');
+    const tolerant = verifier({ algorithms: ['HS256'], secret: SECRET, clockToleranceSec: 30 });
+    const check = async (iat: number) => {
+      const r = await tolerant.verify(await hs({ ...base(), iat }));
+      return r.ok ? 'ok' : r.reason;
+    };
+    assert.equal(await check(now() + 10), 'ok', 'within the tolerance');
+    assert.equal(await check(now() + 3600), 'not-yet-valid', 'beyond the tolerance');
+  });
+
   it('refuses the wrong issuer or audience', async () => {
     assert.equal(await reason(good({ iss: 'https://evil.example' })), 'wrong-issuer');
     assert.equal(await reason(good({ aud: 'someone-else' })), 'wrong-audience');
