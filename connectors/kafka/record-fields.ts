@@ -9,6 +9,7 @@
 import { type JsonObject, type JsonValue, isJsonObject } from '../../services/json.ts';
 import type { KafkaHeaders } from './kafka-client.ts';
 import { unwrapConnectJson } from './debezium-envelope.ts';
+import { parseExactJson } from './exact-json.ts';
 
 export type FieldSource = 'key' | 'value' | 'headers' | 'topic' | 'partition';
 
@@ -40,7 +41,10 @@ export function parseFieldRef(text: string): FieldRef | string {
 /** Why a key field could not be read. */
 export const KEY_NOT_JSON = Symbol('key is not JSON');
 
-/** One record as the mapping sees it; the key is parsed as JSON at most once, and only when needed. */
+/**
+ * One record as the mapping sees it; the key is parsed as JSON at most once, and only when needed
+ * (integers beyond 2^53 kept as exact strings, so `{key.id}` is the id's exact text).
+ */
 export class RecordFields {
   private parsedKey: JsonValue | typeof KEY_NOT_JSON | undefined;
 
@@ -79,7 +83,7 @@ export class RecordFields {
   private jsonKey(): JsonValue | typeof KEY_NOT_JSON {
     if (this.parsedKey === undefined) {
       try {
-        this.parsedKey = unwrapConnectJson(JSON.parse(this.key!.toString('utf8')) as JsonValue);
+        this.parsedKey = unwrapConnectJson(parseExactJson(this.key!.toString('utf8')) as JsonValue);
       } catch {
         this.parsedKey = KEY_NOT_JSON;
       }

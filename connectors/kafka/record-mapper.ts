@@ -13,6 +13,7 @@ import { MAX_PATH_LENGTH } from '../../services/topics/path.ts';
 import type { TopicUpdate } from '../../services/topics/topic-store.ts';
 import { PathTemplate } from '../mapping/path-template.ts';
 import { readDebeziumEvent, unavailableFields, unwrapConnectJson } from './debezium-envelope.ts';
+import { parseExactJson } from './exact-json.ts';
 import type { KafkaMessage } from './kafka-client.ts';
 import { type FieldRef, KEY_NOT_JSON, RecordFields, parseFieldRef } from './record-fields.ts';
 
@@ -109,7 +110,7 @@ export class RecordMapper {
     }
     let parsed: JsonValue;
     try {
-      parsed = unwrapConnectJson(JSON.parse(message.value.toString('utf8')) as JsonValue);
+      parsed = unwrapConnectJson(parseExactJson(message.value.toString('utf8')) as JsonValue);
     } catch (err) {
       return bad('invalid-json', `the value is not JSON: ${(err as Error).message}`);
     }

@@ -221,7 +221,8 @@ function debeziumValue(op: 'c' | 'r' | 'u' | 'd', before: JsonObject | null, aft
     payload,
   };
 }
-function debeziumKey(id: number, withSchema: boolean): string {
+/** `id` may be a placeholder string, replaced in the text afterwards (ids a double cannot hold). */
+function debeziumKey(id: number | string, withSchema: boolean): string {
   const payload = { id };
   return JSON.stringify(withSchema ? { schema: { type: 'struct', fields: [ROW_FIELDS[0]], optional: false, name: 'shop.public.prices.Key' }, payload } : payload);
 }
@@ -340,6 +341,38 @@ test('Debezium envelopes, with and without the schema wrapper, give the same top
   ]);
   assert.equal(hVenue.connector.stats().ignored.tombstone, 2, "with a value path Debezium's own tombstones are skipped: the delete already removed the topic");
   await Promise.all(all.map((h) => h.connector.stop()));
+});
+
+test('Debezium ids beyond 2^53 stay exact: two neighbouring snowflake ids are two topics, and deleting one leaves the other (issue 14)', async () => {
+  // JSON.parse rounds both ids to 1234567890123456800: one topic, and the delete removed it.
+  const ids = ['1234567890123456789', '1234567890123456790'];
+  const big = (text: string, id: string) => text.replaceAll('"BIG_ID"', id);
+  const row: JsonObject = ({ id: 'BIG_ID', venue: 'XNYS', price: '1.50', qty: 'BIG_QTY', updated_at: '2026-01-01T09:30:00+00' });
+  const topic = await createTopic(name('big-ids'));
+  const records: Rec[] = [];
+  for (const withSchema of [true, false]) {
+    for (const id of ids) {
+      const key = big(debeziumKey('BIG_ID', withSchema), id);
+      const value = big(JSON.stringify(debeziumValue('c', null, row, withSchema)), id).replace('"BIG_QTY"', '-9007199254740993');
+      records.push({ key, value });
+    }
+  }
+  await produce(topic, records);
+  const h = harness({ topics: [{ topic, format: 'debezium', path: 'shop/{topic}/{key.id}' }] });
+  await h.connector.start();
+  const expected = (id: string) => ({ id, venue: 'XNYS', price: '1.50', qty: '-9007199254740993', updated_at: '2026-01-01T09:30:00+00' });
+  // The exact text, as the Postgres connector gives int8 beyond 2^53, names the path and the value.
+  assert.deepEqual([...storeState(h.store)].sort(), ids.map((id) => [`shop/${topic}/${id}`, expected(id)]));
+
+  const deleted = ids[0];
+  await produce(topic, [
+    { key: big(debeziumKey('BIG_ID', true), deleted), value: big(JSON.stringify(debeziumValue('d', { id: 'BIG_ID' }, null, true)), deleted) },
+    { key: big(debeziumKey('BIG_ID', true), deleted), value: null },
+  ]);
+  await until('the delete and its tombstone', 20_000, () => h.connector.stats().tombstones === 1 && h.store.get(`shop/${topic}/${deleted}`) === undefined);
+  assert.deepEqual([...storeState(h.store)], [[`shop/${topic}/${ids[1]}`, expected(ids[1])]], 'the neighbouring id is still there');
+  assert.deepEqual(h.violations, []);
+  await h.connector.stop();
 });
 
 test('a connector stopped while a producer writes, and a new one started with a new store, loses nothing', async () => {
