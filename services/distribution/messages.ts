@@ -86,10 +86,21 @@ export type ErrorCode = (typeof ERROR_CODES)[number];
 /** Which per-tenant limit a TENANT_LIMIT error is about. */
 export type TenantLimitName = 'connections' | 'subscriptionsPerSession' | 'messagesPerSecond';
 
-/** WebSocket close codes the server uses (RFC 6455 §7.4; 4000-4999 are tidewire's own). */
+/**
+ * Every WebSocket close code the server sends (RFC 6455 §7.4; 4000-4999 are tidewire's own), as
+ * listed in docs/PROTOCOL.md ("Close codes") and schemas/protocol/close-code.schema.json
+ * (test/unit/protocol-close-codes.test.ts keeps the three in step). 1002, 1007, 1008 and 1009 are
+ * sent by ws when it refuses a client's frames.
+ */
 export const CloseCode = {
   /** The server is shutting down (or restarting): reconnect with backoff. */
   GOING_AWAY: 1001,
+  /** ws: the client broke the WebSocket framing (unmasked frame, bad opcode, bad close code, ...). */
+  PROTOCOL_ERROR: 1002,
+  /** ws: a text frame (or close reason) was not valid UTF-8. */
+  INVALID_UTF8: 1007,
+  /** ws: a message came in too many fragments, or the connection buffered too many unread chunks. */
+  POLICY_VIOLATION: 1008,
   /** A client frame was larger than the server's maxPayloadBytes. */
   MESSAGE_TOO_BIG: 1009,
   /**
@@ -97,7 +108,7 @@ export const CloseCode = {
    * `disconnect` slow-client policy, stayed over slowClientBytes for slowClientGraceMs).
    */
   SEND_QUEUE_FULL: 4008,
-  /** Handling a client message failed on the server (a bug; it is logged). */
+  /** Serving the session failed on the server (a bug, logged there): handling its message, or delivering or sending it a change. Only that session ends. */
   INTERNAL_ERROR: 1011,
   /** The client kept sending far beyond maxMessagesPerSecond. */
   RATE_ABUSE: 4029,

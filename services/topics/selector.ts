@@ -2,6 +2,8 @@
  * Selectors choose topics: an exact path (`orders/7/42`), `*` for exactly one level
  * (`orders/*\/42`), and a final `**` for every descendant, one level or more (`orders/**`).
  * No user-supplied regular expressions: matching is linear in the number of segments.
+ * Literal segments are those a path may hold (path.ts), including the whole segments `~` and
+ * `~0` that stand for a null and an empty-string value, so a selector can name those topics.
  */
 import { MAX_PATH_LENGTH, MAX_PATH_SEGMENTS, PathError, isValidSegment, truncate } from './path.ts';
 
