@@ -17,12 +17,12 @@
  * the walk is over (session-delivery.ts). Every other session takes the fast path above, which
  * allocates nothing per delivery.
  */
-import { jsonEqual } from '../json.ts';
 import type { Projection } from '../security/field-projection.ts';
 import type { DeliveryContext } from '../security/permission-set.ts';
+import { projectedChange } from '../security/projected-change.ts';
 import { SelectorIndex } from '../topics/selector-index.ts';
-import { type ChangeBatch, type Topic, type TopicChange, valueMessage } from '../topics/topic-store.ts';
-import { deltaMessage } from './protocol.ts';
+import type { ChangeBatch, Topic, TopicChange } from '../topics/topic-store.ts';
+import { valueMessage } from '../topics/wire.ts';
 import type { Session, Subscription } from './session.ts';
 
 /** What a session's delivery needs to know about the change being delivered. */
@@ -181,7 +181,7 @@ export class FanOut implements DeliveryContext, ChangeContext {
     const change = this.change!;
     if (p.all) return change.wire;
     let wire = this.both.get(p);
-    if (wire === undefined) this.both.set(p, (wire = renderProjected(change, p, this.previous)));
+    if (wire === undefined) this.both.set(p, (wire = projectedChange(change, p, this.previous)));
     return wire;
   }
 
@@ -191,43 +191,9 @@ export class FanOut implements DeliveryContext, ChangeContext {
     if (wire === undefined) {
       const topic = change.topic;
       if (p.all && change.type === 'value') wire = change.wire;
-      else if (p.all && change.version === topic.version) wire = valueMessage(topic);
-      else wire = valueAt(topic.path, change.version, p.value(change.after!));
+      else wire = valueMessage(topic.path, change.version, p.all ? change.after! : p.value(change.after!));
       this.enter.set(p, wire);
     }
     return wire;
   }
-}
-
-function valueAt(path: string, version: number, value: object): string {
-  return `{"type":"value","path":${JSON.stringify(path)},"version":${version},"value":${JSON.stringify(value)}}`;
-}
-
-/**
- * A change for a client restricted to projection `p` that holds the topic on both sides of it:
- * nothing when it changed only hidden fields, the projected delta when the client holds exactly
- * the version before, else the projected value at the change's version.
- */
-function renderProjected(change: TopicChange, p: Projection, previous: TopicChange | undefined): string | null {
-  const path = change.topic.path;
-  if (change.type === 'removal') return change.wire;
-  if (change.type === 'delta') {
-    const ops = p.patch(change.patch);
-    if (ops !== null && ops.length === 0) return null;
-    if (ops !== null && heldPrevious(change.version, p, previous)) return ops === change.patch ? change.wire : deltaMessage(path, change.version, ops);
-  } else if (change.before !== null && jsonEqual(p.value(change.before), p.value(change.after))) {
-    return null;
-  }
-  return valueAt(path, change.version, p.value(change.after));
-}
-
-/**
- * Does a client restricted to `p` that held the topic before this change hold exactly
- * `version - 1`? Not when the change before it showed it nothing (it was not sent).
- */
-export function heldPrevious(version: number, p: Projection, previous: TopicChange | undefined): boolean {
-  if (p.all || previous === undefined || previous.version !== version - 1) return true;
-  if (previous.type === 'delta') return p.touches(previous.patch);
-  if (previous.type === 'value' && previous.before !== null) return !jsonEqual(p.value(previous.before), p.value(previous.after));
-  return true;
 }

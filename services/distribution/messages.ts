@@ -39,11 +39,8 @@ export interface HelloMessage { type: 'hello'; protocol: typeof PROTOCOL_VERSION
 export interface ValueMessage { type: 'value'; path: string; version: number; value: JsonObject }
 /** Apply `patch` to the value held at `base` (absent: `version - 1`); holding any other version means something was missed. */
 export interface DeltaMessage { type: 'delta'; path: string; version: number; patch: PatchOperation[]; base?: number }
-/**
- * Why a topic that still exists stops arriving: `access` (the session may no longer read it),
- * `filter` (its value no longer matches). Absent: the topic is gone.
- */
-export type RemovalReason = 'access' | 'filter';
+import type { RemovalReason } from '../topics/wire.ts';
+export type { RemovalReason };
 export interface RemovalMessage { type: 'removal'; path: string; version: number; reason?: RemovalReason }
 /** How a subscribe with `resume` was answered: only changes, some values where history did not reach, or everything afresh (another epoch). */
 export type ResumeKind = 'exact' | 'partial' | 'fresh';

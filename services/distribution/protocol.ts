@@ -12,7 +12,6 @@ import subscribeSchema from '../../schemas/protocol/subscribe.schema.json' with 
 import topicPathSchema from '../../schemas/protocol/topic-path.schema.json' with { type: 'json' };
 import unsubscribeSchema from '../../schemas/protocol/unsubscribe.schema.json' with { type: 'json' };
 import { errorMessage } from '../errors.ts';
-import type { PatchOp } from '../topics/delta.ts';
 import { filterProblem } from '../topics/filter.ts';
 import { SelectorError, parseSelector } from '../topics/selector.ts';
 import { truncate } from '../topics/path.ts';
@@ -22,7 +21,6 @@ import {
   type ClientMessageType,
   type ErrorCode,
   PROTOCOL_VERSION,
-  type RemovalReason,
   type ResumeKind,
   type TenantLimitName,
 } from './messages.ts';
@@ -162,23 +160,6 @@ export function protocolErrorMessage(error: ProtocolError): string {
 export function authenticatedMessage(id: string | undefined, exp: number | null): string {
   const head = id === undefined ? '{"type":"authenticated"' : `{"type":"authenticated","id":${JSON.stringify(id)}`;
   return `${head},"exp":${exp === null ? 'null' : Math.floor(exp)}}`;
-}
-
-/** The topic still exists, but the session may no longer read it. */
-export function accessRemovalMessage(path: string, version: number): string {
-  return `{"type":"removal","path":${JSON.stringify(path)},"version":${version + 1},"reason":"access"}`;
-}
-
-/** A removal at exactly `version` (at least 2, as in the schema), with a reason when the topic still exists. */
-export function removalMessage(path: string, version: number, reason?: RemovalReason): string {
-  const tail = reason === undefined ? '' : `,"reason":"${reason}"`;
-  return `{"type":"removal","path":${JSON.stringify(path)},"version":${Math.max(2, version)}${tail}}`;
-}
-
-/** A delta; `base` is written only when it is not `version - 1`. */
-export function deltaMessage(path: string, version: number, patch: readonly PatchOp[], base = version - 1): string {
-  const b = base === version - 1 ? '' : `,"base":${base}`;
-  return `{"type":"delta","path":${JSON.stringify(path)},"version":${version}${b},"patch":${JSON.stringify(patch)}}`;
 }
 
 /** Opens part `part` of `parts` frames of one group (docs/PROTOCOL.md, "Transactions"). */

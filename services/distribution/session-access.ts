@@ -5,7 +5,8 @@
  * security has none of this (Session.access is null).
  */
 import type { Who } from '../security/audit.ts';
-import { type PermissionSet, projectedValueMessage } from '../security/permission-set.ts';
+import type { PermissionSet } from '../security/permission-set.ts';
+import { projectedValueMessage } from '../security/projected-change.ts';
 import type { Principal, SecurityManager } from '../security/security-manager.ts';
 import type { TenantLimits } from '../security/security-config.ts';
 import type { ConnectionLease } from '../security/tenant-connections.ts';
@@ -13,7 +14,7 @@ import type { Projection } from '../security/field-projection.ts';
 import type { Filter } from '../topics/filter.ts';
 import { type Selector, matchesSegments } from '../topics/selector.ts';
 import type { Topic, TopicView } from '../topics/topic-store.ts';
-import { accessRemovalMessage, removalMessage } from './protocol.ts';
+import { accessRemovalMessage, removalMessage } from '../topics/wire.ts';
 
 /** setTimeout's longest delay; a later expiry re-arms the timer. */
 const MAX_TIMER_MS = 2 ** 31 - 1;

@@ -13,12 +13,13 @@ import { jsonEqual } from '../json.ts';
 import { Projection } from '../security/field-projection.ts';
 import type { PermissionSet } from '../security/permission-set.ts';
 import { diffValues } from '../topics/delta.ts';
+import { removalMessage, updateText } from '../topics/wire.ts';
 import type { Filter } from '../topics/filter.ts';
 import { matchesSegments } from '../topics/selector.ts';
 import type { Topic, TopicChange, TopicView } from '../topics/topic-store.ts';
-import { type ChangeContext, heldPrevious } from './fan-out.ts';
+import { heldPrevious } from '../security/projected-change.ts';
+import type { ChangeContext } from './fan-out.ts';
 import { type PendingTopic, PendingTopics, TICK_MS } from './pending-topics.ts';
-import { removalMessage } from './protocol.ts';
 import type { Subscription } from './session.ts';
 import type { DistributionStats } from './stats.ts';
 
@@ -444,14 +445,6 @@ function newEntry(
 
 /** A delta from the held version when it is known and the patch is smaller than the value; else the value. */
 function updateMessage(path: string, version: number, current: Topic['value'], held: Topic['value'] | null, heldVersion: number): string {
-  const value = JSON.stringify(current);
-  const head = `"path":${JSON.stringify(path)},"version":${version}`;
-  if (held !== null && heldVersion > 0) {
-    const patch = JSON.stringify(diffValues(held, current));
-    if (patch.length < value.length) {
-      const base = heldVersion === version - 1 ? '' : `,"base":${heldVersion}`;
-      return `{"type":"delta",${head}${base},"patch":${patch}}`;
-    }
-  }
-  return `{"type":"value",${head},"value":${value}}`;
+  const patch = held !== null && heldVersion > 0 ? JSON.stringify(diffValues(held, current)) : null;
+  return updateText(path, version, JSON.stringify(current), patch, heldVersion);
 }

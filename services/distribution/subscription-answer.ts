@@ -11,13 +11,14 @@
  */
 import { Projection } from '../security/field-projection.ts';
 import type { PermissionSet } from '../security/permission-set.ts';
+import { projectedValueMessage } from '../security/projected-change.ts';
 import type { PatchOp } from '../topics/delta.ts';
 import type { Filter } from '../topics/filter.ts';
 import { composePatches } from '../topics/patch-compose.ts';
 import { type Selector, matchesSegments } from '../topics/selector.ts';
 import type { Topic, TopicView } from '../topics/topic-store.ts';
+import { removalMessage, updateText } from '../topics/wire.ts';
 import type { ResumeKind, ResumeState } from './messages.ts';
-import { removalMessage } from './protocol.ts';
 
 export interface AnswerRequest {
   readonly view: TopicView;
@@ -71,15 +72,7 @@ export function answerSubscribe(req: AnswerRequest, sink: AnswerSink): Answer {
     } else if (ops.length === 0) {
       sink.holds(topic, held); // nothing it may see changed: it keeps its version
     } else {
-      const value = JSON.stringify(p.value(topic.value));
-      const patch = JSON.stringify(ops);
-      const head = `"path":${JSON.stringify(topic.path)},"version":${topic.version}`;
-      if (patch.length < value.length) {
-        const base = held === topic.version - 1 ? '' : `,"base":${held}`;
-        sink.send(`{"type":"delta",${head}${base},"patch":${patch}}`);
-      } else {
-        sink.send(`{"type":"value",${head},"value":${value}}`);
-      }
+      sink.send(updateText(topic.path, topic.version, JSON.stringify(p.value(topic.value)), JSON.stringify(ops), held));
       sink.sent(topic.path, { version: topic.version, value: topic.value });
     }
   };
@@ -102,7 +95,7 @@ export function answerSubscribe(req: AnswerRequest, sink: AnswerSink): Answer {
 }
 
 function sendValue(topic: Topic, p: Projection, sink: AnswerSink): void {
-  sink.send(`{"type":"value","path":${JSON.stringify(topic.path)},"version":${topic.version},"value":${JSON.stringify(p.value(topic.value))}}`);
+  sink.send(projectedValueMessage(topic, topic.version, p));
   sink.sent(topic.path, { version: topic.version, value: topic.value });
 }
 

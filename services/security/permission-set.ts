@@ -13,13 +13,11 @@
  * projected value, which replaces whatever version a client holds. So clients keep the protocol's
  * strict rule (apply a delta only to `version - 1`) and never see a gap.
  */
-import { heldPrevious } from '../distribution/fan-out.ts';
-import { deltaMessage } from '../distribution/protocol.ts';
-import { jsonEqual } from '../json.ts';
 import { SelectorIndex } from '../topics/selector-index.ts';
 import type { Selector } from '../topics/selector.ts';
-import { type Topic, type TopicChange, type TopicView, valueMessage } from '../topics/topic-store.ts';
+import type { Topic, TopicChange, TopicView } from '../topics/topic-store.ts';
 import type { Projection } from './field-projection.ts';
+import { projectedValueMessage, seeChange } from './projected-change.ts';
 import type { Grant } from './grant-pattern.ts';
 import { covers, intersect } from './selector-algebra.ts';
 
@@ -152,20 +150,8 @@ export class PermissionSet {
       const ahead = this.jumps.get(topic);
       if (ahead !== undefined && change.version <= ahead) return null;
     }
-    switch (change.type) {
-      case 'removal':
-        return change.wire;
-      case 'value':
-        // A full-value change (its delta was not smaller) that touched only hidden fields.
-        if (change.before !== null && jsonEqual(p.value(change.before), p.value(change.after))) return null;
-        return this.projectValue(topic, change.version, p, ctx);
-      case 'delta': {
-        const ops = p.patch(change.patch);
-        if (ops !== null && ops.length === 0) return null;
-        if (ops !== null && heldPrevious(change.version, p, ctx.previous)) return ops === change.patch ? change.wire : deltaMessage(topic.path, change.version, ops);
-        return this.projectValue(topic, change.version, p, ctx);
-      }
-    }
+    const seen = seeChange(change, p, ctx.previous);
+    return seen !== undefined ? seen : this.projectValue(topic, change.version, p, ctx);
   }
 
   /** The projected value at `version`; when the batch changes the topic again, the batch's last value (and its later changes are skipped). */
@@ -180,10 +166,5 @@ export class PermissionSet {
     }
     return projectedValueMessage(topic, topic.version, p);
   }
-}
-
-export function projectedValueMessage(topic: Topic, version: number, p: Projection): string {
-  if (p.all && version === topic.version) return valueMessage(topic);
-  return `{"type":"value","path":${JSON.stringify(topic.path)},"version":${version},"value":${JSON.stringify(p.value(topic.value))}}`;
 }
 

@@ -9,6 +9,7 @@ import type { JsonObject } from '../json.ts';
 import { type PatchOp, diffValues } from './delta.ts';
 import type { Selector } from './selector.ts';
 import { type HistoryOptions, TopicHistory } from './topic-history.ts';
+import { deltaText, prefersDelta, removalMessage, valueMessage, valueText } from './wire.ts';
 
 export const DEFAULT_TENANT = 'default';
 
@@ -77,10 +78,6 @@ interface PathNode {
 
 export function newEpoch(): string {
   return `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
-}
-
-export function valueMessage(topic: Topic): string {
-  return `{"type":"value","path":${JSON.stringify(topic.path)},"version":${topic.version},"value":${JSON.stringify(topic.value)}}`;
 }
 
 export interface TopicStoreOptions {
@@ -188,7 +185,7 @@ export class TopicStore implements TopicView {
       const topic: Topic = { path: u.path, tenant: u.tenant ?? DEFAULT_TENANT, source: u.source, value, version };
       this.topics.set(u.path, topic);
       this.nodeFor(u.path).topic = topic;
-      return { type: 'value', topic, version, wire: valueMessage(topic), before: null, after: value };
+      return { type: 'value', topic, version, wire: valueMessage(topic.path, version, value), before: null, after: value };
     }
     if (u.keep && u.keep.length > 0) {
       value = { ...value };
@@ -202,13 +199,11 @@ export class TopicStore implements TopicView {
     const patchJson = JSON.stringify(patch);
     const valueJson = JSON.stringify(value);
     this.history.record(existing.path, version, patch, patchJson.length);
-    const head = `"path":${JSON.stringify(existing.path)},"version":${version}`;
-    // A delta only when it is actually smaller than the value it stands for.
-    if (patchJson.length < valueJson.length) {
-      const wire = `{"type":"delta",${head},"patch":${patchJson}}`;
+    if (prefersDelta(patchJson, valueJson)) {
+      const wire = deltaText(existing.path, version, patchJson);
       return { type: 'delta', topic: existing, version, patch, wire, before, after: value, valueBytes: Buffer.byteLength(valueJson) };
     }
-    return { type: 'value', topic: existing, version, wire: `{"type":"value",${head},"value":${valueJson}}`, before, after: value };
+    return { type: 'value', topic: existing, version, wire: valueText(existing.path, version, valueJson), before, after: value };
   }
 
   private remove(path: string): TopicChange | null {
@@ -222,7 +217,7 @@ export class TopicStore implements TopicView {
       type: 'removal',
       topic,
       version,
-      wire: `{"type":"removal","path":${JSON.stringify(path)},"version":${version}}`,
+      wire: removalMessage(path, version),
       before: topic.value,
       after: null,
     };

@@ -15,7 +15,8 @@ import {
   subscribedMessage,
   unsubscribedMessage,
 } from '../../services/distribution/protocol.ts';
-import { TopicStore, valueMessage } from '../../services/topics/topic-store.ts';
+import { TopicStore } from '../../services/topics/topic-store.ts';
+import { deltaMessage, removalMessage, valueMessage } from '../../services/topics/wire.ts';
 
 const Ajv = (AjvModule as unknown as { default: typeof AjvModule }).default ?? AjvModule;
 const dir = new URL('../../schemas/protocol/', import.meta.url);
@@ -130,7 +131,9 @@ describe('schemas/protocol', () => {
       created.changes[0].wire,
       updated.changes[0].wire,
       removed.changes[0].wire,
-      valueMessage(created.changes[0].topic),
+      valueMessage(created.changes[0].topic.path, created.changes[0].topic.version, created.changes[0].topic.value),
+      deltaMessage('orders/1', 3, [{ op: 'replace', path: '/n', value: 1 }], 1),
+      removalMessage('orders/1', 4, 'filter'),
       subscribedMessage('s1', 'orders/**', 12),
       unsubscribedMessage('s1'),
       pongMessage(undefined),
