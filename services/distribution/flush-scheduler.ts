@@ -4,10 +4,14 @@
  * server, armed only while some session has something pending, so an idle server does not wake.
  */
 import { FrameEncoder } from './frame-encoder.ts';
-import type { Session } from './session.ts';
+
+/** What the scheduler flushes (a session): writes its pending messages, identical frames encoded once through `encoder`. */
+export interface FlushTarget {
+  flush(encoder: FrameEncoder): void;
+}
 
 export class FlushScheduler {
-  private pending: Session[] = [];
+  private pending: FlushTarget[] = [];
   private timer: NodeJS.Timeout | NodeJS.Immediate | null = null;
   private readonly encoder = new FrameEncoder();
   private readonly run = (): void => this.flush();
@@ -15,7 +19,7 @@ export class FlushScheduler {
   constructor(readonly intervalMs: number) {}
 
   /** The session has pending messages (callers mark `session.flushPending` so this is called once per round). */
-  schedule(session: Session): void {
+  schedule(session: FlushTarget): void {
     this.pending.push(session);
     if (this.timer === null) this.timer = this.intervalMs === 0 ? setImmediate(this.run) : setTimeout(this.run, this.intervalMs);
   }

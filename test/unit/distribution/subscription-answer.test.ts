@@ -1,0 +1,133 @@
+/**
+ * The answer to a subscribe, from the topic state alone: values of what matches and may be read,
+ * and on resume only what changed since the versions the client holds — nothing, one composed
+ * delta, the value past the history, or a removal — with the kind of resume it was.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import pino from 'pino';
+import { applyPatch } from '../../../client/json-patch.ts';
+import { type AnswerRequest, answerSubscribe } from '../../../services/distribution/subscription-answer.ts';
+import type { JsonObject } from '../../../services/json.ts';
+import { type Principal, SecurityManager } from '../../../services/security/security-manager.ts';
+import { compileFilter } from '../../../services/topics/filter.ts';
+import { parseSelector } from '../../../services/topics/selector.ts';
+import { TopicStore, type TopicUpdate } from '../../../services/topics/topic-store.ts';
+
+const security = SecurityManager.fromConfig(
+  {
+    jwt: { algorithms: ['HS256'], secret: 'x'.repeat(32) },
+    roles: { analytics: { read: [{ pattern: 'orders/**', fields: { exclude: ['email'] } }] } },
+  },
+  { logger: pino({ level: 'silent' }), env: {} },
+);
+const analyst: Principal = { subject: 'a', tenant: 'acme', roles: ['analytics'], claims: { sub: 'a' }, expiresAt: null, anonymous: false };
+
+function order(id: number, over: JsonObject = {}): TopicUpdate {
+  return { path: `orders/${id}`, source: 't', tenant: 'acme', value: { id, status: 'new', email: `c${id}@x`, note: 'n'.repeat(80), ...over } };
+}
+
+function answer(store: TopicStore, over: Partial<AnswerRequest> = {}) {
+  const sent: string[] = [];
+  const held = new Map<string, number | null>();
+  const kept: Array<[string, number]> = [];
+  const result = answerSubscribe(
+    { view: store, permissions: null, selector: parseSelector('orders/**'), filter: null, resume: undefined, ...over },
+    {
+      send: (wire) => sent.push(wire),
+      sent: (path, h) => held.set(path, h === null ? null : h.version),
+      holds: (topic, version) => kept.push([topic.path, version]),
+    },
+  );
+  return { result, messages: sent.map((w) => JSON.parse(w) as Record<string, unknown>), held, kept };
+}
+
+describe('answerSubscribe', () => {
+  it('without resume: the value of every matching topic, and how many match', () => {
+    const store = new TopicStore();
+    store.apply([order(1), order(2), { path: 'other/1', source: 't', value: { x: 1 } }]);
+    const { result, messages, held } = answer(store);
+    assert.deepEqual(result, { topics: 2, resumed: undefined });
+    assert.deepEqual(messages.map((m) => [m.type, m.path, m.version]), [['value', 'orders/1', 1], ['value', 'orders/2', 1]]);
+    assert.deepEqual([...held], [['orders/1', 1], ['orders/2', 1]]);
+  });
+
+  it('a filter answers only the topics whose value matches', () => {
+    const store = new TopicStore();
+    store.apply([order(1), order(2, { status: 'paid' })]);
+    const { result, messages } = answer(store, { filter: compileFilter("status = 'paid'") });
+    assert.equal(result.topics, 1);
+    assert.deepEqual(messages.map((m) => m.path), ['orders/2']);
+  });
+
+  it('resume in the same epoch: nothing for current topics, one composed delta with base, removals for what is gone', () => {
+    const store = new TopicStore();
+    store.apply([order(1), order(2), order(3)]);
+    const before = structuredClone(store.get('orders/2')!.value);
+    store.apply([order(2, { status: 'paid' })]);
+    store.apply([order(2, { status: 'shipped' })]);
+    store.apply([{ path: 'orders/3', source: 't', value: null }]);
+    const { result, messages, held } = answer(store, { resume: { epoch: store.epoch, versions: { 'orders/1': 1, 'orders/2': 1, 'orders/3': 1 } } });
+    assert.deepEqual(result, { topics: 2, resumed: 'exact' });
+    assert.equal(messages.length, 2, JSON.stringify(messages));
+    const [delta, removal] = messages;
+    assert.equal(delta.type, 'delta');
+    assert.equal(delta.version, 3);
+    assert.equal(delta.base, 1, 'composed from the version the client holds');
+    const applied = applyPatch(before, delta.patch as never) as JsonObject;
+    assert.deepEqual(applied, store.get('orders/2')!.value, 'the composed delta brings the client to the current value');
+    assert.deepEqual(removal, { type: 'removal', path: 'orders/3', version: 2 });
+    assert.equal(held.get('orders/3'), null);
+  });
+
+  it('resume past the history: the value, answered as partial', () => {
+    const store = new TopicStore({ history: { perTopic: 1 } });
+    store.apply([order(1)]);
+    store.apply([order(1, { status: 'a' })]);
+    store.apply([order(1, { status: 'b' })]);
+    const { result, messages } = answer(store, { resume: { epoch: store.epoch, versions: { 'orders/1': 1 } } });
+    assert.equal(result.resumed, 'partial');
+    assert.deepEqual(messages.map((m) => [m.type, m.version]), [['value', 3]]);
+  });
+
+  it('resume from another epoch: every value afresh', () => {
+    const store = new TopicStore();
+    store.apply([order(1)]);
+    const { result, messages } = answer(store, { resume: { epoch: 'old-epoch', versions: { 'orders/1': 1, 'orders/9': 4 } } });
+    assert.equal(result.resumed, 'fresh');
+    assert.deepEqual(messages.map((m) => [m.type, m.path]), [['value', 'orders/1']]);
+  });
+
+  it('a held topic that no longer matches the filter is removed with reason filter', () => {
+    const store = new TopicStore();
+    store.apply([order(1, { status: 'paid' })]);
+    store.apply([order(1, { status: 'new' })]);
+    const { messages } = answer(store, { filter: compileFilter("status = 'paid'"), resume: { epoch: store.epoch, versions: { 'orders/1': 1 } } });
+    assert.deepEqual(messages, [{ type: 'removal', path: 'orders/1', version: 2, reason: 'filter' }]);
+  });
+
+  it('through a field projection: hidden fields never sent; a change of hidden fields only keeps the held version', () => {
+    const store = new TopicStore();
+    store.apply([order(1), order(2)]);
+    store.apply([order(1, { email: 'changed@x' })]);
+    store.apply([order(2, { status: 'paid' })]);
+    const permissions = security.permissionsFor(analyst);
+    const fresh = answer(store, { permissions });
+    for (const m of fresh.messages) assert.equal((m.value as JsonObject).email, undefined, 'email is hidden');
+    const resumed = answer(store, { permissions, resume: { epoch: store.epoch, versions: { 'orders/1': 1, 'orders/2': 1 } } });
+    assert.deepEqual(resumed.kept, [['orders/1', 1]], 'only a hidden field changed: the client keeps version 1');
+    assert.deepEqual(resumed.messages.map((m) => [m.type, m.path]), [['delta', 'orders/2']]);
+    assert.equal(JSON.stringify(resumed.messages).includes('@x'), false);
+  });
+
+  it('a listed topic of another tenant is answered exactly like a missing one', () => {
+    const store = new TopicStore();
+    store.apply([{ ...order(5), tenant: 'globex' }]);
+    const permissions = security.permissionsFor(analyst);
+    const { messages } = answer(store, { permissions, resume: { epoch: store.epoch, versions: { 'orders/5': 1, 'orders/6': 1 } } });
+    assert.deepEqual(messages, [
+      { type: 'removal', path: 'orders/5', version: 2 },
+      { type: 'removal', path: 'orders/6', version: 2 },
+    ]);
+  });
+});
