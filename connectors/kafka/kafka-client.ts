@@ -118,6 +118,12 @@ export interface KafkaAdmin {
   fetchWatermarks(topic: string): Promise<PartitionWatermarks[]>;
   /** The group's committed offsets (partition → next offset); partitions without one are absent. */
   fetchCommittedOffsets(groupId: string, topic: string): Promise<Map<number, string>>;
+  /**
+   * Topic settings in force (the broker's defaults included), for the names asked: topic →
+   * setting → value. Needs DescribeConfigs on the topics.
+   * @example await admin.describeTopicConfigs(['shop.public.orders'], ['cleanup.policy']) // Map { 'shop.public.orders' => Map { 'cleanup.policy' => 'compact' } }
+   */
+  describeTopicConfigs(topics: readonly string[], names: readonly string[]): Promise<Map<string, Map<string, string>>>;
   disconnect(): Promise<void>;
 }
 

@@ -8,6 +8,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import {
   type Admin,
+  type ConfigResourceTypes,
   type Consumer,
   type ISocketFactory,
   Kafka,
@@ -227,6 +228,9 @@ class KafkajsProducer implements KafkaProducer {
   }
 }
 
+/** ConfigResourceTypes.TOPIC: kafkajs defines the enum on its CommonJS exports, which ESM cannot name. */
+const TOPIC_RESOURCE = 2 as ConfigResourceTypes;
+
 class KafkajsAdmin implements KafkaAdmin {
   constructor(private readonly admin: Admin) {}
 
@@ -247,6 +251,16 @@ class KafkajsAdmin implements KafkaAdmin {
     const res = await wrap(`reading the committed offsets of group ${groupId}`, () => this.admin.fetchOffsets({ groupId, topics: [topic] }));
     const out = new Map<number, string>();
     for (const t of res) for (const p of t.partitions) if (Number(p.offset) >= 0) out.set(p.partition, p.offset);
+    return out;
+  }
+
+  async describeTopicConfigs(topics: readonly string[], names: readonly string[]): Promise<Map<string, Map<string, string>>> {
+    const out = new Map<string, Map<string, string>>();
+    if (topics.length === 0) return out;
+    const res = await wrap(`reading the configs of ${topics.length === 1 ? topics[0] : `${topics.length} topics`}`, () =>
+      this.admin.describeConfigs({ includeSynonyms: false, resources: topics.map((name) => ({ type: TOPIC_RESOURCE, name, configNames: [...names] })) }),
+    );
+    for (const r of res.resources) out.set(r.resourceName, new Map(r.configEntries.map((e) => [e.configName, e.configValue])));
     return out;
   }
 

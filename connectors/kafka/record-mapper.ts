@@ -22,7 +22,11 @@ export type BadRecordReason = (typeof BAD_RECORD_REASONS)[number];
 
 /** Records deliberately left without effect. */
 export type IgnoredReason =
-  /** A Debezium tombstone: the delete event before it already removed the topic. */
+  /**
+   * A Debezium tombstone with nothing to remove: its path needs value fields and its key has no
+   * remembered path (the delete event before it removed the topic, or the key was never seen).
+   * A tombstone whose path renders is a removal instead (a no-op after the delete).
+   */
   | 'tombstone'
   /** A JSON-format tombstone whose path needs value fields, for a key this process has not seen. */
   | 'unmappable-tombstone'

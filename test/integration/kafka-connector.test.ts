@@ -343,6 +343,37 @@ test('Debezium envelopes, with and without the schema wrapper, give the same top
   await Promise.all(all.map((h) => h.connector.stop()));
 });
 
+test('Debezium tombstones: all counted in stats().tombstones; one alone (its delete compacted away) removes the topic; ignored.tombstone only when nothing is left to remove', async () => {
+  const row = (id: number): JsonObject => ({ id, venue: 'XNYS', price: '1.00', qty: 1, updated_at: '2026-01-01T09:30:00+00' });
+  const topic = await createTopic(name('dbz-tombstones'));
+  await produce(topic, [
+    { key: debeziumKey(5, true), value: debeziumValue('c', null, row(5), true) },
+    { key: debeziumKey(6, true), value: debeziumValue('c', null, row(6), true) },
+    // What a compacted topic can hold for a deleted key once compaction ran: the tombstone alone.
+    { key: debeziumKey(5, true), value: null },
+  ]);
+  const byKey = harness({ topics: [{ topic, format: 'debezium', path: 'k/{key.id}' }] });
+  const byValue = harness({ topics: [{ topic, format: 'debezium', path: 'v/{value.venue}/{key.id}' }] });
+  await Promise.all([byKey.connector.start(), byValue.connector.start()]);
+  assert.deepEqual([...storeState(byKey.store).keys()], ['k/6'], 'the tombstone alone removed k/5');
+  assert.deepEqual([...storeState(byValue.store).keys()], ['v/XNYS/6'], 'and, by the remembered path, v/XNYS/5');
+  for (const h of [byKey, byValue]) {
+    assert.equal(h.connector.stats().tombstones, 1);
+    assert.equal(h.connector.stats().ignored.tombstone, 0, 'a tombstone that removed a topic is not ignored');
+  }
+  // The usual pair: the delete removes the topic, the tombstone after it has nothing left to do.
+  await produce(topic, [
+    { key: debeziumKey(6, true), value: debeziumValue('d', row(6), null, true) },
+    { key: debeziumKey(6, true), value: null },
+  ]);
+  await until('both tombstones read', 20_000, () => byKey.connector.stats().tombstones === 2 && byValue.connector.stats().tombstones === 2);
+  assert.equal(byKey.store.size, 0);
+  assert.equal(byValue.store.size, 0);
+  assert.equal(byKey.connector.stats().ignored.tombstone, 0, 'a key-only path renders: its removal is applied (a no-op), not ignored');
+  assert.equal(byValue.connector.stats().ignored.tombstone, 1, 'a value path has no remembered path after the delete: ignored');
+  await Promise.all([byKey.connector.stop(), byValue.connector.stop()]);
+});
+
 test('Debezium ids beyond 2^53 stay exact: two neighbouring snowflake ids are two topics, and deleting one leaves the other (issue 14)', async () => {
   // JSON.parse rounds both ids to 1234567890123456800: one topic, and the delete removed it.
   const ids = ['1234567890123456789', '1234567890123456790'];

@@ -146,6 +146,7 @@ class FakeKafka implements KafkaClient {
         for (const [k, v] of this.committed) if (k.startsWith(`${topic}:`)) out.set(Number(k.slice(topic.length + 1)), v);
         return out;
       },
+      describeTopicConfigs: async () => new Map(), // only `tidewire check` reads topic configs
       disconnect: async () => {},
     };
   }
