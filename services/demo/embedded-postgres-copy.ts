@@ -31,8 +31,8 @@ interface Manifest {
   packages: Array<{ name: string; version: string; target: string }>;
 }
 
-function readJson(file: string): Record<string, unknown> {
-  return JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+function readJson<T = Record<string, unknown>>(file: string): T {
+  return JSON.parse(readFileSync(file, 'utf8')) as T;
 }
 
 /** Node's lookup: `<dir>/node_modules/<name>` from `from` upwards. Null when not installed. */
@@ -53,7 +53,7 @@ export function dependencyClosure(roots: string[]): PackageCopy[] {
   const placed = new Map<string, PackageCopy>(); // by target
   const byName = new Map<string, PackageCopy>(); // the flat one
   const visit = (source: string, target: string): void => {
-    const pkg = readJson(join(source, 'package.json')) as { name: string; version: string; dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> };
+    const pkg = readJson<{ name: string; version: string; dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> }>(join(source, 'package.json'));
     const copy: PackageCopy = { name: pkg.name, version: pkg.version, source, target };
     placed.set(target, copy);
     if (target === `node_modules/${pkg.name}`) byName.set(pkg.name, copy);
@@ -65,7 +65,7 @@ export function dependencyClosure(roots: string[]): PackageCopy[] {
         if (optional.includes(dep)) continue;
         throw new Error(`${pkg.name} needs ${dep}, which is not installed (run npm install)`);
       }
-      const version = (readJson(join(found, 'package.json')) as { version: string }).version;
+      const version = readJson<{ version: string }>(join(found, 'package.json')).version;
       const flat = byName.get(dep);
       if (flat && flat.version === version) continue;
       const nested = `${target}/node_modules/${dep}`;
@@ -74,7 +74,7 @@ export function dependencyClosure(roots: string[]): PackageCopy[] {
     }
   };
   for (const root of roots) {
-    const name = (readJson(join(root, 'package.json')) as { name: string }).name;
+    const name = readJson<{ name: string }>(join(root, 'package.json')).name;
     if (!placed.has(`node_modules/${name}`)) visit(realpathSync(root), `node_modules/${name}`);
   }
   return [...placed.values()];
@@ -87,9 +87,9 @@ function manifestOf(packages: PackageCopy[]): Manifest {
 /** True when `dir` holds exactly the copy described by `manifest`: written completely, every package present at its version. */
 export function copyIsComplete(dir: string, manifest: Manifest): boolean {
   try {
-    const written = readJson(join(dir, MANIFEST)) as unknown as Manifest;
+    const written = readJson<Manifest>(join(dir, MANIFEST));
     if (JSON.stringify(written) !== JSON.stringify(manifest)) return false;
-    return manifest.packages.every((p) => (readJson(join(dir, p.target, 'package.json')) as { version?: string }).version === p.version);
+    return manifest.packages.every((p) => readJson<{ version?: string }>(join(dir, p.target, 'package.json')).version === p.version);
   } catch {
     return false;
   }
