@@ -28,6 +28,14 @@ export interface ServerConfig {
   historyPerTopic?: number;
   /** Approximate bytes of change history kept over all topics. Default 32 MiB. */
   historyBytes?: number;
+  /** A connection must finish its first request (or WebSocket handshake) within this, or it is destroyed. Default 10000. */
+  handshakeTimeoutMs?: number;
+  /** Connections that have not finished their first request or handshake, over all clients; past it the oldest is destroyed. Default 1024. */
+  maxPendingConnections?: number;
+  /** The same, per remote address; past it new connections from that address are destroyed. Default 128. */
+  maxPendingConnectionsPerAddress?: number;
+  /** Exact origins (`https://app.example.com`) whose pages may open /ws; see docs/SECURITY.md, "Origins". */
+  allowedOrigins?: string[];
 }
 
 export interface TableMapping {

@@ -7,6 +7,7 @@
  * live session.
  */
 import { type Server, createServer, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { type ServerOptions, type WebSocket, WebSocketServer } from 'ws';
@@ -18,7 +19,9 @@ import type { ConnectionLease } from '../security/tenant-connections.ts';
 import { FanOut } from './fan-out.ts';
 import { FlushScheduler } from './flush-scheduler.ts';
 import { type HealthReport, type HttpRoute, WS_PATH, createHttpHandler, rawPath } from './http.ts';
+import { ConnectionGuard, type ConnectionLimits } from './connection-guard.ts';
 import { CloseCode } from './messages.ts';
+import { OriginPolicy, isLoopbackName } from './origin-policy.ts';
 import { Session, type SessionHost, type SessionLimits } from './session.ts';
 import { StaticFiles } from './static-files.ts';
 import { type DisconnectReason, type DistributionStats, type QueueDepth, newStats } from './stats.ts';
@@ -55,6 +58,16 @@ export const DELIVERY_DEFAULTS = {
   maxConflatedTopics: 100_000,
 } as const;
 
+/** Defaults of the connection bounds (the same as in schemas/config.schema.json). */
+export const CONNECTION_DEFAULTS: ConnectionLimits = {
+  handshakeTimeoutMs: 10_000,
+  maxPendingConnections: 1024,
+  maxPendingConnectionsPerAddress: 128,
+};
+
+/** How often Node checks kept-alive connections against headersTimeout/requestTimeout (its default, 30 s, would let them linger). */
+const TIMEOUT_CHECK_MS = 1_000;
+
 /**
  * @example
  * const server = new DistributionServer(handoff, config.server, { logger });
@@ -78,6 +91,8 @@ export class DistributionServer {
   private heartbeat: NodeJS.Timeout | null = null;
   private readonly security: SecurityManager | null;
   private stopReloads: (() => void) | null = null;
+  private readonly guard: ConnectionGuard;
+  private readonly origins: OriginPolicy;
 
   constructor(
     private readonly handoff: Handoff,
@@ -110,8 +125,10 @@ export class DistributionServer {
       closeTimeout: opts.closeTimeoutMs,
     };
     this.wss = new WebSocketServer(wsOptions);
-    this.http = createServer(
-      createHttpHandler({
+    const limits = connectionLimits(config);
+    this.guard = new ConnectionGuard(limits, this.stats.pendingClosed, this.logger);
+    this.origins = new OriginPolicy(config.allowedOrigins, this.security !== null);
+    const handler = createHttpHandler({
         view: handoff.view,
         health: options.health ?? (() => ({ status: 'ok', sources: [] })),
         sessionCount: () => this.sessions.size,
@@ -121,13 +138,35 @@ export class DistributionServer {
           ? { manager: this.security, reload: options.reloadSecurity ?? ((by: string): ReloadSummary => this.security!.reload(undefined, by)) }
           : null,
         routes: options.routes,
-      }),
+      });
+    this.http = createServer(
+      {
+        // The first request is bounded by the guard; these bound the later ones of a kept-alive connection.
+        headersTimeout: limits.handshakeTimeoutMs,
+        requestTimeout: 2 * limits.handshakeTimeoutMs,
+        connectionsCheckingInterval: Math.min(TIMEOUT_CHECK_MS, limits.handshakeTimeoutMs),
+      },
+      (req, res) => {
+        this.guard.settled(req.socket);
+        handler(req, res);
+      },
     );
+    this.http.on('connection', (socket: Socket) => this.guard.admit(socket));
     this.http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
-    this.http.on('clientError', (_err, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-      else socket.destroy();
+    // Destroyed, not ended: the server's sockets allow half-open connections, and end() would
+    // keep the descriptor until a client that never reads closes its side (issue #13).
+    this.http.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+      if (socket.writable && !(socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent) {
+        const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+        socket.write(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      }
+      socket.destroy();
     });
+  }
+
+  /** Connections that have not finished their first request or WebSocket handshake yet. */
+  get pendingConnections(): number {
+    return this.guard.size;
   }
 
   /** Live WebSocket sessions. */
@@ -165,6 +204,12 @@ export class DistributionServer {
         this.stopHandoff = this.handoff.subscribe((batch) => this.fanOut.deliver(batch));
         if (this.security) this.stopReloads = this.security.onReload(() => this.reauthorizeAll());
         else this.logger.warn({}, 'security is off: every client can read every topic; configure `security` to require tokens');
+        if (!this.security && !isLoopbackName(this.config.host)) {
+          this.logger.warn(
+            { host: this.config.host },
+            `security is off and the server listens on ${this.config.host}, beyond loopback: anyone who can reach this port reads every topic; configure \`security\`, or listen on 127.0.0.1`,
+          );
+        }
         if (this.heartbeatIntervalMs > 0) {
           this.heartbeat = setInterval(() => {
             for (const s of this.sessions) s.heartbeat();
@@ -199,6 +244,7 @@ export class DistributionServer {
     this.flusher.flush();
     for (const s of [...this.sessions]) s.close(CloseCode.GOING_AWAY, 'shutdown', 'server shutting down');
     this.flusher.stop();
+    this.guard.closeAll();
     this.http.closeIdleConnections();
     const wsClosed = new Promise<void>((resolve) => this.wss.close(() => resolve()));
     await Promise.all([httpClosed, wsClosed]);
@@ -215,8 +261,15 @@ export class DistributionServer {
       refuse(socket, 503, 'Service Unavailable');
       return;
     }
+    const origin = req.headers.origin;
+    if (!this.origins.allows(origin, req.headers.host)) {
+      this.logger.info({ origin: origin!.slice(0, 200), remote: remoteOf(req) }, 'WebSocket handshake refused: its Origin is not allowed');
+      const message = 'this page\'s origin may not open a session: the server operator can add it to server.allowedOrigins';
+      refuseWith(socket, 403, 'Forbidden', { code: 'ORIGIN_NOT_ALLOWED', message });
+      return;
+    }
     if (!this.security) {
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req, null));
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.opened(socket, () => this.accept(ws, req, null)));
       return;
     }
     this.authenticateUpgrade(this.security, req, socket, head).catch((err: unknown) => {
@@ -249,7 +302,13 @@ export class DistributionServer {
     }
     // The socket may still fail before the upgrade completes: the lease goes back either way.
     socket.once('close', () => lease.release());
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req, { principal, lease }));
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.opened(socket, () => this.accept(ws, req, { principal, lease })));
+  }
+
+  /** The handshake is complete: the connection is a session now, no longer bounded by the handshake timeout. */
+  private opened(socket: Duplex, accept: () => void): void {
+    this.guard.settled(socket as Socket);
+    accept();
   }
 
   private accept(ws: WebSocket, req: IncomingMessage, security: { principal: Principal; lease: ConnectionLease } | null): void {
@@ -286,9 +345,11 @@ function refuse(socket: Duplex, status: number, text: string): void {
   refuseWith(socket, status, text, { code: status === 404 ? 'NOT_FOUND' : 'UNAVAILABLE', message: `${text}: connect to ${WS_PATH}` });
 }
 
-/** Answers a handshake with an HTTP error and a JSON body `{error}`, and closes the socket. */
+/** Answers a handshake with an HTTP error and a JSON body `{error}`, and destroys the socket once the answer is written. */
 function refuseWith(socket: Duplex, status: number, text: string, error: Record<string, string>, headers = ''): void {
   const body = JSON.stringify({ error });
+  // end() alone would leave a half-open socket for as long as the client keeps its side open.
+  socket.once('finish', () => socket.destroy());
   socket.end(
     `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n${headers}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
@@ -314,15 +375,27 @@ function sessionLimits(config: ServerConfig): SessionLimits {
   };
 }
 
+/** The connection bounds: the configuration with the defaults. */
+function connectionLimits(config: ServerConfig): ConnectionLimits {
+  const d = CONNECTION_DEFAULTS;
+  return {
+    handshakeTimeoutMs: config.handshakeTimeoutMs ?? d.handshakeTimeoutMs,
+    maxPendingConnections: config.maxPendingConnections ?? d.maxPendingConnections,
+    maxPendingConnectionsPerAddress: config.maxPendingConnectionsPerAddress ?? d.maxPendingConnectionsPerAddress,
+  };
+}
+
 function validate(config: ServerConfig): void {
   const positive = ['maxPayloadBytes', 'sendQueueBytes', 'maxSubscriptionsPerSession', 'maxMessagesPerSecond'] as const;
   for (const key of positive) {
     if (!Number.isInteger(config[key]) || config[key] < 1) throw new ConfigError(`server.${key}`, 'must be a positive integer');
   }
-  for (const key of ['slowClientBytes', 'maxConflatedTopics'] as const) {
+  for (const key of ['slowClientBytes', 'maxConflatedTopics', 'maxPendingConnections', 'maxPendingConnectionsPerAddress'] as const) {
     const v = config[key];
     if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new ConfigError(`server.${key}`, 'must be a positive integer');
   }
+  const h = config.handshakeTimeoutMs;
+  if (h !== undefined && (!Number.isInteger(h) || h < 100 || h > 300_000)) throw new ConfigError('server.handshakeTimeoutMs', 'must be an integer from 100 to 300000 (ms)');
   if (config.slowClientGraceMs !== undefined && (!Number.isInteger(config.slowClientGraceMs) || config.slowClientGraceMs < 0)) {
     throw new ConfigError('server.slowClientGraceMs', 'must be an integer ≥ 0');
   }

@@ -25,6 +25,15 @@ export type DisconnectReason =
   /** Close 4003: a security reload revoked the session's access. */
   | 'accessRevoked';
 
+/** Why a connection that had not finished its first request or handshake was destroyed (see connection-guard.ts). */
+export type PendingCloseReason =
+  /** It did not finish within server.handshakeTimeoutMs. */
+  | 'timeout'
+  /** Its remote address already had server.maxPendingConnectionsPerAddress pending connections. */
+  | 'addressLimit'
+  /** It was the oldest when server.maxPendingConnections were pending and another one came. */
+  | 'globalLimit';
+
 export interface DistributionStats {
   /** Connections accepted since start. */
   connections: number;
@@ -43,6 +52,8 @@ export interface DistributionStats {
   /** Times a session fell behind (its socket backlog passed slowClientBytes). */
   slowClients: number;
   disconnects: Record<DisconnectReason, number>;
+  /** Connections destroyed before finishing their first request or handshake, by reason. */
+  pendingClosed: Record<PendingCloseReason, number>;
 }
 
 /** What sessions hold right now (DistributionServer.queueDepth()), for gauges. */
@@ -72,5 +83,6 @@ export function newStats(): DistributionStats {
     disconnects: {
       client: 0, sendQueue: 0, rateAbuse: 0, payloadTooBig: 0, protocolError: 0, heartbeat: 0, shutdown: 0, serverError: 0, tokenExpired: 0, accessRevoked: 0,
     },
+    pendingClosed: { timeout: 0, addressLimit: 0, globalLimit: 0 },
   };
 }

@@ -21,6 +21,8 @@ export interface MetricsInputs {
   readonly distribution: {
     readonly sessionCount: number;
     readonly subscriptionCount: number;
+    /** Connections that have not finished their first request or handshake. */
+    readonly pendingConnections: number;
     readonly stats: DistributionStats;
     /** What sessions hold right now. */
     queueDepth(): QueueDepth;
@@ -71,6 +73,12 @@ export function createServiceMetrics(inputs: MetricsInputs): Registry {
   new Gauge({ name: 'tidewire_sessions', help: 'Open WebSocket sessions', registers, collect() { this.set(d.sessionCount); } });
   new Gauge({ name: 'tidewire_subscriptions', help: 'Live subscriptions over all sessions', registers, collect() { this.set(d.subscriptionCount); } });
   new Counter({ name: 'tidewire_connections_total', help: 'WebSocket connections accepted', registers, collect() { this.reset(); total(this, d.stats.connections); } });
+  new Gauge({ name: 'tidewire_pending_connections', help: 'Connections that have not finished their first request or WebSocket handshake', registers, collect() { this.set(d.pendingConnections); } });
+  new Counter({ name: 'tidewire_pending_connections_closed_total', help: 'Connections destroyed before finishing their first request or handshake: timeout (server.handshakeTimeoutMs), addressLimit (server.maxPendingConnectionsPerAddress), globalLimit (server.maxPendingConnections, the oldest closed)', labelNames: ['reason'], registers,
+    collect() {
+      this.reset();
+      for (const [reason, n] of Object.entries(d.stats.pendingClosed)) total(this, n, { reason });
+    } });
   new Counter({ name: 'tidewire_messages_in_total', help: 'Client messages received', registers, collect() { this.reset(); total(this, d.stats.messagesIn); } });
   new Counter({ name: 'tidewire_messages_out_total', help: 'Server messages sent (each element of a frame counts once)', registers, collect() { this.reset(); total(this, d.stats.messagesOut); } });
   new Counter({ name: 'tidewire_frames_out_total', help: 'WebSocket frames sent', registers, collect() { this.reset(); total(this, d.stats.framesOut); } });
