@@ -16,6 +16,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY bin ./bin
 COPY client ./client
+COPY core ./core
 COPY connectors ./connectors
 COPY schemas ./schemas
 COPY services ./services

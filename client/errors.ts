@@ -1,5 +1,5 @@
 /** Errors the client reports through `onError`; `code` is stable, `message` says what happened. */
-import type { ErrorCode } from '../services/distribution/messages.ts';
+import type { ErrorCode } from '../core/messages.ts';
 
 export type ClientErrorCode =
   /** An error message from the server (see docs/PROTOCOL.md). */

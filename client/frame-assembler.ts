@@ -4,7 +4,7 @@
  * group as a whole: a dashboard never shows half a transaction. Each part opens with
  * `{"type":"txn","seq":…,"part":k,"parts":n}` and parts arrive in consecutive frames.
  */
-import type { ServerMessage, TxnMessage } from '../services/distribution/messages.ts';
+import type { ServerMessage, TxnMessage } from '../core/messages.ts';
 import { FrameError } from './frames.ts';
 
 export class FrameAssembler {

@@ -3,7 +3,7 @@
  * this client does not know are skipped, as the protocol asks, so a newer server stays readable;
  * a known type with the wrong shape is an error rather than a silent corruption of topic state.
  */
-import type { ServerMessage } from '../services/distribution/messages.ts';
+import type { ServerMessage } from '../core/messages.ts';
 
 export class FrameError extends Error {
   constructor(message: string) {

@@ -4,8 +4,8 @@
  * 6901 JSON Pointers (`~1` is `/`, `~0` is `~`, `-` appends to an array). Any operation that
  * does not apply cleanly throws JsonPatchError, so a client never silently holds a wrong value.
  */
-import type { JsonValue } from '../services/json.ts';
-import type { PatchOperation } from '../services/distribution/messages.ts';
+import type { JsonValue } from '../core/json.ts';
+import type { PatchOperation } from '../core/messages.ts';
 
 export class JsonPatchError extends Error {
   readonly code = 'INVALID_PATCH';

@@ -4,7 +4,7 @@
  * detaches (so React's StrictMode double mount and unmounting leave nothing behind), and an
  * immutable snapshot rebuilt at most once per burst of messages.
  */
-import type { JsonObject } from '../services/json.ts';
+import type { JsonObject } from '../core/json.ts';
 import type { TidewireClient } from './client.ts';
 import type { ConnectionState } from './connection-state.ts';
 import { TidewireClientError } from './errors.ts';

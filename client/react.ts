@@ -15,7 +15,7 @@
  * }
  */
 import { useMemo, useSyncExternalStore } from 'react';
-import type { JsonObject } from '../services/json.ts';
+import type { JsonObject } from '../core/json.ts';
 import type { TidewireClient } from './client.ts';
 import type { ConnectionState } from './connection-state.ts';
 import type { TidewireClientError } from './errors.ts';

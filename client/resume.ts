@@ -5,7 +5,7 @@
  * far as the server knows, and come back as values (which the client does not report again when
  * they did not change).
  */
-import type { ResumeState } from '../services/distribution/messages.ts';
+import type { ResumeState } from '../core/messages.ts';
 import type { TopicCache } from './subscription.ts';
 
 /** Used when the server does not announce its limit (older servers): far under its default of 64 KiB. */

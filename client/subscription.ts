@@ -6,10 +6,10 @@
  * States: pending ──subscribed──▶ live ──gap or reconnect──▶ resyncing ──subscribed──▶ live;
  * any ──unsubscribe()──▶ closed; pending/resyncing ──refused by the server──▶ failed.
  */
-import type { ResumeKind } from '../services/distribution/messages.ts';
-import type { JsonObject } from '../services/json.ts';
-import type { Filter } from '../services/topics/filter.ts';
-import type { Selector } from '../services/topics/selector.ts';
+import type { ResumeKind } from '../core/messages.ts';
+import type { JsonObject } from '../core/json.ts';
+import type { Filter } from '../core/filter.ts';
+import type { Selector } from '../core/selector.ts';
 import type { TidewireClientError } from './errors.ts';
 
 export type SubscriptionState = 'pending' | 'live' | 'resyncing' | 'closed' | 'failed';

@@ -11,9 +11,9 @@
  * A frame (or all parts of a group) is applied as a whole before any handler is called, so a
  * handler reading `values` never sees half a transaction.
  */
-import { type JsonObject, isJsonObject, jsonEqual } from '../services/json.ts';
-import { SelectorIndex } from '../services/topics/selector-index.ts';
-import type { ClientMessage, DeltaMessage, ErrorMessage, ServerMessage, SubscribeMessage, SubscribedMessage } from '../services/distribution/messages.ts';
+import { type JsonObject, isJsonObject, jsonEqual } from '../core/json.ts';
+import { SelectorIndex } from '../core/selector-index.ts';
+import type { ClientMessage, DeltaMessage, ErrorMessage, ServerMessage, SubscribeMessage, SubscribedMessage } from '../core/messages.ts';
 import { TidewireClientError } from './errors.ts';
 import { applyPatch } from './json-patch.ts';
 import { DEFAULT_MAX_PAYLOAD_BYTES, planResume } from './resume.ts';

@@ -8,7 +8,7 @@
  * wrong for clients and rarely smaller.
  */
 import { Operation, diff, type IChange } from 'json-diff-ts';
-import { type JsonObject, type JsonValue, isJsonObject, jsonEqual } from '../json.ts';
+import { type JsonObject, type JsonValue, isJsonObject, jsonEqual } from './json.ts';
 
 export type PatchOp =
   | { op: 'add'; path: string; value: JsonValue }

@@ -3,7 +3,7 @@
  * linear: one pass over the text, no regular expression over user input, so a hostile filter
  * costs at most its (bounded) length. Positions are 1-based character offsets, as in the errors.
  */
-import { TidewireError } from '../errors.ts';
+import { TidewireError } from './errors.ts';
 
 export type TokenKind =
   | 'ident' // a field name: `status`, or back-quoted `order id`

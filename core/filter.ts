@@ -13,7 +13,7 @@
  * - A string literal compares with strings only (by UTF-16 code units); true/false with booleans
  *   only (`=` and `!=`). Anything else is not comparable: false.
  */
-import type { JsonObject, JsonValue } from '../json.ts';
+import type { JsonObject, JsonValue } from './json.ts';
 import { FilterError } from './filter-lexer.ts';
 import { type CompareOp, type FilterNode, type Literal, parseFilter } from './filter-parser.ts';
 

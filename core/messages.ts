@@ -3,10 +3,10 @@
  * schemas are the truth; test/unit/distribution-protocol.test.ts checks the two agree). Pure
  * types and guards with no runtime imports, so the browser client shares them with the server.
  */
-import type { JsonObject } from '../json.ts';
-import type { PatchOp } from '../topics/delta.ts';
+import type { JsonObject } from './json.ts';
+import type { PatchOp } from './delta.ts';
 
-export type { JsonObject, JsonValue } from '../json.ts';
+export type { JsonObject, JsonValue } from './json.ts';
 export type PatchOperation = PatchOp;
 
 /** Protocol version announced in `hello`. */
@@ -39,7 +39,7 @@ export interface HelloMessage { type: 'hello'; protocol: typeof PROTOCOL_VERSION
 export interface ValueMessage { type: 'value'; path: string; version: number; value: JsonObject }
 /** Apply `patch` to the value held at `base` (absent: `version - 1`); holding any other version means something was missed. */
 export interface DeltaMessage { type: 'delta'; path: string; version: number; patch: PatchOperation[]; base?: number }
-import type { RemovalReason } from '../topics/wire.ts';
+import type { RemovalReason } from './wire.ts';
 export type { RemovalReason };
 export interface RemovalMessage { type: 'removal'; path: string; version: number; reason?: RemovalReason }
 /** How a subscribe with `resume` was answered: only changes, some values where history did not reach, or everything afresh (another epoch). */

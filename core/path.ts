@@ -4,7 +4,7 @@
  * selectors and the null marker use them, and the dot segments `.` and `..` are encoded so no
  * URL normalisation anywhere can turn them into navigation.
  */
-import { TidewireError } from '../errors.ts';
+import { TidewireError } from './errors.ts';
 
 export const MAX_PATH_LENGTH = 1024;
 export const MAX_PATH_SEGMENTS = 32;

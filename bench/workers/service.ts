@@ -9,7 +9,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { parseConfig } from '../../services/config/config.ts';
 import { TidewireService } from '../../services/service.ts';
-import { parseSelector } from '../../services/topics/selector.ts';
+import { parseSelector } from '../../core/selector.ts';
 import { Samples, summarize } from '../lib/stats.ts';
 import { serve } from '../lib/serve.ts';
 

@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
 import { WebSocket } from 'ws';
 import { applyPatch } from '../../client/json-patch.ts';
-import type { JsonObject, PatchOperation } from '../../services/distribution/messages.ts';
+import type { JsonObject, PatchOperation } from '../../core/messages.ts';
 import { Samples, summarize } from '../lib/stats.ts';
 import { serve } from '../lib/serve.ts';
 

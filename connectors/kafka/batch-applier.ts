@@ -5,7 +5,7 @@
  * in topic state already, and applying them again could move a value back in time.
  */
 import type { Logger } from 'pino';
-import { errorMessage } from '../../services/errors.ts';
+import { errorMessage } from '../../core/errors.ts';
 import type { TopicUpdate } from '../../services/topics/topic-store.ts';
 import type { IngestSink } from '../source.ts';
 import { type BadRecord, DeadLetterTopic } from './dead-letter.ts';

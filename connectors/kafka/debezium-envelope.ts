@@ -7,7 +7,7 @@
  * set `decimal.handling.mode=string` (exact) or `double`. Unchanged TOASTed columns of an update
  * arrive as the placeholder `__debezium_unavailable_value`; they keep their cached value.
  */
-import { type JsonObject, type JsonValue, isJsonObject } from '../../services/json.ts';
+import { type JsonObject, type JsonValue, isJsonObject } from '../../core/json.ts';
 
 /** Debezium's `unavailable.value.placeholder` default, for unchanged TOAST columns. */
 export const DEBEZIUM_UNAVAILABLE_VALUE = '__debezium_unavailable_value';

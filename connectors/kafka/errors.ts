@@ -3,7 +3,7 @@
  * the client implementation from the Kafka error class or protocol error code, never from text.
  * Messages say what to check.
  */
-import { TidewireError } from '../../services/errors.ts';
+import { TidewireError } from '../../core/errors.ts';
 
 export type KafkaErrorCode =
   /** No broker answered (refused, reset, timed out, DNS). Retriable. */

@@ -4,7 +4,7 @@
  * directly, without parseConfig, behaves like one built from a configuration file.
  */
 import type { KafkaConfig, KafkaSaslConfig, KafkaTopicMapping } from '../../services/config/config.ts';
-import { ConfigError } from '../../services/errors.ts';
+import { ConfigError } from '../../core/errors.ts';
 
 export const KAFKA_DEFAULTS = {
   clientId: 'tidewire',

@@ -19,7 +19,7 @@ import {
   logLevel,
 } from 'kafkajs';
 import type { Logger } from 'pino';
-import { TidewireError, errorMessage } from '../../services/errors.ts';
+import { TidewireError, errorMessage } from '../../core/errors.ts';
 import { KafkaConnectorError } from './errors.ts';
 import type {
   BatchHandler,

@@ -6,7 +6,7 @@
  *   {headers.region} a header as UTF-8 text (the last one when repeated)
  *   {topic}          the Kafka topic name           {partition}    the partition number
  */
-import { type JsonObject, type JsonValue, isJsonObject } from '../../services/json.ts';
+import { type JsonObject, type JsonValue, isJsonObject } from '../../core/json.ts';
 import type { KafkaHeaders } from './kafka-client.ts';
 import { unwrapConnectJson } from './debezium-envelope.ts';
 import { parseExactJson } from './exact-json.ts';

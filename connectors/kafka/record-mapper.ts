@@ -7,9 +7,9 @@
  * counts it, dead-letters it and moves on.
  */
 import type { KafkaTopicMapping } from '../../services/config/config.ts';
-import { ConfigError } from '../../services/errors.ts';
-import { type JsonObject, type JsonValue, isJsonObject } from '../../services/json.ts';
-import { MAX_PATH_LENGTH } from '../../services/topics/path.ts';
+import { ConfigError } from '../../core/errors.ts';
+import { type JsonObject, type JsonValue, isJsonObject } from '../../core/json.ts';
+import { MAX_PATH_LENGTH } from '../../core/path.ts';
 import type { TopicUpdate } from '../../services/topics/topic-store.ts';
 import { PathTemplate } from '../mapping/path-template.ts';
 import { readDebeziumEvent, unavailableFields, unwrapConnectJson } from './debezium-envelope.ts';

@@ -3,8 +3,8 @@
  * a whole segment naming a field (dotted for nested fields, e.g. `{value.venue}`); its value is
  * percent-encoded, so a `/` in the data can never forge another path.
  */
-import { ConfigError } from '../../services/errors.ts';
-import { encodeSegment, isValidSegment } from '../../services/topics/path.ts';
+import { ConfigError } from '../../core/errors.ts';
+import { encodeSegment, isValidSegment } from '../../core/path.ts';
 
 type Part = { literal: string } | { field: string };
 

@@ -3,7 +3,7 @@
  * SQLSTATE or the socket error code, never from message text. Messages say what to do.
  */
 import pg from 'pg';
-import { TidewireError } from '../../services/errors.ts';
+import { TidewireError } from '../../core/errors.ts';
 
 export type PostgresErrorCode =
   /** Postgres cannot be reached (refused, reset, DNS, shutting down, starting up). Retriable. */

@@ -7,7 +7,7 @@
  * (a JS Date would drop the microseconds and the offset). Both connections run with the session
  * settings in connection.ts (TimeZone=UTC, DateStyle=ISO, ...) so the text itself is identical.
  */
-import type { JsonValue } from '../../services/json.ts';
+import type { JsonValue } from '../../core/json.ts';
 
 /** Converts one non-null text value. */
 export type Converter = (text: string) => JsonValue;

@@ -6,7 +6,7 @@
  * Order matters: a table without a usable key must be refused before it is added to the
  * publication, because Postgres then rejects every UPDATE and DELETE on it.
  */
-import { ConfigError } from '../../services/errors.ts';
+import { ConfigError } from '../../core/errors.ts';
 import type { TableMapping } from '../../services/config/config.ts';
 import { PathTemplate } from '../mapping/path-template.ts';
 import { type CatalogQuery, type ServerInfo, type TableInfo, loadServerInfo, loadTable, parseTableName, qualifiedName, quoteTable } from './catalog.ts';

@@ -2,7 +2,7 @@
  * Calls into the IngestSink. A refusal there is not a Postgres failure and must never be retried
  * as one (nor acknowledged): it becomes PG_SINK_FAILED.
  */
-import { errorMessage } from '../../services/errors.ts';
+import { errorMessage } from '../../core/errors.ts';
 import type { TopicUpdate } from '../../services/topics/topic-store.ts';
 import type { IngestSink } from '../source.ts';
 import { PostgresConnectorError } from './errors.ts';

@@ -4,7 +4,7 @@
  * text keyed by column name, so both take exactly this path.
  */
 import type { Logger } from 'pino';
-import type { JsonObject, JsonValue } from '../../services/json.ts';
+import type { JsonObject, JsonValue } from '../../core/json.ts';
 import type { TopicUpdate } from '../../services/topics/topic-store.ts';
 import { parseTableName, qualifiedName } from './catalog.ts';
 import { PostgresConnectorError } from './errors.ts';

@@ -7,7 +7,7 @@
  *   ✘ wal_level: wal_level is "replica", but logical replication needs "logical": set wal_level = logical …
  */
 import { type Config, loadConfigFile } from '../config/config.ts';
-import { TidewireError } from '../errors.ts';
+import { TidewireError } from '../../core/errors.ts';
 import { CheckReport, fail, ok } from './check-report.ts';
 import { checkKafka } from './kafka-checks.ts';
 import { checkPostgres } from './postgres-checks.ts';

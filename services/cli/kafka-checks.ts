@@ -8,7 +8,7 @@
 import { pino } from 'pino';
 import { KAFKA_DEFAULTS, type KafkaAdmin, createKafkajsClient } from '../../connectors/kafka/index.ts';
 import type { KafkaConfig } from '../config/config.ts';
-import { errorMessage } from '../errors.ts';
+import { errorMessage } from '../../core/errors.ts';
 import { type CheckReport, fail, ok, warn } from './check-report.ts';
 
 /** `check` should answer quickly; the connector itself waits kafka.connectTimeoutMs at start. */

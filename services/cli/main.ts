@@ -6,7 +6,7 @@
  *   tidewire slots [--config|--url]    list tidewire's replication slots, --drop one
  */
 import { parseArgs } from 'node:util';
-import { TidewireError } from '../errors.ts';
+import { TidewireError } from '../../core/errors.ts';
 
 const USAGE = `usage:
   tidewire start [--config <file>] [--port <n>]   run tidewire (no --config: the embedded demo)

@@ -7,7 +7,7 @@ import type pg from 'pg';
 import { pino } from 'pino';
 import { clientConfig, closeClient, describeTarget, openClient } from '../../connectors/postgres/index.ts';
 import { loadConfigFile } from '../config/config.ts';
-import { TidewireError } from '../errors.ts';
+import { TidewireError } from '../../core/errors.ts';
 import { type SlotStatus, isTidewireSlot, readSlots } from '../metrics/index.ts';
 import { formatBytes } from './format.ts';
 

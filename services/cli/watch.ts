@@ -4,7 +4,7 @@
  */
 import WebSocket from 'ws';
 import { applyPatch } from '../../client/json-patch.ts';
-import type { JsonValue } from '../json.ts';
+import type { JsonValue } from '../../core/json.ts';
 
 type Msg = { type: string; path?: string; version?: number; value?: JsonValue; patch?: unknown[]; code?: string; message?: string; topics?: number; epoch?: string };
 

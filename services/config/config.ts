@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import AjvModule, { type ErrorObject } from 'ajv';
 import YAML from 'yaml';
 import schema from '../../schemas/config.schema.json' with { type: 'json' };
-import { ConfigError } from '../errors.ts';
+import { ConfigError } from '../../core/errors.ts';
 
 export interface ServerConfig {
   host: string;

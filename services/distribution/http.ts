@@ -7,9 +7,9 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { ConfigError } from '../errors.ts';
+import { ConfigError } from '../../core/errors.ts';
 import { type Principal, type ReloadSummary, type SecurityManager, UNAUTHORIZED_MESSAGE } from '../security/security-manager.ts';
-import { PathError, parsePath } from '../topics/path.ts';
+import { PathError, parsePath } from '../../core/path.ts';
 import type { TopicView } from '../topics/topic-store.ts';
 import type { StaticFiles } from './static-files.ts';
 
@@ -39,6 +39,7 @@ export interface HttpRoutesOptions {
 export const WS_PATH = '/ws';
 const TOPICS_PREFIX = '/topics/';
 const RELOAD_PATH = '/admin/reload';
+const TENANT_PATH = '/admin/tenant';
 
 /** The request target's path, exactly as sent (no decoding), without the query string. */
 export function rawPath(url: string | undefined): string {
@@ -71,8 +72,9 @@ export function createHttpHandler(options: HttpRoutesOptions): (req: IncomingMes
     const path = rawPath(req.url);
     const isStatic = staticFiles !== null && (path === '/' || path.startsWith('/assets/'));
     const isReload = security !== null && path === RELOAD_PATH;
+    const isTenant = security !== null && path === TENANT_PATH;
     const extra = options.routes?.get(path);
-    const known = path === '/health' || path.startsWith(TOPICS_PREFIX) || path === WS_PATH || isStatic || isReload || extra !== undefined;
+    const known = path === '/health' || path.startsWith(TOPICS_PREFIX) || path === WS_PATH || isStatic || isReload || isTenant || extra !== undefined;
     if (!known) {
       sendError(res, 404, 'NOT_FOUND', `no route for ${truncatePath(path)}: use /ws (WebSocket), /health or /topics/<path>`);
       return;
@@ -89,15 +91,8 @@ export function createHttpHandler(options: HttpRoutesOptions): (req: IncomingMes
       return;
     }
     if (extra) return extra(req, res);
-    if (path === '/health') {
-      const h = health();
-      // With tenants, totals would tell every caller how much the other tenants have.
-      const body = security
-        ? { status: h.status, epoch: view.epoch, sources: h.sources }
-        : { status: h.status, epoch: view.epoch, topics: view.size, sessions: sessionCount(), sources: h.sources };
-      sendJson(res, h.status === 'failed' ? 503 : 200, body);
-      return;
-    }
+    if (path === '/health') return healthCheck(req, res);
+    if (isTenant) return tenantAdmin(security, req, res);
     if (path === WS_PATH) {
       sendError(res, 426, 'UPGRADE_REQUIRED', `connect to ${WS_PATH} with a WebSocket client`, { upgrade: 'websocket' });
       return;
@@ -105,6 +100,44 @@ export function createHttpHandler(options: HttpRoutesOptions): (req: IncomingMes
     if (isStatic) return staticFiles.serve(req, res, path);
     if (security) return securedTopic(security.manager, req, res, path.slice(TOPICS_PREFIX.length));
     topic(res, path.slice(TOPICS_PREFIX.length), null);
+  }
+
+  /**
+   * With security, strangers learn only ok/degraded/failed: the sources' detail (row counts,
+   * transactions, LSNs, commit times) and the totals span every tenant, so they go to a
+   * server-wide admin only (issue #13). Without security there is no tenant to shield.
+   */
+  async function healthCheck(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const h = health();
+    const status = h.status === 'failed' ? 503 : 200;
+    const detail = () => ({ status: h.status, epoch: view.epoch, topics: view.size, sessions: sessionCount(), sources: h.sources });
+    if (!security) {
+      sendJson(res, status, detail());
+      return;
+    }
+    const caller = await optionalCaller(security.manager, req, res);
+    if (caller === undefined) return;
+    sendJson(res, status, caller !== null && security.manager.adminScope(caller) === 'server' ? detail() : { status: h.status });
+  }
+
+  /** A tenant admin's view of its own tenant: live connections and limits. A server admin may name another with ?tenant=. */
+  async function tenantAdmin(sec: NonNullable<HttpRoutesOptions['security']>, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const principal = await authenticated(sec.manager, req, res);
+    if (!principal) return;
+    const scope = sec.manager.adminScope(principal);
+    if (scope === null) {
+      sec.manager.audit.adminDenied({ subject: principal.subject, tenant: principal.tenant, roles: principal.roles, action: 'tenant' });
+      sendError(res, 403, 'FORBIDDEN', 'this needs a role with admin: tenant (or admin: server)');
+      return;
+    }
+    const asked = new URLSearchParams(req.url?.split('?')[1] ?? '').get('tenant');
+    if (asked !== null && asked !== principal.tenant && scope !== 'server') {
+      sec.manager.audit.adminDenied({ subject: principal.subject, tenant: principal.tenant, roles: principal.roles, action: 'tenant' });
+      sendError(res, 403, 'FORBIDDEN', 'a tenant admin sees its own tenant only: leave out ?tenant=');
+      return;
+    }
+    const tenant = asked ?? principal.tenant;
+    sendJson(res, 200, { tenant, connections: sec.manager.connections.count(tenant), limits: sec.manager.limitsFor(tenant) });
   }
 
   async function authenticated(manager: SecurityManager, req: IncomingMessage, res: ServerResponse): Promise<Principal | null> {
@@ -147,20 +180,29 @@ export function createHttpHandler(options: HttpRoutesOptions): (req: IncomingMes
     req.resume(); // the body is not used: the new configuration comes from where the service reads it
     const principal = await authenticated(sec.manager, req, res);
     if (!principal) return;
-    if (!sec.manager.permissionsFor(principal).admin) {
+    if (sec.manager.adminScope(principal) !== 'server') {
       sec.manager.audit.adminDenied({ subject: principal.subject, tenant: principal.tenant, roles: principal.roles, action: 'reload' });
-      sendError(res, 403, 'FORBIDDEN', 'reloading the security configuration needs a role with admin: true');
+      sendError(res, 403, 'FORBIDDEN', 'reloading acts on the whole server: it needs a role with admin: server (admin: tenant and admin: true act on their own tenant only)');
       return;
     }
+    const wait = lastReload + sec.manager.reloadMinIntervalMs - Date.now();
+    if (wait > 0) {
+      const retry = Math.ceil(wait / 1000);
+      sendError(res, 429, 'RATE_LIMITED', `a reload ran less than security.reload.minIntervalMs (${sec.manager.reloadMinIntervalMs} ms) ago: retry in ${retry} s`, { 'retry-after': String(retry) });
+      return;
+    }
+    lastReload = Date.now();
     try {
       const summary = await sec.reload(`${principal.subject} (tenant ${principal.tenant}) via POST ${RELOAD_PATH}`);
       sendJson(res, 200, { reloaded: true, ...summary });
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       // Admins see why; the previous configuration stays in force.
-      sendError(res, 422, 'CONFIG_INVALID', `${err.message}; the previous configuration stays in force`);
+      sendError(res, 422, 'CONFIG_INVALID', `${withoutDirectories(err.message)}; the previous configuration stays in force`);
     }
   }
+
+  let lastReload = -Infinity;
 
   function fail(res: ServerResponse, err: unknown): void {
     logger.error({ err }, 'http request failed');
@@ -176,6 +218,26 @@ export function createHttpHandler(options: HttpRoutesOptions): (req: IncomingMes
       fail(res, err);
     }
   };
+}
+
+/**
+ * The caller of an endpoint that is open but tells a server admin more: null without a token (no
+ * authentication is attempted, nothing is audited), the principal with a valid one; undefined
+ * when an invalid token was answered 401.
+ */
+export async function optionalCaller(manager: SecurityManager, req: IncomingMessage, res: ServerResponse): Promise<Principal | null | undefined> {
+  const token = manager.tokenFrom(req.headers, req.url);
+  if (token === null) return null;
+  const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
+  const result = await manager.authenticate(token, { channel: 'http', remote });
+  if (result.ok) return result.principal;
+  sendError(res, 401, 'UNAUTHORIZED', UNAUTHORIZED_MESSAGE, { 'www-authenticate': 'Bearer realm="tidewire"' });
+  return undefined;
+}
+
+/** A message without the directories of the absolute paths in it (`/etc/tidewire/security.yaml` → `security.yaml`). */
+export function withoutDirectories(message: string): string {
+  return message.replace(/(?<![\w.:/])\/(?:[^\s/'"]+\/)+/g, '');
 }
 
 function truncatePath(p: string): string {

@@ -4,4 +4,4 @@ export type { HealthReport, HealthStatus, HttpRoute } from './http.ts';
 export type { DisconnectReason, DistributionStats, QueueDepth } from './stats.ts';
 export type { SlowClientPolicy } from './session-delivery.ts';
 export { parseClientMessage, type ParseResult, type ProtocolError } from './protocol.ts';
-export * from './messages.ts';
+export * from '../../core/messages.ts';

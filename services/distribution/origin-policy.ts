@@ -13,7 +13,7 @@
  * - unset, security off: loopback origins only (localhost, *.localhost, 127.0.0.0/8, [::1]).
  */
 import { isIP } from 'node:net';
-import { ConfigError } from '../errors.ts';
+import { ConfigError } from '../../core/errors.ts';
 
 export class OriginPolicy {
   private readonly allowed: ReadonlySet<string> | null;

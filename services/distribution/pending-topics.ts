@@ -9,7 +9,7 @@
  * Entries waiting for a throttle interval sit in 10 ms time buckets, so the timer that releases
  * them fires at most 100 times a second and visits only the entries that are due.
  */
-import type { JsonObject } from '../json.ts';
+import type { JsonObject } from '../../core/json.ts';
 
 /** Granularity of throttle release times. */
 export const TICK_MS = 10;

@@ -11,10 +11,10 @@ import resumeSchema from '../../schemas/protocol/resume.schema.json' with { type
 import subscribeSchema from '../../schemas/protocol/subscribe.schema.json' with { type: 'json' };
 import topicPathSchema from '../../schemas/protocol/topic-path.schema.json' with { type: 'json' };
 import unsubscribeSchema from '../../schemas/protocol/unsubscribe.schema.json' with { type: 'json' };
-import { errorMessage } from '../errors.ts';
-import { filterProblem } from '../topics/filter.ts';
-import { SelectorError, parseSelector } from '../topics/selector.ts';
-import { truncate } from '../topics/path.ts';
+import { errorMessage } from '../../core/errors.ts';
+import { filterProblem } from '../../core/filter.ts';
+import { SelectorError, parseSelector } from '../../core/selector.ts';
+import { truncate } from '../../core/path.ts';
 import {
   CLIENT_MESSAGE_TYPES,
   type ClientMessage,
@@ -23,7 +23,7 @@ import {
   PROTOCOL_VERSION,
   type ResumeKind,
   type TenantLimitName,
-} from './messages.ts';
+} from '../../core/messages.ts';
 
 /** Why a client frame was refused; becomes an `error` message. */
 export interface ProtocolError {

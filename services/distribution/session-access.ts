@@ -11,10 +11,10 @@ import type { Principal, SecurityManager } from '../security/security-manager.ts
 import type { TenantLimits } from '../security/security-config.ts';
 import type { ConnectionLease } from '../security/tenant-connections.ts';
 import type { Projection } from '../security/field-projection.ts';
-import type { Filter } from '../topics/filter.ts';
-import { type Selector, matchesSegments } from '../topics/selector.ts';
+import type { Filter } from '../../core/filter.ts';
+import { type Selector, matchesSegments } from '../../core/selector.ts';
 import type { Topic, TopicView } from '../topics/topic-store.ts';
-import { accessRemovalMessage, removalMessage } from '../topics/wire.ts';
+import { accessRemovalMessage, removalMessage } from '../../core/wire.ts';
 
 /** setTimeout's longest delay; a later expiry re-arms the timer. */
 const MAX_TIMER_MS = 2 ** 31 - 1;

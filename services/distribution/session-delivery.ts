@@ -9,13 +9,13 @@
  * simply one change behind the server (throttled, behind, or holding an older version). A session
  * with none of that is `simple`, and fan-out's fast path serves it without visiting this class.
  */
-import { jsonEqual } from '../json.ts';
+import { jsonEqual } from '../../core/json.ts';
 import { Projection } from '../security/field-projection.ts';
 import type { PermissionSet } from '../security/permission-set.ts';
-import { diffValues } from '../topics/delta.ts';
-import { removalMessage, updateText } from '../topics/wire.ts';
-import type { Filter } from '../topics/filter.ts';
-import { matchesSegments } from '../topics/selector.ts';
+import { diffValues } from '../../core/delta.ts';
+import { removalMessage, updateText } from '../../core/wire.ts';
+import type { Filter } from '../../core/filter.ts';
+import { matchesSegments } from '../../core/selector.ts';
 import type { Topic, TopicChange, TopicView } from '../topics/topic-store.ts';
 import { heldPrevious } from '../security/projected-change.ts';
 import type { ChangeContext } from './fan-out.ts';

@@ -4,9 +4,9 @@
  * Returns what the subscription needs, or the error that answers the request.
  */
 import subscribeSchema from '../../schemas/protocol/subscribe.schema.json' with { type: 'json' };
-import { FILTER_LIMITS, type Filter, FilterError, compileFilter } from '../topics/filter.ts';
-import { type Selector, SelectorError, parseSelector } from '../topics/selector.ts';
-import type { SubscribeMessage } from './messages.ts';
+import { FILTER_LIMITS, type Filter, FilterError, compileFilter } from '../../core/filter.ts';
+import { type Selector, SelectorError, parseSelector } from '../../core/selector.ts';
+import type { SubscribeMessage } from '../../core/messages.ts';
 import type { ProtocolError } from './protocol.ts';
 
 export interface SubscribeLimits {

@@ -12,13 +12,13 @@
 import { Projection } from '../security/field-projection.ts';
 import type { PermissionSet } from '../security/permission-set.ts';
 import { projectedValueMessage } from '../security/projected-change.ts';
-import type { PatchOp } from '../topics/delta.ts';
-import type { Filter } from '../topics/filter.ts';
-import { composePatches } from '../topics/patch-compose.ts';
-import { type Selector, matchesSegments } from '../topics/selector.ts';
+import type { PatchOp } from '../../core/delta.ts';
+import type { Filter } from '../../core/filter.ts';
+import { composePatches } from '../../core/patch-compose.ts';
+import { type Selector, matchesSegments } from '../../core/selector.ts';
 import type { Topic, TopicView } from '../topics/topic-store.ts';
-import { removalMessage, updateText } from '../topics/wire.ts';
-import type { ResumeKind, ResumeState } from './messages.ts';
+import { removalMessage, updateText } from '../../core/wire.ts';
+import type { ResumeKind, ResumeState } from '../../core/messages.ts';
 
 export interface AnswerRequest {
   readonly view: TopicView;

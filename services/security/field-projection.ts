@@ -4,8 +4,8 @@
  * pointer starts in, so a replace deep inside a hidden field (`/customer/email`) is hidden too.
  * Projections are interned: equal rules are the same object, so comparing two is `===`.
  */
-import type { JsonObject } from '../json.ts';
-import type { PatchOp } from '../topics/delta.ts';
+import type { JsonObject } from '../../core/json.ts';
+import type { PatchOp } from '../../core/delta.ts';
 import type { FieldRule } from './security-config.ts';
 
 type Kind = 'all' | 'include' | 'exclude';

@@ -4,9 +4,9 @@
  * encodeSegment, exactly like row data in a topic path, so a claim holding `*`, `**`, `a/b` or
  * `..` is one literal segment and can never widen the grant.
  */
-import { ConfigError } from '../errors.ts';
-import { encodeSegment } from '../topics/path.ts';
-import { type Selector, SelectorError, parseSelector } from '../topics/selector.ts';
+import { ConfigError } from '../../core/errors.ts';
+import { encodeSegment } from '../../core/path.ts';
+import { type Selector, SelectorError, parseSelector } from '../../core/selector.ts';
 import { readClaim } from './claims.ts';
 import { Projection } from './field-projection.ts';
 import type { ReadGrantSpec } from './security-config.ts';

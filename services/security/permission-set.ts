@@ -13,8 +13,8 @@
  * projected value, which replaces whatever version a client holds. So clients keep the protocol's
  * strict rule (apply a delta only to `version - 1`) and never see a gap.
  */
-import { SelectorIndex } from '../topics/selector-index.ts';
-import type { Selector } from '../topics/selector.ts';
+import { SelectorIndex } from '../../core/selector-index.ts';
+import type { Selector } from '../../core/selector.ts';
 import type { Topic, TopicChange, TopicView } from '../topics/topic-store.ts';
 import type { Projection } from './field-projection.ts';
 import { projectedValueMessage, seeChange } from './projected-change.ts';

@@ -7,9 +7,9 @@
  * version whose projection equals the current one: the next visible delta is sent as a delta only
  * when the client holds exactly `version - 1` (heldPrevious), otherwise as the projected value.
  */
-import { jsonEqual } from '../json.ts';
+import { jsonEqual } from '../../core/json.ts';
 import type { Topic, TopicChange } from '../topics/topic-store.ts';
-import { deltaMessage, valueMessage } from '../topics/wire.ts';
+import { deltaMessage, valueMessage } from '../../core/wire.ts';
 import type { Projection } from './field-projection.ts';
 
 /**

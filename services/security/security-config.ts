@@ -9,7 +9,7 @@ import { isAbsolute, resolve } from 'node:path';
 import AjvModule, { type ErrorObject } from 'ajv';
 import YAML from 'yaml';
 import schema from '../../schemas/security.schema.json' with { type: 'json' };
-import { ConfigError } from '../errors.ts';
+import { ConfigError } from '../../core/errors.ts';
 
 export type JwtAlgorithm =
   | 'HS256' | 'HS384' | 'HS512'
@@ -48,8 +48,12 @@ export interface RoleSpec {
   description?: string;
   read?: Array<string | ReadGrantSpec>;
   include?: string[];
-  admin?: boolean;
+  /** `tenant`: its own tenant; `server`: reload, /metrics, /health detail. `true` is an older spelling of `tenant`. */
+  admin?: boolean | AdminScope;
 }
+
+/** What an admin role may act on: its token's tenant, or the whole server. */
+export type AdminScope = 'tenant' | 'server';
 
 export interface TenantLimits {
   connections: number;
@@ -62,7 +66,11 @@ export interface SecurityConfig {
   anonymous?: { role: string; tenant: string };
   roles: Record<string, RoleSpec>;
   limits?: { default?: Partial<TenantLimits>; tenants?: Record<string, Partial<TenantLimits>> };
+  reload?: { minIntervalMs?: number };
 }
+
+/** Default least time between two reloads over POST /admin/reload. */
+export const DEFAULT_RELOAD_MIN_INTERVAL_MS = 1_000;
 
 /** What `security:` holds in the main configuration: the settings themselves, or `{ file }`. */
 export type SecuritySource = SecurityConfig | { file: string };

@@ -5,14 +5,15 @@
  * configuration changed.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import { basename } from 'node:path';
 import type { Logger } from 'pino';
-import { ConfigError, errorMessage } from '../errors.ts';
+import { ConfigError, errorMessage } from '../../core/errors.ts';
 import { AuditLog, type AuthChannel } from './audit.ts';
 import { rolesFrom, tenantFrom } from './claims.ts';
 import { type Grant, instantiate } from './grant-pattern.ts';
 import { PermissionSet } from './permission-set.ts';
-import { type CompiledRole, compileRoles } from './role-graph.ts';
-import { type LoadOptions, type SecurityConfig, type SecuritySource, type TenantLimits, loadSecurityConfig, tenantLimits } from './security-config.ts';
+import { type CompiledRole, compileRoles, widest } from './role-graph.ts';
+import { type AdminScope, DEFAULT_RELOAD_MIN_INTERVAL_MS, type LoadOptions, type SecurityConfig, type SecuritySource, type TenantLimits, loadSecurityConfig, tenantLimits } from './security-config.ts';
 import { TenantConnections } from './tenant-connections.ts';
 import { type AuthFailureReason, TokenVerifier } from './token-verifier.ts';
 
@@ -40,6 +41,7 @@ export interface AuthContext {
 export interface ReloadSummary {
   readonly generation: number;
   readonly roles: number;
+  /** The security file's name (never its directory: answers must not reveal the server's layout), or `inline`. */
   readonly source: string;
 }
 
@@ -78,6 +80,7 @@ export class SecurityManager {
   ) {
     this.state = state;
     this.audit = new AuditLog(options.logger);
+    warnLegacyAdmin(state, options.logger);
   }
 
   /** Loads and compiles the configuration; throws ConfigError naming the bad key. */
@@ -184,6 +187,21 @@ export class SecurityManager {
     return new PermissionSet(key, principal.tenant, admin, keys.map((k) => grants.get(k)!));
   }
 
+  /**
+   * What the principal may administer: `server` (reload, /metrics, every tenant's health), its
+   * own `tenant`, or null. Server-wide only with a role that says `admin: server`.
+   */
+  adminScope(principal: Principal): AdminScope | null {
+    let scope: AdminScope | null = null;
+    for (const name of principal.roles) scope = widest(scope, this.state.roles.get(name)?.adminScope ?? null);
+    return scope;
+  }
+
+  /** Least time between two reloads over HTTP (security.reload.minIntervalMs). */
+  get reloadMinIntervalMs(): number {
+    return this.state.config.reload?.minIntervalMs ?? DEFAULT_RELOAD_MIN_INTERVAL_MS;
+  }
+
   limitsFor(tenant: string): TenantLimits {
     return tenantLimits(this.state.config, tenant);
   }
@@ -207,8 +225,9 @@ export class SecurityManager {
       throw err;
     }
     this.state = next;
-    const summary = { generation: next.generation, roles: next.roles.size, source: label };
-    this.audit.reloaded({ by, ...summary });
+    warnLegacyAdmin(next, this.options.logger);
+    const summary = { generation: next.generation, roles: next.roles.size, source: label === 'inline' ? label : basename(label) };
+    this.audit.reloaded({ by, ...summary, source: label });
     for (const l of this.listeners) l();
     return summary;
   }
@@ -238,6 +257,15 @@ function compile(source: unknown, options: LoadOptions, generation: number): Sta
   const roles = compileRoles(config.roles, prefix);
   const verifier = config.jwt ? new TokenVerifier(config.jwt, `${prefix}.jwt`) : null;
   return { config, file, verifier, roles, generation };
+}
+
+function warnLegacyAdmin(state: State, logger: Logger): void {
+  const legacy = Object.entries(state.config.roles).filter(([, r]) => r.admin === true).map(([name]) => name);
+  if (legacy.length === 0) return;
+  logger.warn(
+    { roles: legacy },
+    `roles ${legacy.join(', ')}: admin: true is a tenant admin (its own tenant only); write admin: server for reload and /metrics, or admin: tenant to keep this`,
+  );
 }
 
 function anonymousPrincipal(anon: { role: string; tenant: string }): Principal {

@@ -4,7 +4,7 @@
  * selector per grant: subscribing walks only those branches of the topic tree, never the topics
  * the session may not read.
  */
-import type { Selector } from '../topics/selector.ts';
+import type { Selector } from '../../core/selector.ts';
 
 function meet(a: string, b: string): string | null {
   if (a === '*') return b;

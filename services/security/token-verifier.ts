@@ -7,7 +7,7 @@
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { type JWTPayload, type JWSHeaderParameters, type FlattenedJWSInput, createRemoteJWKSet, errors, jwtVerify } from 'jose';
-import { ConfigError } from '../errors.ts';
+import { ConfigError } from '../../core/errors.ts';
 import type { JwtSettings } from './security-config.ts';
 
 export type AuthFailureReason =

@@ -9,7 +9,7 @@
  * state for the whole epoch: a client holding version 7 of a deleted row can never be sent a
  * delta meant for version 7 of the row inserted again at the same key.
  */
-import type { PatchOp } from './delta.ts';
+import type { PatchOp } from '../../core/delta.ts';
 
 export interface HistoryOptions {
   /** Changes kept per topic. 0 turns the history off. Default 64. */

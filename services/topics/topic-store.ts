@@ -5,11 +5,11 @@
  * wire once, here, never once per subscriber.
  */
 import { randomBytes } from 'node:crypto';
-import type { JsonObject } from '../json.ts';
-import { type PatchOp, diffValues } from './delta.ts';
-import type { Selector } from './selector.ts';
+import type { JsonObject } from '../../core/json.ts';
+import { type PatchOp, diffValues } from '../../core/delta.ts';
+import type { Selector } from '../../core/selector.ts';
 import { type HistoryOptions, TopicHistory } from './topic-history.ts';
-import { deltaText, prefersDelta, removalMessage, valueMessage, valueText } from './wire.ts';
+import { deltaText, prefersDelta, removalMessage, valueMessage, valueText } from '../../core/wire.ts';
 
 export const DEFAULT_TENANT = 'default';
 

@@ -10,7 +10,7 @@ import { TidewireClient, type ConnectionState } from '../../client/index.ts';
 import type { ServerConfig } from '../../services/config/config.ts';
 import { DistributionServer } from '../../services/distribution/index.ts';
 import { InProcessHandoff } from '../../services/handoff/handoff.ts';
-import type { JsonObject } from '../../services/json.ts';
+import type { JsonObject } from '../../core/json.ts';
 import { Pipeline } from '../../services/pipeline.ts';
 import { TopicStore, type TopicUpdate } from '../../services/topics/topic-store.ts';
 

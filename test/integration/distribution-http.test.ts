@@ -11,7 +11,7 @@ import type { ServerConfig } from '../../services/config/config.ts';
 import { DistributionServer, type DistributionServerOptions } from '../../services/distribution/index.ts';
 import { InProcessHandoff } from '../../services/handoff/handoff.ts';
 import { Pipeline } from '../../services/pipeline.ts';
-import { encodeSegment } from '../../services/topics/path.ts';
+import { encodeSegment } from '../../core/path.ts';
 import { TopicStore } from '../../services/topics/topic-store.ts';
 
 const CONFIG: ServerConfig = {

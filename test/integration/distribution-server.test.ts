@@ -12,9 +12,9 @@ import WebSocket from 'ws';
 import { applyPatch } from '../../client/json-patch.ts';
 import type { ServerConfig } from '../../services/config/config.ts';
 import { DistributionServer } from '../../services/distribution/index.ts';
-import type { ServerMessage } from '../../services/distribution/messages.ts';
+import type { ServerMessage } from '../../core/messages.ts';
 import { InProcessHandoff } from '../../services/handoff/handoff.ts';
-import type { JsonObject } from '../../services/json.ts';
+import type { JsonObject } from '../../core/json.ts';
 import { Pipeline } from '../../services/pipeline.ts';
 import { TopicStore } from '../../services/topics/topic-store.ts';
 

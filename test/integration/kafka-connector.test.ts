@@ -16,7 +16,7 @@ import { applyPatch } from '../../client/json-patch.ts';
 import { KafkaConnector, KafkaConnectorError, type KafkaConnectorStats } from '../../connectors/kafka/index.ts';
 import type { KafkaConfig, KafkaTopicMapping } from '../../services/config/config.ts';
 import { InProcessHandoff } from '../../services/handoff/handoff.ts';
-import type { JsonObject, JsonValue } from '../../services/json.ts';
+import type { JsonObject, JsonValue } from '../../core/json.ts';
 import { Pipeline } from '../../services/pipeline.ts';
 import type { ChangeBatch } from '../../services/topics/topic-store.ts';
 import { TopicStore } from '../../services/topics/topic-store.ts';

@@ -7,8 +7,8 @@ import pino from 'pino';
 import type { IngestSink } from '../../connectors/source.ts';
 import { PostgresConnector, PostgresConnectorError, postgresSourceName, type SnapshotProgress } from '../../connectors/postgres/index.ts';
 import type { PostgresConfig, TableMapping } from '../../services/config/config.ts';
-import { ConfigError } from '../../services/errors.ts';
-import type { JsonObject } from '../../services/json.ts';
+import { ConfigError } from '../../core/errors.ts';
+import type { JsonObject } from '../../core/json.ts';
 import { TopicStore, type TopicUpdate } from '../../services/topics/topic-store.ts';
 import { freePort, startPostgres, type TestPostgres } from '../support/postgres.ts';
 

@@ -10,7 +10,7 @@ import pino from 'pino';
 import type { IngestSink } from '../../connectors/source.ts';
 import { PostgresConnector, PostgresConnectorError } from '../../connectors/postgres/index.ts';
 import type { PostgresConfig } from '../../services/config/config.ts';
-import type { JsonObject } from '../../services/json.ts';
+import type { JsonObject } from '../../core/json.ts';
 import { TopicStore, type TopicUpdate } from '../../services/topics/topic-store.ts';
 import { startPostgres, type TestPostgres } from '../support/postgres.ts';
 

@@ -27,11 +27,11 @@ import { applyPatch } from '../../client/json-patch.ts';
 import { FanOut } from '../../services/distribution/fan-out.ts';
 import type { Session, Subscription } from '../../services/distribution/session.ts';
 import { reconcile } from '../../services/distribution/session-access.ts';
-import type { JsonObject } from '../../services/json.ts';
+import type { JsonObject } from '../../core/json.ts';
 import type { PermissionSet } from '../../services/security/permission-set.ts';
 import { type Principal, SecurityManager } from '../../services/security/security-manager.ts';
-import { encodeSegment, parsePath } from '../../services/topics/path.ts';
-import { type Selector, matches, parseSelector } from '../../services/topics/selector.ts';
+import { encodeSegment, parsePath } from '../../core/path.ts';
+import { type Selector, matches, parseSelector } from '../../core/selector.ts';
 import { TopicStore, type TopicUpdate } from '../../services/topics/topic-store.ts';
 
 const SEED = Number(process.env.TIDEWIRE_FC_SEED ?? 424242);

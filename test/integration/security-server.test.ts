@@ -18,7 +18,7 @@ import pino from 'pino';
 import WebSocket from 'ws';
 import type { ServerConfig } from '../../services/config/config.ts';
 import { DistributionServer } from '../../services/distribution/index.ts';
-import type { ServerMessage } from '../../services/distribution/messages.ts';
+import type { ServerMessage } from '../../core/messages.ts';
 import { InProcessHandoff } from '../../services/handoff/handoff.ts';
 import { Pipeline } from '../../services/pipeline.ts';
 import { SecurityManager } from '../../services/security/index.ts';

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { JsonPatchError, applyPatch, parsePointer } from '../../client/json-patch.ts';
-import type { PatchOperation } from '../../services/distribution/messages.ts';
-import type { JsonObject, JsonValue } from '../../services/json.ts';
-import { diffValues } from '../../services/topics/delta.ts';
+import type { PatchOperation } from '../../core/messages.ts';
+import type { JsonObject, JsonValue } from '../../core/json.ts';
+import { diffValues } from '../../core/delta.ts';
 
 describe('parsePointer', () => {
   it('splits and unescapes ~1 before ~0 (RFC 6901 §4)', () => {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { beforeEach, describe, it, mock } from 'node:test';
-import type { ClientMessage, ServerMessage } from '../../services/distribution/messages.ts';
-import type { JsonObject } from '../../services/json.ts';
-import { parseSelector } from '../../services/topics/selector.ts';
+import type { ClientMessage, ServerMessage } from '../../core/messages.ts';
+import type { JsonObject } from '../../core/json.ts';
+import { parseSelector } from '../../core/selector.ts';
 import type { TidewireClientError } from '../../client/errors.ts';
 import { Subscription, type SubscriptionCore } from '../../client/subscription.ts';
 import { RATE_LIMIT_RETRY_MS, TopicSync } from '../../client/topic-sync.ts';

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { type Config, parseConfig } from '../../services/config/config.ts';
-import { ConfigError } from '../../services/errors.ts';
+import { ConfigError } from '../../core/errors.ts';
 
 const pg = { url: 'postgres://u:p@db:5432/shop', tables: [{ table: 'public.orders', path: 'orders/{id}' }] };
 const kafkaTopic = { format: 'json', path: 'prices/{key}' };

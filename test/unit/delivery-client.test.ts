@@ -10,10 +10,10 @@ import { planResume } from '../../client/resume.ts';
 import { type ResumeInfo, Subscription, type SubscriptionCore } from '../../client/subscription.ts';
 import { refreshDelay, tokenTimes, withAccessToken } from '../../client/token.ts';
 import { TopicSync } from '../../client/topic-sync.ts';
-import type { ClientMessage, ServerMessage, SubscribeMessage } from '../../services/distribution/messages.ts';
-import type { JsonObject } from '../../services/json.ts';
-import { compileFilter } from '../../services/topics/filter.ts';
-import { parseSelector } from '../../services/topics/selector.ts';
+import type { ClientMessage, ServerMessage, SubscribeMessage } from '../../core/messages.ts';
+import type { JsonObject } from '../../core/json.ts';
+import { compileFilter } from '../../core/filter.ts';
+import { parseSelector } from '../../core/selector.ts';
 import { FakeSocket, tick } from '../support/fake-socket.ts';
 
 type Event = ['value', string, JsonObject, number] | ['removal', string] | ['live'] | ['resume', string] | ['values', number];

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { FILTER_LIMITS, FilterError, compareDecimalText, compileFilter } from '../../services/topics/filter.ts';
-import { tokenize } from '../../services/topics/filter-lexer.ts';
-import { parseFilter } from '../../services/topics/filter-parser.ts';
-import type { JsonObject } from '../../services/json.ts';
+import { FILTER_LIMITS, FilterError, compareDecimalText, compileFilter } from '../../core/filter.ts';
+import { tokenize } from '../../core/filter-lexer.ts';
+import { parseFilter } from '../../core/filter-parser.ts';
+import type { JsonObject } from '../../core/json.ts';
 
 const order: JsonObject = {
   id: 42,

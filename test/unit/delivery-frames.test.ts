@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { FrameAssembler } from '../../client/frame-assembler.ts';
 import { FrameError } from '../../client/frames.ts';
-import type { ServerMessage } from '../../services/distribution/messages.ts';
+import type { ServerMessage } from '../../core/messages.ts';
 import { SessionQueue, UNGROUPED, forEachFrame, frameText } from '../../services/distribution/session-queue.ts';
 
 const msg = (n: number, pad = 0): string => `{"type":"value","path":"t/${n}","version":1,"value":{"p":"${'x'.repeat(pad)}"}}`;

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { applyPatch } from '../../client/json-patch.ts';
-import type { JsonObject } from '../../services/json.ts';
-import { diffValues } from '../../services/topics/delta.ts';
-import { composePatches } from '../../services/topics/patch-compose.ts';
+import type { JsonObject } from '../../core/json.ts';
+import { diffValues } from '../../core/delta.ts';
+import { composePatches } from '../../core/patch-compose.ts';
 import { TopicHistory } from '../../services/topics/topic-history.ts';
 import { TopicStore } from '../../services/topics/topic-store.ts';
 

@@ -13,7 +13,7 @@ import type { ChangeContext } from '../../services/distribution/fan-out.ts';
 import type { Session, Subscription } from '../../services/distribution/session.ts';
 import { newStats } from '../../services/distribution/stats.ts';
 import { MAX_RATE_BOUNDS, checkSubscribe } from '../../services/distribution/subscribe-request.ts';
-import { parseSelector } from '../../services/topics/selector.ts';
+import { parseSelector } from '../../core/selector.ts';
 import { TopicStore } from '../../services/topics/topic-store.ts';
 
 const subscribe = (maxRate: number) => ({ type: 'subscribe' as const, id: 's1', selector: 'ticks/**', maxRate });

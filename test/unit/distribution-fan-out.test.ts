@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { FanOut } from '../../services/distribution/fan-out.ts';
 import { ABUSE_FACTOR, RateLimiter } from '../../services/distribution/rate-limiter.ts';
 import type { Session, Subscription } from '../../services/distribution/session.ts';
-import { parseSelector } from '../../services/topics/selector.ts';
+import { parseSelector } from '../../core/selector.ts';
 import { TopicStore } from '../../services/topics/topic-store.ts';
 
 /** Stands in for a Session: records what fan-out queues for it. */

@@ -6,7 +6,7 @@ import {
   CLIENT_MESSAGE_TYPES,
   ERROR_CODES,
   SERVER_MESSAGE_TYPES,
-} from '../../services/distribution/messages.ts';
+} from '../../core/messages.ts';
 import {
   helloMessage,
   parseClientMessage,
@@ -16,7 +16,7 @@ import {
   unsubscribedMessage,
 } from '../../services/distribution/protocol.ts';
 import { TopicStore } from '../../services/topics/topic-store.ts';
-import { deltaMessage, removalMessage, valueMessage } from '../../services/topics/wire.ts';
+import { deltaMessage, removalMessage, valueMessage } from '../../core/wire.ts';
 
 const Ajv = (AjvModule as unknown as { default: typeof AjvModule }).default ?? AjvModule;
 const dir = new URL('../../schemas/protocol/', import.meta.url);

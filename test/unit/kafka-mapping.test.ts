@@ -11,8 +11,8 @@ import { KAFKA_DEFAULTS } from '../../connectors/kafka/kafka-options.ts';
 import { type MappedRecord, RecordMapper, TopicMappings } from '../../connectors/kafka/record-mapper.ts';
 import type { KafkaTopicMapping } from '../../services/config/config.ts';
 import { parseConfig } from '../../services/config/config.ts';
-import { ConfigError } from '../../services/errors.ts';
-import type { JsonObject } from '../../services/json.ts';
+import { ConfigError } from '../../core/errors.ts';
+import type { JsonObject } from '../../core/json.ts';
 
 const MiB = 1 << 20;
 

@@ -2,7 +2,7 @@
 // produce (wal_level=replica, an old server): each failure has a stable code and says what to do.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigError } from '../../services/errors.ts';
+import { ConfigError } from '../../core/errors.ts';
 import type { ServerInfo, TableInfo } from '../../connectors/postgres/catalog.ts';
 import { PostgresConnectorError } from '../../connectors/postgres/errors.ts';
 import { checkRole, checkServer, checkTable } from '../../connectors/postgres/preflight.ts';

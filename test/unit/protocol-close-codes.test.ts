@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { WebSocketServer } from 'ws';
-import { CloseCode } from '../../services/distribution/messages.ts';
+import { CloseCode } from '../../core/messages.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
 const read = (path: string) => readFileSync(join(root, path), 'utf8');

@@ -4,12 +4,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { ConfigError } from '../../services/errors.ts';
+import { ConfigError } from '../../core/errors.ts';
 import { readClaim, rolesFrom, tenantFrom } from '../../services/security/claims.ts';
 import { compileGrant, instantiate } from '../../services/security/grant-pattern.ts';
 import { compileRoles } from '../../services/security/role-graph.ts';
 import { loadSecurityConfig, tenantLimits } from '../../services/security/security-config.ts';
-import { matches } from '../../services/topics/selector.ts';
+import { matches } from '../../core/selector.ts';
 
 const SECRET = 's'.repeat(32);
 

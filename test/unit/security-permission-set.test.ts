@@ -10,11 +10,11 @@ import pino from 'pino';
 import { applyPatch } from '../../client/json-patch.ts';
 import { FanOut } from '../../services/distribution/fan-out.ts';
 import type { Session, Subscription } from '../../services/distribution/session.ts';
-import type { JsonObject } from '../../services/json.ts';
+import type { JsonObject } from '../../core/json.ts';
 import { Projection, topField } from '../../services/security/field-projection.ts';
 import type { PermissionSet } from '../../services/security/permission-set.ts';
 import { type Principal, SecurityManager } from '../../services/security/security-manager.ts';
-import { parseSelector } from '../../services/topics/selector.ts';
+import { parseSelector } from '../../core/selector.ts';
 import { TopicStore, type TopicUpdate } from '../../services/topics/topic-store.ts';
 
 const seed = Number(process.env.TIDEWIRE_FC_SEED ?? 20250611);

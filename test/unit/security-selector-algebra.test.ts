@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { covers, intersect } from '../../services/security/selector-algebra.ts';
-import { matchesSegments, parseSelector } from '../../services/topics/selector.ts';
+import { matchesSegments, parseSelector } from '../../core/selector.ts';
 
 const seed = Number(process.env.TIDEWIRE_FC_SEED ?? 20250611);
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import type { JsonObject, JsonValue } from '../../services/json.ts';
-import { type PatchOp, diffValues } from '../../services/topics/delta.ts';
+import type { JsonObject, JsonValue } from '../../core/json.ts';
+import { type PatchOp, diffValues } from '../../core/delta.ts';
 
 /** A minimal RFC 6902 apply, independent of the client SDK's, to check the server's patches. */
 function apply(doc: JsonObject, ops: PatchOp[]): JsonObject {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { encodeSegment, parsePath } from '../../services/topics/path.ts';
-import { matches, parseSelector } from '../../services/topics/selector.ts';
+import { encodeSegment, parsePath } from '../../core/path.ts';
+import { matches, parseSelector } from '../../core/selector.ts';
 
 test('data cannot forge path structure', () => {
   assert.equal(encodeSegment('a/b'), 'a%2Fb');

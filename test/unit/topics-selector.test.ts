@@ -7,8 +7,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { encodeSegment } from '../../services/topics/path.ts';
-import { SelectorError, matches, parseSelector } from '../../services/topics/selector.ts';
+import { encodeSegment } from '../../core/path.ts';
+import { SelectorError, matches, parseSelector } from '../../core/selector.ts';
 
 const doc = readFileSync(new URL('../../docs/PROTOCOL.md', import.meta.url), 'utf8');
 const refusedText = doc.slice(doc.indexOf('Refused (`INVALID_SELECTOR`)'), doc.indexOf('No regular expressions'));

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { SelectorIndex } from '../../services/topics/selector-index.ts';
-import { matches, parseSelector } from '../../services/topics/selector.ts';
+import { SelectorIndex } from '../../core/selector-index.ts';
+import { matches, parseSelector } from '../../core/selector.ts';
 import { TopicStore } from '../../services/topics/topic-store.ts';
 
 const src = 'test:t';

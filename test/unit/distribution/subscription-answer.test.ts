@@ -8,10 +8,10 @@ import { describe, it } from 'node:test';
 import pino from 'pino';
 import { applyPatch } from '../../../client/json-patch.ts';
 import { type AnswerRequest, answerSubscribe } from '../../../services/distribution/subscription-answer.ts';
-import type { JsonObject } from '../../../services/json.ts';
+import type { JsonObject } from '../../../core/json.ts';
 import { type Principal, SecurityManager } from '../../../services/security/security-manager.ts';
-import { compileFilter } from '../../../services/topics/filter.ts';
-import { parseSelector } from '../../../services/topics/selector.ts';
+import { compileFilter } from '../../../core/filter.ts';
+import { parseSelector } from '../../../core/selector.ts';
 import { TopicStore, type TopicUpdate } from '../../../services/topics/topic-store.ts';
 
 const security = SecurityManager.fromConfig(

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { accessRemovalMessage, deltaMessage, prefersDelta, removalMessage, updateText, valueMessage } from '../../../services/topics/wire.ts';
+import { accessRemovalMessage, deltaMessage, prefersDelta, removalMessage, updateText, valueMessage } from '../../../core/wire.ts';
 
 describe('wire text', () => {
   it('value, delta (base only when not version - 1) and removal messages', () => {
