@@ -4,6 +4,7 @@
  * snapshot rows and pgoutput tuples must print identically (TimeZone for timestamptz, DateStyle,
  * IntervalStyle, extra_float_digits for floats on servers before 12, bytea_output).
  */
+import { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import pg from 'pg';
 import { toConnectorError } from './errors.ts';
@@ -28,11 +29,19 @@ export function clientConfig(url: string, kind: 'query' | 'replication'): pg.Cli
 }
 
 /**
+ * The socket under each client we opened: given to pg through its `stream` option, so a client
+ * whose server stopped answering can be dropped without reaching into pg's internals.
+ */
+const sockets = new WeakMap<pg.Client, Socket>();
+
+/**
  * Connects; failures become PostgresConnectorErrors. The client gets an 'error' listener: pg
  * emits errors of idle connections (server restart) there, and an unhandled one kills the process.
  */
 export async function openClient(config: pg.ClientConfig, target: string, log: Logger): Promise<pg.Client> {
-  const client = new pg.Client(config);
+  const socket = new Socket();
+  const client = new pg.Client({ ...config, stream: () => socket });
+  sockets.set(client, socket);
   client.on('error', (err) => log.debug({ err }, 'postgres connection error'));
   try {
     await client.connect();
@@ -46,9 +55,12 @@ export async function openClient(config: pg.ClientConfig, target: string, log: L
 /** Ends a client, never throwing and never waiting more than `timeoutMs` for a dead server. */
 export async function closeClient(client: pg.Client | null | undefined, timeoutMs = 5_000): Promise<void> {
   if (!client) return;
-  await settleWithin(client.end(), timeoutMs, () => {
-    (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
-  });
+  await settleWithin(client.end(), timeoutMs, () => destroyClient(client));
+}
+
+/** Drops a client's connection at once (its socket, TLS or not, is destroyed); pg then reports it ended. */
+export function destroyClient(client: pg.Client): void {
+  sockets.get(client)?.destroy();
 }
 
 /** Waits for `work` to settle (ignoring its outcome), or calls `onTimeout` after `timeoutMs`. */

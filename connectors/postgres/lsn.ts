@@ -1,6 +1,6 @@
 /**
- * Log sequence numbers. Postgres prints an LSN as two hex halves, `16/B374D848`, and
- * pg-logical-replication sometimes zero-pads them (`00000016/B374D848`), so LSNs are never
+ * Log sequence numbers. Postgres prints an LSN as two hex halves, `16/B374D848`, other tools
+ * zero-pad them (`00000016/B374D848`), and as strings `9/0` sorts after `10/0`, so LSNs are never
  * compared as strings: they are parsed into one 64-bit BigInt (hi << 32 | lo).
  */
 

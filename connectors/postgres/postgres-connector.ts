@@ -13,7 +13,7 @@ import type { PostgresConfig } from '../../services/config/config.ts';
 import { ConfigError, TidewireError } from '../../services/errors.ts';
 import { PathTemplate } from '../mapping/path-template.ts';
 import type { IngestSink, Source, SourceHealth, SourceState } from '../source.ts';
-import { type BackoffOptions, DEFAULT_BACKOFF } from './backoff.ts';
+import { type BackoffOptions, DEFAULT_BACKOFF } from '../../core/backoff.ts';
 import { clientConfig, closeClient, openClient } from './connection.ts';
 import { ConnectorState } from './connector-state.ts';
 import { PostgresConnectorError, describeTarget, toConnectorError } from './errors.ts';

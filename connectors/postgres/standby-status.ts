@@ -2,16 +2,16 @@
  * The Standby Status Update message ('r') a replication client sends to report its position.
  * https://www.postgresql.org/docs/current/protocol-replication.html
  *
- * Written here rather than through LogicalReplicationService.acknowledge(), which adds 1 to the
- * LSN it is given: Postgres resumes a logical slot from the first transaction whose commit
- * record starts at or after confirmed_flush_lsn, so reporting commit-end + 1 could skip a
- * transaction whose commit record starts exactly at the previous commit's end. Postgres's own
- * subscriber reports the commit's end LSN as is; so do we.
+ * The LSN is reported as is, never + 1 (pg-logical-replication's acknowledge() added 1): Postgres
+ * resumes a logical slot from the first transaction whose commit record starts at or after
+ * confirmed_flush_lsn, so reporting commit-end + 1 could skip a transaction whose commit record
+ * starts exactly at the previous commit's end. Postgres's own subscriber reports the commit's end
+ * LSN as is; so do we.
  */
 import type { Lsn } from './lsn.ts';
 
 /** Microseconds between the Unix epoch and the Postgres epoch (2000-01-01 UTC). */
-const PG_EPOCH_US = 946_684_800_000_000n;
+export const PG_EPOCH_US = 946_684_800_000_000n;
 
 /**
  * @param lsn written, flushed and applied position: everything before it is durably handled

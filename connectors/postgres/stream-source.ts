@@ -1,31 +1,32 @@
 /**
- * The replication stream: one LogicalReplicationService connection at a time, messages handed in
- * order to the TransactionApplier, the applied position acknowledged, and a reconnect with
- * backoff whenever the connection drops, resuming from the last durable LSN.
+ * The replication stream: one ReplicationConnection at a time, messages handed in order to the
+ * TransactionApplier, the applied position acknowledged, and a reconnect with backoff whenever
+ * the connection drops, resuming from the last durable LSN.
  *
- * Measured pitfalls of pg-logical-replication 2.5.0 this file works around:
- * - its acknowledge timer acks LSNs received but not yet processed (data loss on a crash), so it
- *   runs with `acknowledge: { auto: false, timeoutSeconds: 0 }` and we send status ourselves;
- * - its acknowledge() adds 1 to the LSN (see standby-status.ts);
- * - it emits 'data' without waiting for async handlers, so messages go through our own queue,
- *   and the socket is paused when that queue grows (backpressure).
+ * Acknowledgement: status updates report `applier.durableLsn` only, the end of the last
+ * transaction the sink applied (never a position merely received). Reading is decoupled from
+ * applying by a queue counted in wire bytes: past `queueBytes` the connection is paused (the
+ * socket stops being read, TCP pushes back on the walsender) until the queue drains to a quarter.
  */
 import type { Logger } from 'pino';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
-import { LogicalReplicationService } from 'pg-logical-replication';
-import { type BackoffOptions, backoffDelay } from './backoff.ts';
-import { settleWithin } from './connection.ts';
+import { Backoff, type BackoffOptions } from '../../core/backoff.ts';
 import { PostgresConnectorError, toConnectorError } from './errors.ts';
-import { type Lsn, formatLsn, parseLsn } from './lsn.ts';
-import { type PgoutputMessage, RawTextPgoutputPlugin } from './pgoutput-plugin.ts';
-import { encodeStandbyStatus } from './standby-status.ts';
+import { type Lsn, formatLsn } from './lsn.ts';
+import type { PgoutputMessage } from './pgoutput-reader.ts';
+import { ReplicationConnection, type ReplicationHandlers } from './replication-connection.ts';
 import type { TransactionApplier } from './transaction-applier.ts';
 
-/** Queued messages at which the socket is paused, and at which it resumes. */
-const HIGH_WATER = 20_000;
-const LOW_WATER = 5_000;
+/** Wire bytes of received, unapplied messages at which reading pauses (it resumes at a quarter). */
+export const DEFAULT_QUEUE_BYTES = 8 * 1024 * 1024;
+/** What the CopyBoth stream itself buffers before it stops reading the socket. */
+const READ_BUFFER_BYTES = 64 * 1024;
+/** A keepalive's size on the wire, for the queue's byte count. */
+const KEEPALIVE_BYTES = 18;
 const CLOSE_TIMEOUT_MS = 5_000;
+/** A stream that held this long counts as stable: the next loss reconnects after the shortest delay. */
+const STABLE_MS = 10_000;
 
 export interface LivenessOptions {
   /** Silence after which our status update asks the server to answer. */
@@ -44,6 +45,8 @@ export interface StreamOptions {
   readonly statusIntervalMs: number;
   readonly reconnect: BackoffOptions;
   readonly liveness?: LivenessOptions;
+  /** Wire bytes of received, unapplied messages at which reading pauses. Default 8 MiB. */
+  readonly queueBytes?: number;
   readonly applier: TransactionApplier;
   readonly log: Logger;
   /** host:port/db, for messages. */
@@ -56,12 +59,8 @@ export interface StreamOptions {
   readonly onFailed: (error: PostgresConnectorError) => void;
 }
 
-type Item = { readonly msg: PgoutputMessage; readonly walEnd: null } | { readonly msg: null; readonly walEnd: Lsn };
-
-interface PgConnection {
-  stream: { pause(): void; resume(): void; destroy(): void; writable: boolean };
-  sendCopyFromChunk(chunk: Buffer): void;
-}
+/** A queued item: a pgoutput message, or the WAL end of a keepalive (an Lsn). */
+type Item = PgoutputMessage | Lsn;
 
 /** One replication connection's queue and flow control. */
 class Session {
@@ -69,27 +68,31 @@ class Session {
   closed = false;
   paused = false;
   lastReceivedAt = Date.now();
-  connection: PgConnection | null = null;
+  connection: ReplicationConnection | null = null;
   processed: Promise<PostgresConnectorError | null> = Promise.resolve(null);
+  /** Wire bytes of the queued items. */
+  bytes = 0;
   private items: Item[] = [];
+  private sizes: number[] = [];
   private head = 0;
   private waiter: (() => void) | null = null;
 
   /** @param onFlow told when reading from the socket pauses (queue full) and resumes. */
-  constructor(private readonly onFlow: (paused: boolean, queued: number) => void) {}
+  constructor(
+    private readonly highWater: number,
+    private readonly onFlow: (paused: boolean, queuedBytes: number, queued: number) => void,
+  ) {}
 
-  attach(client: pg.Client): void {
-    this.connection = (client as unknown as { connection: PgConnection }).connection;
-  }
-
-  push(item: Item): void {
+  push(item: Item, size: number): void {
     if (this.closed) return;
     this.items.push(item);
+    this.sizes.push(size);
+    this.bytes += size;
     this.lastReceivedAt = Date.now();
-    if (!this.paused && this.items.length - this.head > HIGH_WATER && this.connection) {
+    if (!this.paused && this.bytes > this.highWater && this.connection) {
       this.paused = true;
-      this.connection.stream.pause();
-      this.onFlow(true, this.items.length - this.head);
+      this.connection.pause();
+      this.onFlow(true, this.bytes, this.length);
     }
     this.wake();
   }
@@ -101,16 +104,19 @@ class Session {
 
   take(): Item | undefined {
     if (this.head >= this.items.length) return undefined;
-    const item = this.items[this.head++];
+    const item = this.items[this.head];
+    this.bytes -= this.sizes[this.head];
+    this.head++;
     if (this.head > 4096 && this.head * 2 > this.items.length) {
       this.items = this.items.slice(this.head);
+      this.sizes = this.sizes.slice(this.head);
       this.head = 0;
     }
-    if (this.paused && this.items.length - this.head < LOW_WATER) {
+    if (this.paused && this.bytes < this.highWater / 4) {
       this.paused = false;
       this.lastReceivedAt = Date.now();
-      this.connection?.stream.resume();
-      this.onFlow(false, this.items.length - this.head);
+      this.connection?.resume();
+      this.onFlow(false, this.bytes, this.length);
     }
     return item;
   }
@@ -122,7 +128,9 @@ class Session {
   close(): void {
     this.closed = true;
     this.items = [];
+    this.sizes = [];
     this.head = 0;
+    this.bytes = 0;
     this.wake();
   }
 
@@ -140,18 +148,25 @@ export class StreamSource {
 
   private stopping = false;
   private session: Session | null = null;
-  private service: LogicalReplicationService | null = null;
   private loopDone: Promise<void> = Promise.resolve();
   private readonly sleeper = new AbortController();
   private readonly liveness: LivenessOptions;
+  private readonly queueBytes: number;
 
   constructor(private readonly options: StreamOptions) {
     this.liveness = options.liveness ?? DEFAULT_LIVENESS;
+    this.queueBytes = options.queueBytes ?? DEFAULT_QUEUE_BYTES;
+    if (!(Number.isInteger(this.queueBytes) && this.queueBytes >= 1)) throw new RangeError('StreamSource: queueBytes must be a positive integer');
   }
 
-  /** Messages received from Postgres and not yet applied (reads pause past 20 000). */
+  /** Messages received from Postgres and not yet applied. */
   get queued(): number {
     return this.session?.length ?? 0;
+  }
+
+  /** Wire bytes of those messages (reads pause past `queueBytes`). */
+  get queuedBytes(): number {
+    return this.session?.bytes ?? 0;
   }
 
   /**
@@ -180,18 +195,19 @@ export class StreamSource {
     if (session) {
       session.close();
       await session.processed;
-      if (session.started) this.sendStatus(session, false);
-      if (this.service) await this.closeService(this.service);
+      await this.closeConnection(session);
     }
     await this.loopDone;
   }
 
   private async loop(onStarted: () => void, onFatal: (err: PostgresConnectorError) => void): Promise<void> {
     const { log, reconnect } = this.options;
-    let attempt = 0;
+    // A stream dropped right after it started (a server that accepts and then fails) keeps
+    // backing off; one that held for STABLE_MS starts over from the first delay.
+    const backoff = new Backoff({ ...reconnect, stableMs: STABLE_MS });
     while (!this.stopping) {
       const failure = await this.connectOnce(() => {
-        attempt = 0;
+        backoff.connected();
         this.options.onStreaming();
         onStarted();
       });
@@ -202,7 +218,8 @@ export class StreamSource {
         onFatal(failure);
         return;
       }
-      const delay = backoffDelay(attempt++, reconnect);
+      const delay = backoff.next();
+      const attempt = backoff.attempts;
       this.reconnects++;
       const from = formatLsn(this.options.applier.durableLsn);
       log.warn({ lsn: from, delayMs: delay, attempt, err: failure }, 'replication connection lost; reconnecting');
@@ -218,46 +235,54 @@ export class StreamSource {
 
   /** One connection, from connect to close. Returns why it ended (null when stopped). */
   private async connectOnce(onStarted: () => void): Promise<PostgresConnectorError | null> {
-    const { applier, log, slot } = this.options;
-    const session = new Session((paused, queued) =>
-      log.debug({ queued }, paused ? 'sink slower than the stream: pausing reads from Postgres' : 'resuming reads from Postgres'),
+    const { applier, log, slot, publication, target } = this.options;
+    const session = new Session(this.queueBytes, (paused, queuedBytes, queued) =>
+      log.debug({ queuedBytes, queued }, paused ? 'sink slower than the stream: pausing reads from Postgres' : 'resuming reads from Postgres'),
     );
     this.session = session;
     applier.beginConnection();
-    const service = new LogicalReplicationService(this.options.connection, { acknowledge: { auto: false, timeoutSeconds: 0 } });
-    this.service = service;
-    let emitted: unknown = null;
-    service.on('error', (err) => {
-      emitted ??= err;
-    });
-    service.on('data', (_lsn: string, msg: PgoutputMessage) => session.push({ msg, walEnd: null }));
-    service.on('heartbeat', (lsn: string, _time: number, shouldRespond: boolean) => {
-      session.push({ msg: null, walEnd: parseLsn(lsn) });
-      if (shouldRespond) this.sendStatus(session, false);
-    });
-    service.on('start', () => {
-      session.started = true;
-      session.lastReceivedAt = Date.now();
-      log.info({ lsn: formatLsn(applier.durableLsn) }, 'streaming changes');
-      this.sendStatus(session, false);
-      onStarted();
-    });
-    const plugin = new RawTextPgoutputPlugin({ protoVersion: 1, publicationNames: [this.options.publication] }, (client) => session.attach(client));
-    session.processed = this.process(session, () => void this.closeService(service));
+    let conn: ReplicationConnection;
+    try {
+      conn = await ReplicationConnection.open(this.options.connection, target, log);
+    } catch (err) {
+      return this.stopping ? null : toConnectorError(err, 'streaming changes', target, 'stream');
+    }
+    session.connection = conn;
+    if (this.stopping || session.closed) {
+      await conn.close();
+      return null;
+    }
+    const handlers: ReplicationHandlers = {
+      message: (msg, bytes) => session.push(msg, bytes),
+      keepalive: (walEnd, replyRequested) => {
+        session.push(walEnd, KEEPALIVE_BYTES);
+        if (replyRequested) this.sendStatus(session, false);
+      },
+      // Applied in order like any message: the applier stops the stream with PG_PROTOCOL.
+      malformed: (error) => session.push({ tag: 'parse-failure', error }, 0),
+    };
+    session.processed = this.process(session, () => void conn.close(null, CLOSE_TIMEOUT_MS));
     const timer = setInterval(() => this.tick(session), this.options.statusIntervalMs);
     let ended: unknown = null;
     try {
-      await service.subscribe(plugin, slot, formatLsn(applier.durableLsn));
+      const startLsn = applier.durableLsn;
+      await conn.start({ slot, publication, startLsn, readBufferBytes: READ_BUFFER_BYTES }, handlers, startLsn);
+      session.started = true;
+      session.lastReceivedAt = Date.now();
+      this.lastAckedLsn = startLsn;
+      log.info({ lsn: formatLsn(startLsn) }, 'streaming changes');
+      onStarted();
+      ended = await conn.ended;
     } catch (err) {
       ended = err;
     }
     clearInterval(timer);
     session.close();
     const failure = await session.processed;
-    await this.closeService(service);
+    await conn.close(null, CLOSE_TIMEOUT_MS);
     if (failure) return failure;
     if (this.stopping) return null;
-    return toConnectorError(ended ?? emitted ?? new Error('the server ended the replication stream'), 'streaming changes', this.options.target, 'stream');
+    return toConnectorError(ended ?? new Error('the server ended the replication stream'), 'streaming changes', target, 'stream');
   }
 
   /** Applies queued messages in order until the session closes; returns a fatal error, if any. */
@@ -268,11 +293,11 @@ export class StreamSource {
         const item = session.take();
         if (item === undefined) {
           await session.wait();
-        } else if (item.msg !== null) {
-          const pending = applier.handle(item.msg);
-          if (pending) await pending;
+        } else if (typeof item === 'bigint') {
+          applier.keepalive(item);
         } else {
-          applier.keepalive(item.walEnd);
+          const pending = applier.handle(item);
+          if (pending) await pending;
         }
       }
       return null;
@@ -289,7 +314,7 @@ export class StreamSource {
     const silentMs = Date.now() - session.lastReceivedAt;
     if (!session.paused && silentMs > this.liveness.timeoutMs) {
       this.options.log.warn({ silentMs }, 'no message from Postgres: replacing the replication connection');
-      session.connection?.stream.destroy();
+      session.connection?.destroy();
       return;
     }
     this.sendStatus(session, !session.paused && silentMs > this.liveness.pingAfterMs);
@@ -297,16 +322,25 @@ export class StreamSource {
 
   private sendStatus(session: Session, replyRequested: boolean): void {
     const conn = session.connection;
-    if (!session.started || !conn || !conn.stream.writable) return;
+    if (!session.started || !conn) return;
     const lsn = this.options.applier.durableLsn;
-    conn.sendCopyFromChunk(encodeStandbyStatus(lsn, Date.now(), replyRequested));
+    if (!conn.sendStatus(lsn, replyRequested)) return;
+    this.noteAcked(lsn);
+  }
+
+  /** On stop: the final position as the last status update, then the connection closed. */
+  private async closeConnection(session: Session): Promise<void> {
+    const conn = session.connection;
+    if (!conn) return;
+    const lsn = this.options.applier.durableLsn;
+    await conn.close(session.started ? lsn : null, CLOSE_TIMEOUT_MS);
+    if (session.started) this.noteAcked(lsn);
+  }
+
+  private noteAcked(lsn: Lsn): void {
     if (lsn !== this.lastAckedLsn) {
       this.lastAckedLsn = lsn;
       this.options.log.debug({ lsn: formatLsn(lsn) }, 'acknowledged');
     }
-  }
-
-  private closeService(service: LogicalReplicationService): Promise<void> {
-    return settleWithin(service.stop(), CLOSE_TIMEOUT_MS);
   }
 }

@@ -15,7 +15,7 @@ import type { TopicUpdate } from '../../services/topics/topic-store.ts';
 import type { IngestSink } from '../source.ts';
 import { PostgresConnectorError } from './errors.ts';
 import { type Lsn, formatLsn, maxLsn, parseLsn } from './lsn.ts';
-import type { PgoutputMessage } from './pgoutput-plugin.ts';
+import type { PgoutputMessage } from './pgoutput-reader.ts';
 import { applyToSink, removeFromSink } from './sink.ts';
 import type { ColumnType, RawTuple, TableMapper } from './table-mapper.ts';
 import type { TypeRegistry } from './type-registry.ts';

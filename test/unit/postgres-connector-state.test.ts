@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { SourceState } from '../../connectors/source.ts';
 import { ConnectorState, canTransition } from '../../connectors/postgres/connector-state.ts';
-import { backoffDelay } from '../../connectors/postgres/backoff.ts';
+import { DEFAULT_BACKOFF, backoffDelay } from '../../core/backoff.ts';
 
 const ALL: SourceState[] = ['stopped', 'starting', 'snapshotting', 'streaming', 'degraded', 'failed'];
 
@@ -47,13 +47,14 @@ test('exactly these transitions are allowed', () => {
   assert.equal(s.state, 'stopped', 'an illegal transition changes nothing');
 });
 
-test('backoff doubles from initialMs up to maxMs, with at most ±20 % jitter', () => {
+test('reconnect backoff: a full-jitter delay under a step doubling from initialMs up to maxMs (default 500 ms to 30 s)', () => {
   const opts = { initialMs: 100, maxMs: 2_000 };
   assert.deepEqual(
     [0, 1, 2, 3, 4, 5, 40].map((a) => backoffDelay(a, opts, () => 0.5)),
-    [100, 200, 400, 800, 1600, 2000, 2000],
+    [50, 100, 200, 400, 800, 1000, 1000],
   );
-  assert.equal(backoffDelay(0, opts, () => 0), 80);
-  assert.equal(backoffDelay(0, opts, () => 0.999999), 120);
+  assert.equal(backoffDelay(0, opts, () => 0), 0);
+  assert.equal(backoffDelay(0, opts, () => 0.999999), 100);
   assert.equal(backoffDelay(10, opts, () => 0.999999), 2000, 'jitter never exceeds maxMs');
+  assert.deepEqual(DEFAULT_BACKOFF, { initialMs: 500, maxMs: 30_000 });
 });

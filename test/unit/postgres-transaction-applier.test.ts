@@ -9,7 +9,7 @@ import type { TopicUpdate } from '../../services/topics/topic-store.ts';
 import type { TableInfo } from '../../connectors/postgres/catalog.ts';
 import { PostgresConnectorError } from '../../connectors/postgres/errors.ts';
 import { formatLsn, parseLsn } from '../../connectors/postgres/lsn.ts';
-import type { PgoutputMessage } from '../../connectors/postgres/pgoutput-plugin.ts';
+import type { PgoutputMessage } from '../../connectors/postgres/pgoutput-reader.ts';
 import { checkTable } from '../../connectors/postgres/preflight.ts';
 import { TableMapper } from '../../connectors/postgres/table-mapper.ts';
 import { TransactionApplier } from '../../connectors/postgres/transaction-applier.ts';
