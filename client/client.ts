@@ -6,7 +6,7 @@
 import { type AuthenticatedMessage, type HelloMessage, PROTOCOL_VERSION, type ServerMessage } from '../services/distribution/messages.ts';
 import { FilterError, compileFilter } from '../services/topics/filter.ts';
 import { SelectorError, parseSelector } from '../services/topics/selector.ts';
-import { type BackoffOptions, backoffDelay } from './backoff.ts';
+import { Backoff, type BackoffOptions } from '../core/backoff.ts';
 import { type ConnectionEvent, type ConnectionState, nextState } from './connection-state.ts';
 import { TidewireClientError } from './errors.ts';
 import { FrameAssembler } from './frame-assembler.ts';
@@ -19,14 +19,19 @@ import { OPEN, type WebSocketConstructor, type WebSocketLike, resolveWebSocket }
 
 /** A connection open this long counts as stable: the next loss reconnects after the shortest delay. */
 const STABLE_MS = 5000;
+/** Reconnect delays: full jitter under a step of 250 ms doubling up to 10 s (core/backoff.ts). */
+const DEFAULT_RECONNECT: BackoffOptions = { initialMs: 250, maxMs: 10_000 };
 
 export interface TidewireClientOptions {
   /** The server's WebSocket endpoint, e.g. `ws://localhost:8080/ws`. */
   url: string;
   /** A WebSocket implementation; default: globalThis.WebSocket, else the `ws` package (Node). */
   WebSocket?: WebSocketConstructor;
-  /** Reconnect backoff; default 250 ms doubling up to 10 s, with jitter. */
-  reconnect?: BackoffOptions;
+  /**
+   * Reconnect backoff: each delay is random between 0 and a step that starts at `initialMs` and
+   * doubles after every connection that drops within 5 s, up to `maxMs`. Default 250 ms up to 10 s.
+   */
+  reconnect?: Partial<BackoffOptions>;
   /** Most messages sent per second (extra ones wait); keep it under the server's limit. Default 100. */
   maxMessagesPerSecond?: number;
   /**
@@ -55,8 +60,7 @@ export class TidewireClient {
   private current: ConnectionState = 'closed';
   private socket: WebSocketLike | null = null;
   private epochId: string | null = null;
-  private attempt = 0;
-  private openedAt = -1;
+  private readonly backoff: Backoff;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   private waiting: { resolve: () => void; reject: (err: Error) => void; promise: Promise<void> } | null = null;
   private readonly sync: TopicSync;
@@ -80,6 +84,7 @@ export class TidewireClient {
       throw new TypeError(`"${options.url}" is not a URL: use e.g. ws://localhost:8080/ws`);
     }
     if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new TypeError(`"${options.url}" must be a ws:// or wss:// URL`);
+    this.backoff = new Backoff({ ...DEFAULT_RECONNECT, ...options.reconnect, stableMs: STABLE_MS });
     this.outbox = new Outbox(options.maxMessagesPerSecond ?? 100);
     this.sync = new TopicSync({
       send: (m) => this.outbox.send(m),
@@ -110,7 +115,7 @@ export class TidewireClient {
       this.waiting = { resolve, reject, promise };
     }
     if (this.current === 'closed') {
-      this.attempt = 0;
+      this.backoff.reset();
       this.transition('connect');
       void this.open();
     }
@@ -232,12 +237,10 @@ export class TidewireClient {
     this.stopRefresh();
     this.sync.onClose();
     if (this.current === 'closed') return;
+    this.transition('lost');
     // Back off from the first delay again only after a connection that held: one dropped right
     // after opening (e.g. 4008 on every snapshot) keeps backing off instead of hammering.
-    if (this.openedAt >= 0 && Date.now() - this.openedAt >= STABLE_MS) this.attempt = 0;
-    this.openedAt = -1;
-    this.transition('lost');
-    const delay = backoffDelay(this.attempt++, this.options.reconnect);
+    const delay = this.backoff.next();
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
       void this.open();
@@ -279,7 +282,7 @@ export class TidewireClient {
       this.emitError(new TidewireClientError('PROTOCOL_ERROR', `the server speaks protocol ${m.protocol}, this client ${PROTOCOL_VERSION}: upgrade the client`));
     }
     this.epochId = m.epoch;
-    this.openedAt = Date.now();
+    this.backoff.connected();
     this.tokenReason = 'connect';
     this.outbox.attach({ send: (text) => ws.readyState === OPEN && ws.send(text) });
     this.sync.onOpen(m.maxPayloadBytes === undefined ? { epoch: m.epoch } : { epoch: m.epoch, maxPayloadBytes: m.maxPayloadBytes });

@@ -4,7 +4,7 @@ export { Subscription, type ResumeInfo, type SubscribeOptions, type Subscription
 export type { TokenReason, TokenSource } from './token.ts';
 export type { ConnectionState } from './connection-state.ts';
 export { TidewireClientError, type ClientErrorCode } from './errors.ts';
-export type { BackoffOptions } from './backoff.ts';
+export type { BackoffOptions } from '../core/backoff.ts';
 export type { WebSocketConstructor, WebSocketLike } from './transport.ts';
 export { applyPatch, JsonPatchError } from './json-patch.ts';
 export type { JsonObject, JsonValue, PatchOperation, ServerMessage, ClientMessage, ResumeKind } from '../services/distribution/messages.ts';

@@ -10,7 +10,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { closeSync, fdatasyncSync, openSync, readFileSync, writeSync } from 'node:fs';
-import { DEFAULT_BACKOFF } from '../../connectors/postgres/backoff.ts';
+import { DEFAULT_BACKOFF } from '../../core/backoff.ts';
 import { clientConfig, closeClient, openClient } from '../../connectors/postgres/connection.ts';
 import { parseLsn } from '../../connectors/postgres/lsn.ts';
 import { runPreflight } from '../../connectors/postgres/preflight.ts';

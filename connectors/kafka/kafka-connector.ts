@@ -19,7 +19,7 @@ import type { Logger } from 'pino';
 import type { KafkaConfig } from '../../services/config/config.ts';
 import { TidewireError, errorMessage } from '../../services/errors.ts';
 import type { IngestSink, Source, SourceHealth } from '../source.ts';
-import { type BackoffOptions, DEFAULT_BACKOFF, backoffDelay } from './backoff.ts';
+import { type BackoffOptions, DEFAULT_BACKOFF, backoffDelay } from '../../core/backoff.ts';
 import { BatchApplier, type RecordCounts } from './batch-applier.ts';
 import { type ConnectorState, IDLE, caughtUp, failed, recovered, running, starting, stopped, toHealth, troubled } from './connector-state.ts';
 import { DeadLetterTopic } from './dead-letter.ts';

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it, mock } from 'node:test';
-import { backoffDelay } from '../../client/backoff.ts';
 import { TidewireClient } from '../../client/client.ts';
 import { type ConnectionEvent, type ConnectionState, nextState } from '../../client/connection-state.ts';
 import { TidewireClientError } from '../../client/errors.ts';
@@ -30,19 +29,6 @@ describe('connection state machine', () => {
   for (const [from, event, to] of table) {
     it(`${from} --${event}--> ${to}`, () => assert.equal(nextState(from, event), to));
   }
-});
-
-describe('backoffDelay', () => {
-  it('doubles from initialMs up to maxMs, jittered within the upper half of each step', () => {
-    const opts = { initialMs: 100, maxMs: 1000 };
-    assert.deepEqual([0, 1, 2, 3, 4, 10, 100].map((a) => backoffDelay(a, opts, () => 1)), [100, 200, 400, 800, 1000, 1000, 1000]);
-    assert.deepEqual([0, 1, 2, 3, 4].map((a) => backoffDelay(a, opts, () => 0)), [50, 100, 200, 400, 500]);
-  });
-
-  it('has defaults', () => {
-    const d = backoffDelay(0);
-    assert.ok(d >= 125 && d <= 250, String(d));
-  });
 });
 
 describe('Outbox', () => {
@@ -147,6 +133,8 @@ describe('TidewireClient (scripted socket)', () => {
 
   it('keeps backing off while connections drop right after opening; starts over after a stable one', async () => {
     mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 0 });
+    // Full jitter: each delay is random in [0, step]; at 0.5 it is half the step.
+    mock.method(Math, 'random', () => 0.5);
     try {
       const c = new TidewireClient({ url: 'ws://x/ws', WebSocket: FakeSocket, reconnect: { initialMs: 100, maxMs: 10_000 } });
       void c.connect();
@@ -178,6 +166,42 @@ describe('TidewireClient (scripted socket)', () => {
       c.close();
     } finally {
       mock.timers.reset();
+      mock.restoreAll();
+    }
+  });
+
+  it('a server that closes every session with 4008 gets reconnects after growing, jittered delays, never a fixed 250 ms', async () => {
+    mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 0 });
+    const randoms = [0.9, 0.2, 0.7, 0.4, 0.95, 0.1, 0.6, 0.8, 0.3, 0.5];
+    let next = 0;
+    mock.method(Math, 'random', () => randoms[next++ % randoms.length]);
+    try {
+      const c = new TidewireClient({ url: 'ws://x/ws', WebSocket: FakeSocket });
+      void c.connect();
+      await tick();
+      const delays: number[] = [];
+      for (let i = 0; i < 8; i++) {
+        const ws = FakeSocket.all.at(-1)!;
+        ws.accept();
+        ws.drop(4008);
+        const count = FakeSocket.all.length;
+        let waited = 0;
+        while (FakeSocket.all.length === count) {
+          mock.timers.tick(1);
+          waited += 1;
+          await tick();
+          assert.ok(waited <= 10_000, 'never waits past maxMs (10 s)');
+        }
+        delays.push(waited);
+      }
+      // Default step: 250 ms doubling to 10 s; the delay is the step times the random draw.
+      const steps = [250, 500, 1000, 2000, 4000, 8000, 10_000, 10_000];
+      assert.deepEqual(delays, steps.map((step, i) => Math.max(1, Math.round(randoms[i] * step))));
+      assert.ok(delays[7] > 10 * 250 && delays[5] > delays[1], `grows: ${delays.join(', ')}`);
+      c.close();
+    } finally {
+      mock.timers.reset();
+      mock.restoreAll();
     }
   });
 

@@ -1,7 +1,7 @@
 // The Kafka connector's lifecycle, transition by transition, and what health() says in each state.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { backoffDelay } from '../../connectors/kafka/backoff.ts';
+import { backoffDelay } from '../../core/backoff.ts';
 import {
   type ConnectorState,
   IDLE,
@@ -73,11 +73,11 @@ test('failed and stopped', () => {
   assert.equal(starting(s, 'x'), s, 'starting does not interrupt a running connector');
 });
 
-test('restart backoff doubles from 500 ms to 30 s with at most ±20 % jitter', () => {
-  assert.equal(backoffDelay(0, undefined, () => 0.5), 500);
-  assert.equal(backoffDelay(3, undefined, () => 0.5), 4000);
-  assert.equal(backoffDelay(20, undefined, () => 0.5), 30_000);
-  assert.equal(backoffDelay(1, undefined, () => 0), 800);
-  assert.equal(backoffDelay(1, undefined, () => 1), 1200);
-  assert.equal(backoffDelay(40, undefined, () => 1), 30_000, 'jitter never exceeds the cap');
+test('restart backoff: a full-jitter delay under a step doubling from 500 ms to 30 s', () => {
+  assert.equal(backoffDelay(0, undefined, () => 0.5), 250);
+  assert.equal(backoffDelay(3, undefined, () => 0.5), 2000);
+  assert.equal(backoffDelay(20, undefined, () => 0.5), 15_000);
+  assert.equal(backoffDelay(1, undefined, () => 0), 0);
+  assert.equal(backoffDelay(1, undefined, () => 0.999999), 1000);
+  assert.equal(backoffDelay(40, undefined, () => 0.999999), 30_000, 'jitter never exceeds the cap');
 });
