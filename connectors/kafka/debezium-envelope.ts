@@ -2,10 +2,8 @@
  * Debezium change-event envelopes, as the JsonConverter writes them: `{before, after, source, op,
  * ts_ms, ...}`, wrapped in `{schema, payload}` when `schemas.enable=true` (the converter's default).
  *
- * Value conventions worth knowing (see README.md): under the default
- * `decimal.handling.mode=precise`, numeric columns arrive as base64 bytes of the unscaled value;
- * set `decimal.handling.mode=string` (exact) or `double`. Unchanged TOASTed columns of an update
- * arrive as the placeholder `__debezium_unavailable_value`; they keep their cached value.
+ * Values are converted by their Connect schema in debezium-values.ts. Unchanged TOASTed columns
+ * of an update arrive as the placeholder `__debezium_unavailable_value`; they keep their cached value.
  */
 import { type JsonObject, type JsonValue, isJsonObject } from '../../core/json.ts';
 
@@ -27,11 +25,16 @@ export type DebeziumEvent =
  * those two fields whose schema is an object. Anything else is returned as is.
  */
 export function unwrapConnectJson(value: JsonValue): JsonValue {
-  if (!isJsonObject(value)) return value;
+  return connectSchema(value) === undefined ? value : ((value as JsonObject).payload ?? null);
+}
+
+/** The schema of a JsonConverter `{schema, payload}` wrapper, or undefined when `value` is not one. */
+export function connectSchema(value: JsonValue): JsonObject | undefined {
+  if (!isJsonObject(value)) return undefined;
   let n = 0;
-  for (const _ in value) if (++n > 2) return value;
-  if (n === 2 && Object.hasOwn(value, 'payload') && isJsonObject(value.schema ?? null)) return value.payload ?? null;
-  return value;
+  for (const _ in value) if (++n > 2) return undefined;
+  const schema = value.schema ?? null;
+  return n === 2 && Object.hasOwn(value, 'payload') && isJsonObject(schema) ? schema : undefined;
 }
 
 /** Reads a parsed (and unwrapped) envelope; returns a string saying what is wrong when it is not one. */

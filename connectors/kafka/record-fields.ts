@@ -55,6 +55,8 @@ export class RecordFields {
     private readonly headers: KafkaHeaders | undefined,
     /** The value object (for Debezium: the row image), or null for a tombstone. */
     public value: JsonObject | null,
+    /** Turns the parsed key into the one fields are read from; by default the JsonConverter wrapper is removed. */
+    private readonly readKey: (parsed: JsonValue) => JsonValue = unwrapConnectJson,
   ) {}
 
   /**
@@ -83,7 +85,7 @@ export class RecordFields {
   private jsonKey(): JsonValue | typeof KEY_NOT_JSON {
     if (this.parsedKey === undefined) {
       try {
-        this.parsedKey = unwrapConnectJson(parseExactJson(this.key!.toString('utf8')) as JsonValue);
+        this.parsedKey = this.readKey(parseExactJson(this.key!.toString('utf8')) as JsonValue);
       } catch {
         this.parsedKey = KEY_NOT_JSON;
       }

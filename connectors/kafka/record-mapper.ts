@@ -12,7 +12,8 @@ import { type JsonObject, type JsonValue, isJsonObject } from '../../core/json.t
 import { MAX_PATH_LENGTH } from '../../core/path.ts';
 import type { TopicUpdate } from '../../services/topics/topic-store.ts';
 import { PathTemplate } from '../mapping/path-template.ts';
-import { readDebeziumEvent, unavailableFields, unwrapConnectJson } from './debezium-envelope.ts';
+import { type DebeziumEvent, connectSchema, readDebeziumEvent, unavailableFields, unwrapConnectJson } from './debezium-envelope.ts';
+import { DEBEZIUM_VALUES, DebeziumValueError, type DebeziumValues, envelopeFieldSchema, rowConverter } from './debezium-values.ts';
 import { parseExactJson } from './exact-json.ts';
 import type { KafkaMessage } from './kafka-client.ts';
 import { type FieldRef, KEY_NOT_JSON, RecordFields, parseFieldRef } from './record-fields.ts';
@@ -50,6 +51,8 @@ export function kafkaSourceName(topic: string): string {
 
 export class RecordMapper {
   readonly format: 'json' | 'debezium';
+  /** For Debezium: convert values by their Connect schema to the Postgres connector's, or pass them through. */
+  readonly values: DebeziumValues;
   /** Whether the path names value fields, which tombstones lack. */
   readonly pathUsesValue: boolean;
   private readonly topicName: string | undefined;
@@ -67,6 +70,7 @@ export class RecordMapper {
    * another path does not leave the old topic behind. One entry per live key.
    */
   private readonly pathByKey: Map<string, string> | null;
+  private readonly readKey: (parsed: JsonValue) => JsonValue;
 
   /**
    * Validates the mapping; throws ConfigError naming `kafka.topics.<index>.<setting>`.
@@ -89,6 +93,12 @@ export class RecordMapper {
     }
     if (spec.format !== 'json' && spec.format !== 'debezium') throw new ConfigError(`${key}.format`, 'must be json or debezium');
     this.format = spec.format;
+    if (spec.values !== undefined) {
+      if (spec.format !== 'debezium') throw new ConfigError(`${key}.values`, 'applies to format: debezium only');
+      if (!DEBEZIUM_VALUES.includes(spec.values)) throw new ConfigError(`${key}.values`, `must be ${DEBEZIUM_VALUES.join(' or ')}`);
+    }
+    this.values = spec.values ?? 'postgres';
+    this.readKey = this.format === 'debezium' && this.values === 'postgres' ? readDebeziumKey : unwrapConnectJson;
     this.template = new PathTemplate(spec.path, `${key}.path`);
     for (const f of this.template.fields) this.refs.set(f, fieldRef(f, `${key}.path`));
     this.pathUsesValue = [...this.refs.values()].some((r) => r.source === 'value');
@@ -107,17 +117,20 @@ export class RecordMapper {
 
   map(topic: string, partition: number, message: KafkaMessage): MappedRecord {
     const source = this.sourceOf(topic);
-    const fields = new RecordFields(topic, partition, message.key, message.headers, null);
+    const fields = new RecordFields(topic, partition, message.key, message.headers, null, this.readKey);
     if (message.value === null) return this.tombstone(fields, source, topic, message.key);
     if (message.value.length > this.options.maxValueBytes) {
       return bad('too-large', `the value has ${message.value.length} bytes, over kafka.maxValueBytes (${this.options.maxValueBytes})`);
     }
     let parsed: JsonValue;
+
     try {
-      parsed = unwrapConnectJson(parseExactJson(message.value.toString('utf8')) as JsonValue);
+      parsed = parseExactJson(message.value.toString('utf8')) as JsonValue;
     } catch (err) {
       return bad('invalid-json', `the value is not JSON: ${(err as Error).message}`);
     }
+    const schema = connectSchema(parsed);
+    if (schema !== undefined) parsed = (parsed as JsonObject).payload ?? null;
     if (parsed === null) return this.tombstone(fields, source, topic, message.key); // a wrapped null payload
     if (this.format === 'json') {
       if (!isJsonObject(parsed)) return bad('not-an-object', `the value is ${Array.isArray(parsed) ? 'an array' : typeof parsed}, not a JSON object`);
@@ -125,8 +138,16 @@ export class RecordMapper {
       const keyId = this.keyId(topic, message.key);
       return this.remember(keyId, this.upsert(fields, source, parsed, undefined, keyId === null ? null : (this.pathByKey!.get(keyId) ?? null)));
     }
-    const event = readDebeziumEvent(parsed);
+    let event = readDebeziumEvent(parsed);
     if (typeof event === 'string') return bad('invalid-envelope', event);
+    if (schema !== undefined && this.values === 'postgres') {
+      try {
+        event = toPostgresValues(event, schema);
+      } catch (err) {
+        if (!(err instanceof DebeziumValueError)) throw err;
+        return bad('invalid-envelope', `a value does not match its Connect schema: ${err.message}`);
+      }
+    }
     switch (event.op) {
       case 'c':
       case 'r':
@@ -136,7 +157,7 @@ export class RecordMapper {
         let oldPath: string | null = keyId === null ? null : (this.pathByKey!.get(keyId) ?? null);
         if (event.before) {
           // REPLICA IDENTITY FULL: the old row may have had another path (a path column changed).
-          const old = this.render(new RecordFields(topic, partition, message.key, message.headers, event.before));
+          const old = this.render(new RecordFields(topic, partition, message.key, message.headers, event.before, this.readKey));
           if (typeof old === 'string') oldPath = old;
         }
         return this.remember(keyId, this.upsert(fields, source, event.after, event.op === 'u' ? unavailableFields(event.after) : undefined, oldPath));
@@ -254,6 +275,29 @@ export class TopicMappings {
     let m = this.byTopic.get(topic);
     if (m === undefined) this.byTopic.set(topic, (m = this.mappers.find((x) => x.matches(topic)) ?? null));
     return m ?? undefined;
+  }
+}
+
+/** The row images of a Debezium event with values as tidewire's Postgres connector gives them. */
+function toPostgresValues(event: DebeziumEvent, schema: JsonObject): DebeziumEvent {
+  if (event.op === 't' || event.op === 'm') return event;
+  const before = event.before && rowConverter(envelopeFieldSchema(schema, 'before'));
+  if (event.op === 'd') return before ? { op: 'd', before: before(event.before!) } : event;
+  const after = rowConverter(envelopeFieldSchema(schema, 'after'));
+  if (!after && !before) return event;
+  return { op: event.op, after: after ? after(event.after) : event.after, before: before ? before(event.before!) : event.before };
+}
+
+/** A Debezium key with its fields converted like the row's (a numeric or uuid primary key names the same path). */
+function readDebeziumKey(parsed: JsonValue): JsonValue {
+  const payload = unwrapConnectJson(parsed);
+  const convert = isJsonObject(payload) ? rowConverter(connectSchema(parsed)) : null;
+  if (!convert) return payload;
+  try {
+    return convert(payload as JsonObject);
+  } catch (err) {
+    if (err instanceof DebeziumValueError) return payload; // the path then shows Debezium's own encoding
+    throw err;
   }
 }
 

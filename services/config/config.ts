@@ -78,6 +78,8 @@ export interface KafkaTopicMapping {
   tenant?: string;
   /** The tenant is read from the record, e.g. `value.tenant_id` or `headers.tenant`. */
   tenantField?: string;
+  /** `format: debezium` only: `postgres` (default) converts values by their Connect schema to what the Postgres connector gives; `raw` passes Debezium's encodings through. */
+  values?: 'postgres' | 'raw';
 }
 
 export interface KafkaSaslConfig {

@@ -197,6 +197,12 @@ function debeziumValue(op: 'c' | 'r' | 'u' | 'd', before: JsonObject | null, aft
     ts_ns: (ts + 3) * 1_000_000,
   };
   if (!withSchema) return payload;
+  // With its schema, a ZonedTimestamp is written as Debezium writes it (UTC, `Z`); tidewire turns
+  // it back into the direct path's `+00` (debezium-values.ts).
+  for (const image of ['before', 'after']) {
+    const r = payload[image];
+    if (r && typeof r === 'object' && !Array.isArray(r) && typeof r.updated_at === 'string') payload[image] = { ...r, updated_at: r.updated_at.replace(/\+00$/, 'Z') };
+  }
   const rowSchema = (field: string) => ({ type: 'struct', fields: ROW_FIELDS, optional: true, name: 'shop.public.prices.Value', field });
   return {
     schema: {

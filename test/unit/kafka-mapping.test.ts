@@ -53,6 +53,12 @@ function debezium(op: string, before: JsonObject | null, after: JsonObject | nul
     ts_ns: (ts + 5) * 1_000_000,
   };
   if (!withSchema) return payload;
+  // With its schema, a ZonedTimestamp is written as Debezium writes it (UTC, `Z`); tidewire turns
+  // it back into the direct path's `+00` (debezium-values.ts).
+  for (const image of ['before', 'after']) {
+    const r = payload[image];
+    if (r && typeof r === 'object' && !Array.isArray(r) && typeof r.updated_at === 'string') payload[image] = { ...r, updated_at: r.updated_at.replace(/\+00$/, 'Z') };
+  }
   const row = (name: string): JsonObject => ({
     type: 'struct', optional: true, name: 'shop.public.prices.Value', field: name,
     fields: [
