@@ -53,7 +53,9 @@ export class TidewireService {
   ) {
     this.log = options.logger;
     this.store = new TopicStore({ history: { perTopic: config.server.historyPerTopic, maxBytes: config.server.historyBytes } });
-    this.handoff = new InProcessHandoff(this.store);
+    this.handoff = new InProcessHandoff(this.store, {
+      onListenerError: (err, batch) => this.log.error({ err, seq: batch.seq }, 'a hand-off listener failed: the other listeners got the batch, ingest goes on'),
+    });
     this.readConfig = options.readConfig;
     // Configs built without parseConfig may lack the section: its defaults are the schema's.
     const metricsConfig = config.metrics ?? { enabled: true, replicationLagIntervalMs: 5_000 };

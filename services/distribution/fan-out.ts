@@ -62,27 +62,33 @@ export class FanOut implements DeliveryContext, ChangeContext {
   // Bound once, so matching allocates no closure per change.
   private readonly visit = (sub: Subscription): void => {
     const session = sub.session;
-    if (session.lastChange === this.stamp) {
-      if (session.gatherStamp === this.stamp) session.delivery.gather(sub);
-      return;
-    }
-    session.lastChange = this.stamp;
-    if (session.simple === false) {
-      this.gather(session, sub);
-      return;
-    }
-    const change = this.change!;
-    const permissions = session.permissions;
-    if (permissions) {
-      const wire = permissions.prepare(change, this.segments, this);
-      if (wire === null) return;
-      if (wire !== change.wire) {
-        session.enqueue(wire, permissions.bytes, this.batch, this.seq);
+    try {
+      if (session.lastChange === this.stamp) {
+        if (session.gatherStamp === this.stamp) session.delivery.gather(sub);
         return;
       }
+      session.lastChange = this.stamp;
+      if (session.simple === false) {
+        this.gather(session, sub);
+        return;
+      }
+      const change = this.change!;
+      const permissions = session.permissions;
+      if (permissions) {
+        const wire = permissions.prepare(change, this.segments, this);
+        if (wire === null) return;
+        if (wire !== change.wire) {
+          session.enqueue(wire, permissions.bytes, this.batch, this.seq);
+          return;
+        }
+      }
+      if (this.bytes < 0) this.bytes = Buffer.byteLength(change.wire);
+      session.enqueue(change.wire, this.bytes, this.batch, this.seq);
+    } catch (err) {
+      // A bug while serving this one session (issue #11): it alone is closed (1011, logged); the
+      // walk goes on to the other sessions, and the batch never fails the hand-off or ingest.
+      session.deliveryFailed(err, this.change!.topic.path);
     }
-    if (this.bytes < 0) this.bytes = Buffer.byteLength(change.wire);
-    session.enqueue(change.wire, this.bytes, this.batch, this.seq);
   };
 
   /** Live subscriptions, over every index. */
@@ -171,6 +177,7 @@ export class FanOut implements DeliveryContext, ChangeContext {
 
   private deliverGathered(change: TopicChange): void {
     const sessions = this.gathered;
+    // Each session isolates its own failure (Session.deliverGathered closes it with 1011).
     for (let i = 0; i < sessions.length; i++) sessions[i].deliverGathered(change, this.segments, this);
     sessions.length = 0;
     if (this.both.size > 0) this.both.clear();

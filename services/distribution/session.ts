@@ -198,15 +198,28 @@ export class Session {
     try {
       this.output.delivery.deliver(change, segments, ctx);
     } catch (err) {
-      // A bug: end this session, never the delivery to the others.
-      this.host.logger.error({ session: this.id, remote: this.remote, err, path: change.topic.path }, 'failed to deliver a change');
-      this.close(CloseCode.INTERNAL_ERROR, 'serverError', 'internal error');
+      this.deliveryFailed(err, change.topic.path);
     }
+  }
+
+  /**
+   * Delivering to this session failed on the server (a bug in fan-out's fast path, its delivery
+   * or its flush): this session alone ends, with 1011 and an error log line; the other sessions,
+   * the flush round and ingest go on.
+   */
+  deliveryFailed(err: unknown, path?: string): void {
+    if (this.ended) return;
+    this.host.logger.error({ session: this.id, remote: this.remote, err, path }, 'failed to deliver to a session: it is closed with 1011, the others go on');
+    this.close(CloseCode.INTERNAL_ERROR, 'serverError', 'internal error');
   }
 
   /** Flush round: writes everything pending to the socket. */
   flush(encoder: FrameEncoder): void {
-    this.output.flush(encoder);
+    try {
+      this.output.flush(encoder);
+    } catch (err) {
+      this.deliveryFailed(err);
+    }
   }
 
   /** Queue depth, for metrics. */

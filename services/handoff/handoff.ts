@@ -14,14 +14,42 @@ export interface Handoff {
   subscribe(listener: (batch: ChangeBatch) => void): () => void;
 }
 
-/** Delivers batches synchronously to listeners in the same process. */
+export interface InProcessHandoffOptions {
+  /**
+   * A listener threw while taking a batch (a bug on the distribution side). The batch has already
+   * been applied to the store, so it still goes to every other listener and publish() resolves:
+   * one listener's failure never fails ingest. Default: a process warning (code
+   * TIDEWIRE_HANDOFF_LISTENER_FAILED); the service passes its logger.
+   */
+  readonly onListenerError?: (err: unknown, batch: ChangeBatch) => void;
+}
+
+function warn(err: unknown, batch: ChangeBatch): void {
+  process.emitWarning(`a hand-off listener failed on batch ${batch.seq}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`, {
+    code: 'TIDEWIRE_HANDOFF_LISTENER_FAILED',
+  });
+}
+
+/** Delivers batches synchronously to listeners in the same process, each isolated from the others. */
 export class InProcessHandoff implements Handoff {
   private readonly listeners = new Set<(batch: ChangeBatch) => void>();
+  private readonly onListenerError: (err: unknown, batch: ChangeBatch) => void;
 
-  constructor(readonly view: TopicView) {}
+  constructor(
+    readonly view: TopicView,
+    options: InProcessHandoffOptions = {},
+  ) {
+    this.onListenerError = options.onListenerError ?? warn;
+  }
 
   publish(batch: ChangeBatch): Promise<void> {
-    for (const l of this.listeners) l(batch);
+    for (const l of this.listeners) {
+      try {
+        l(batch);
+      } catch (err) {
+        this.onListenerError(err, batch);
+      }
+    }
     return Promise.resolve();
   }
 
