@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import { FanOut } from '../../services/distribution/fan-out.ts';
 import type { Session, Subscription } from '../../services/distribution/session.ts';
 import { InProcessHandoff } from '../../services/handoff/handoff.ts';
-import { parseSelector } from '../../services/topics/selector.ts';
+import { parseSelector } from '../../core/selector.ts';
 import { type ChangeBatch, TopicStore } from '../../services/topics/topic-store.ts';
 
 interface FakeSession {

@@ -1,8 +1,8 @@
 /**
  * Every WebSocket close code the server can send is documented, so the list cannot drift (issue
  * #13, item 7: 1008 was sent but not listed). The codes are gathered from the code itself: the
- * CloseCode table, every numeric literal passed to a `close(` in services/, and every status ws's
- * receiver attaches to the errors it closes a connection with. Each must have a row in
+ * CloseCode table, every numeric literal passed to a `close(` in core/ and services/, and every
+ * status ws's receiver attaches to the errors it closes a connection with. Each must have a row in
  * docs/PROTOCOL.md's close-code table and a `const` in schemas/protocol/close-code.schema.json,
  * and neither lists a code the server never sends.
  */
@@ -28,7 +28,7 @@ function sources(dir: string): string[] {
 /** Codes written as literals in a close call (`ws.close(4000, …)`), which would bypass CloseCode. */
 function literalCloseCodes(): Map<number, string> {
   const found = new Map<number, string>();
-  for (const file of sources('services')) {
+  for (const file of [...sources('core'), ...sources('services')]) {
     for (const m of read(file).matchAll(/\bclose\(\s*(\d{4})\b/g)) found.set(Number(m[1]), file);
   }
   return found;
