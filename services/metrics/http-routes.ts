@@ -1,11 +1,12 @@
 /**
  * `GET /metrics` (Prometheus text format) and `GET /ready`, served on the distribution server's
  * port through its `routes` option. With security on, /metrics needs a token of a role with
- * `admin: true` (totals span every tenant); /ready says only whether state is complete and why not.
+ * `admin: server` (its totals span every tenant), and /ready names each source's state only: its
+ * detail (positions, tables, errors) goes to a server-wide admin, like /health's.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
-import type { HttpRoute } from '../distribution/index.ts';
+import { type HttpRoute, optionalCaller } from '../distribution/index.ts';
 import type { SecurityManager } from '../security/index.ts';
 import type { Readiness } from './readiness.ts';
 
@@ -19,34 +20,44 @@ export interface OpsRoutesOptions {
   readonly security?: SecurityManager | null;
 }
 
+const JSON_TYPE = 'application/json; charset=utf-8';
+
 export function opsRoutes(options: OpsRoutesOptions): Map<string, HttpRoute> {
   const routes = new Map<string, HttpRoute>();
-  routes.set(READY_PATH, (_req, res) => {
+  const security = options.security ?? null;
+  routes.set(READY_PATH, async (req, res) => {
     const r = options.readiness();
-    send(res, r.ready ? 200 : 503, 'application/json; charset=utf-8', JSON.stringify(r));
+    let detail = security === null;
+    if (security) {
+      const caller = await optionalCaller(security, req, res);
+      if (caller === undefined) return;
+      detail = caller !== null && security.adminScope(caller) === 'server';
+    }
+    send(res, r.ready ? 200 : 503, JSON_TYPE, JSON.stringify({ ready: r.ready, reasons: detail ? r.reasons : r.brief }));
   });
   const { registry } = options;
   if (registry) {
-    const security = options.security ?? null;
     routes.set(METRICS_PATH, async (req, res) => {
-      if (security && !(await isAdmin(security, req, res))) return;
+      if (security && !(await isServerAdmin(security, req, res))) return;
       send(res, 200, registry.contentType, await registry.metrics());
     });
   }
   return routes;
 }
 
-async function isAdmin(security: SecurityManager, req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+async function isServerAdmin(security: SecurityManager, req: IncomingMessage, res: ServerResponse): Promise<boolean> {
   const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
   const auth = await security.authenticate(security.tokenFrom(req.headers, req.url), { channel: 'http', remote });
   if (!auth.ok) {
-    send(res, 401, 'application/json; charset=utf-8', JSON.stringify({ error: { code: 'UNAUTHORIZED', message: 'metrics need a bearer token of a role with admin: true' } }), {
+    send(res, 401, JSON_TYPE, JSON.stringify({ error: { code: 'UNAUTHORIZED', message: 'metrics need a bearer token of a role with admin: server' } }), {
       'www-authenticate': 'Bearer realm="tidewire"',
     });
     return false;
   }
-  if (!security.permissionsFor(auth.principal).admin) {
-    send(res, 403, 'application/json; charset=utf-8', JSON.stringify({ error: { code: 'FORBIDDEN', message: 'metrics need a role with admin: true' } }));
+  if (security.adminScope(auth.principal) !== 'server') {
+    const p = auth.principal;
+    security.audit.adminDenied({ subject: p.subject, tenant: p.tenant, roles: p.roles, action: 'metrics' });
+    send(res, 403, JSON_TYPE, JSON.stringify({ error: { code: 'FORBIDDEN', message: 'metrics span every tenant: they need a role with admin: server (admin: tenant and admin: true act on their own tenant only)' } }));
     return false;
   }
   return true;

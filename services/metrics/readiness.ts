@@ -9,15 +9,22 @@ export interface Readiness {
   readonly ready: boolean;
   /** Why not, one line per source (or "shutting down"); empty when ready. */
   readonly reasons: string[];
+  /**
+   * The same without the sources' detail (positions, tables, errors): `postgres: snapshotting`.
+   * What /ready tells a caller who is not a server-wide admin when security is on.
+   */
+  readonly brief: string[];
 }
 
 export function readiness(sources: readonly SourceHealth[], stopping = false): Readiness {
   const reasons: string[] = [];
-  if (stopping) reasons.push('shutting down');
+  const brief: string[] = [];
+  const both = (r: string, b = r) => (reasons.push(r), brief.push(b));
+  if (stopping) both('shutting down');
   for (const s of sources) {
     if (s.state === 'streaming') continue;
-    reasons.push(`${s.name}: ${s.state}${s.detail ? ` (${s.detail})` : ''}`);
+    both(`${s.name}: ${s.state}${s.detail ? ` (${s.detail})` : ''}`, `${s.name}: ${s.state}`);
   }
-  if (sources.length === 0) reasons.push('no source is configured');
-  return { ready: reasons.length === 0, reasons };
+  if (sources.length === 0) both('no source is configured');
+  return { ready: reasons.length === 0, reasons, brief };
 }

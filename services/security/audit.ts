@@ -3,6 +3,10 @@
  * `audit: true` so operators can route it apart (e.g. `jq 'select(.audit)'`). Each record has an
  * `event` name from AuditEvent. Tokens are never logged; the precise reason a token was refused
  * is logged here and nowhere else.
+ *
+ * The records of a denied topic or subscription are written after the current turn of the event
+ * loop (setImmediate), once the answer has gone out: a denial must take as long to answer as a
+ * path with nothing there, or the time would tell that it exists (issue #13).
  */
 import type { Logger } from 'pino';
 import type { AuthFailureReason } from './token-verifier.ts';
@@ -62,11 +66,11 @@ export class AuditLog {
   subscription(who: Who & { selector: string; coverage: 'part' | 'none' }): void {
     const event = who.coverage === 'none' ? 'subscription.denied' : 'subscription.reduced';
     const why = who.coverage === 'none' ? 'no read grant matches the selector' : 'the selector reaches beyond the read grants; it matches fewer topics';
-    this.logger.info({ event, ...who, why }, why);
+    setImmediate(() => this.logger.info({ event, ...who, why }, why));
   }
 
   topicDenied(who: Who & { path: string; why: string }): void {
-    this.logger.info({ event: 'topic.denied', ...who }, 'topic request denied');
+    setImmediate(() => this.logger.info({ event: 'topic.denied', ...who }, 'topic request denied'));
   }
 
   limitExceeded(who: Who & { limit: string; value: number }): void {

@@ -203,7 +203,7 @@ test('with security, /metrics needs a token of an admin role', async () => {
   const config = parseConfig({
     server: { port: 0 },
     postgres: { url: db.url, slot: 'sec_slot', tables: [{ table: 'orders', path: 'o/{id}' }] },
-    security: { jwt: { algorithms: ['HS256'], secret }, roles: { ops: { admin: true }, reader: { read: ['o/**'] } } },
+    security: { jwt: { algorithms: ['HS256'], secret }, roles: { ops: { admin: 'server' }, reader: { read: ['o/**'] } } },
   }, {});
   const secured = new TidewireService(config, { logger: pino({ level: 'silent' }) });
   const { port: p } = await secured.distribution.listen();
