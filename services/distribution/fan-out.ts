@@ -18,17 +18,66 @@
  * allocates nothing per delivery.
  */
 import type { Projection } from '../security/field-projection.ts';
-import type { DeliveryContext } from '../security/permission-set.ts';
+import type { DeliveryContext, PermissionSet } from '../security/permission-set.ts';
 import { projectedChange } from '../security/projected-change.ts';
 import { SelectorIndex } from '../topics/selector-index.ts';
 import type { ChangeBatch, Topic, TopicChange } from '../topics/topic-store.ts';
 import { valueMessage } from '../topics/wire.ts';
-import type { Session, Subscription } from './session.ts';
+import type { Filter } from '../topics/filter.ts';
+import type { Selector } from '../topics/selector.ts';
+
+/**
+ * What fan-out delivers to: one session. Fan-out owns this seam. The fields it reads and writes
+ * for every delivery live on the target itself (with a thousand sessions one more object per
+ * delivery measurably costs); changes that need the target's own decision (filters, throttles,
+ * merged topics: `simple` false) are gathered per change and handed over once the walk is done.
+ */
+export interface DeliveryTarget {
+  /** Stamp of the last change offered here: a change matched by two subscriptions is offered once. */
+  lastChange: number;
+  /** Stamp of the change whose matching subscriptions are being gathered for `gathering`. */
+  gatherStamp: number;
+  /** False while every change needs the target's own decision. */
+  readonly simple: boolean;
+  /** The tenant whose index holds the target's subscriptions; null: every tenant (security off). */
+  readonly scope: string | null;
+  /** What the target may read; null without security. */
+  readonly permissions: PermissionSet | null;
+  /** Collects the subscriptions that match the change being gathered. */
+  readonly gathering: SubscriptionGatherer;
+  /** One change's message, in the group of batch `batch` (source transaction `seq`). */
+  enqueue(wire: string, bytes: number, batch: number, seq: number): void;
+  /** The gathered change, decided by the target itself. */
+  deliverGathered(change: TopicChange, segments: readonly string[], ctx: ChangeContext): void;
+  /** Delivering threw: the target alone is closed (1011) and logged; fan-out goes on. */
+  deliveryFailed(err: unknown, path: string): void;
+}
+
+export interface SubscriptionGatherer {
+  /** The first subscription of the target matching the current change. */
+  begin(sub: Subscription): void;
+  /** Another one matching the same change. */
+  gather(sub: Subscription): void;
+}
+
+export interface Subscription {
+  readonly id: string;
+  readonly selector: Selector;
+  readonly target: DeliveryTarget;
+  /** Only topics whose (projected) value matches; null or absent: every topic the selector matches. */
+  readonly filter?: Filter | null;
+  /** Updates per second per topic; 0 or absent: every update as it happens. */
+  readonly maxRate?: number;
+  /** The selectors fan-out indexed it under (its intersections with the target's grants); set by FanOut.add. */
+  indexed?: readonly Selector[];
+}
 
 /** What a session's delivery needs to know about the change being delivered. */
 export interface ChangeContext {
   /** The change delivered before this one for the same topic (tenants with sessions only). */
   readonly previous: TopicChange | undefined;
+  /** Fan-out's count of batches delivered: the session queue's group for this change. */
+  readonly batch: number;
   /** Sequence number of the batch (source transaction) being delivered. */
   readonly seq: number;
   /** The change as seen through projection `p` by a client that holds the topic before and after it; null when it shows nothing. */
@@ -46,11 +95,9 @@ export class FanOut implements DeliveryContext, ChangeContext {
   readonly owner = this;
   batch = 0;
   seq = 0;
-  /** True while a batch is being delivered. */
-  delivering = false;
   previous: TopicChange | undefined = undefined;
   /** Sessions whose subscriptions were gathered for the current change. */
-  private readonly gathered: Session[] = [];
+  private readonly gathered: DeliveryTarget[] = [];
   /** Renderings of the current change per projection, shared by the gathered sessions. */
   private readonly both = new Map<Projection, string | null>();
   private readonly enter = new Map<Projection, string>();
@@ -61,10 +108,10 @@ export class FanOut implements DeliveryContext, ChangeContext {
   private bytes = -1;
   // Bound once, so matching allocates no closure per change.
   private readonly visit = (sub: Subscription): void => {
-    const session = sub.session;
+    const session = sub.target;
     try {
       if (session.lastChange === this.stamp) {
-        if (session.gatherStamp === this.stamp) session.delivery.gather(sub);
+        if (session.gatherStamp === this.stamp) session.gathering.gather(sub);
         return;
       }
       session.lastChange = this.stamp;
@@ -104,7 +151,7 @@ export class FanOut implements DeliveryContext, ChangeContext {
    * visit it; call again (after remove) when the session's permissions change.
    */
   add(sub: Subscription): void {
-    const { scope, permissions } = sub.session;
+    const { scope, permissions } = sub.target;
     if (scope == null) {
       this.index.add(sub.selector, sub);
       return;
@@ -118,7 +165,7 @@ export class FanOut implements DeliveryContext, ChangeContext {
   }
 
   remove(sub: Subscription): void {
-    const scope = sub.session.scope;
+    const scope = sub.target.scope;
     if (scope == null) {
       this.index.remove(sub.selector, sub);
       return;
@@ -136,11 +183,9 @@ export class FanOut implements DeliveryContext, ChangeContext {
     if (this.index.size === 0 && this.tenants.size === 0) return;
     this.batch++;
     this.seq = batch.seq;
-    this.delivering = true;
     try {
       this.deliverChanges(batch);
     } finally {
-      this.delivering = false;
       this.change = null;
       this.previous = undefined;
       this.segments = [];
@@ -169,9 +214,9 @@ export class FanOut implements DeliveryContext, ChangeContext {
   }
 
   /** The session needs a decision of its own for this change: collect its matching subscriptions first. */
-  private gather(session: Session, sub: Subscription): void {
+  private gather(session: DeliveryTarget, sub: Subscription): void {
     session.gatherStamp = this.stamp;
-    session.delivery.begin(sub);
+    session.gathering.begin(sub);
     this.gathered.push(session);
   }
 

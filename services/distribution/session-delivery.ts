@@ -20,7 +20,7 @@ import type { Topic, TopicChange, TopicView } from '../topics/topic-store.ts';
 import { heldPrevious } from '../security/projected-change.ts';
 import type { ChangeContext } from './fan-out.ts';
 import { type PendingTopic, PendingTopics, TICK_MS } from './pending-topics.ts';
-import type { Subscription } from './session.ts';
+import type { Subscription } from './fan-out.ts';
 import type { DistributionStats } from './stats.ts';
 
 /** What to do with a client whose socket backlog passes `slowClientBytes`. */
@@ -46,7 +46,9 @@ export interface DeliveryPort {
   backlog(): number;
   /** Bytes queued and not yet handed to the socket. */
   queuedBytes(): number;
-  /** Queues a topic message in the current group. */
+  /** Queues a change's message during fan-out, in the group of the batch `ctx` delivers. */
+  enqueue(wire: string, ctx: ChangeContext): void;
+  /** Queues a topic message in the group opened by group() (merged and throttled updates at a flush). */
   push(wire: string): void;
   /** Starts a group of messages that must arrive together. */
   group(seq: number): void;
@@ -162,7 +164,7 @@ export class SessionDelivery {
         ? change.type === 'removal' ? change.wire : removalMessage(path, change.version, 'filter')
         : !before ? ctx.enterValue(p) : ctx.projectedChange(p);
       if (wire === null) return;
-      this.port.push(wire);
+      this.port.enqueue(wire, ctx);
       if (after && this.rate !== Infinity) {
         // A throttled topic was just sent: its next update waits for the end of the interval.
         const interval = 1000 / this.rate;

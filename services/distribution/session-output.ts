@@ -6,11 +6,10 @@
 import type { WebSocket } from 'ws';
 import type { PermissionSet } from '../security/permission-set.ts';
 import type { TopicView } from '../topics/topic-store.ts';
-import type { FanOut } from './fan-out.ts';
+import type { FanOut, Subscription } from './fan-out.ts';
 import type { FrameEncoder } from './frame-encoder.ts';
 import { type DeliveryOptions, SessionDelivery } from './session-delivery.ts';
 import { MAX_FRAME_CHARS, type SessionQueue, forEachFrame } from './session-queue.ts';
-import type { Subscription } from './session.ts';
 import type { DistributionStats } from './stats.ts';
 
 /**
@@ -34,8 +33,8 @@ export interface OutputOwner extends OutputState {
   liveSubscriptions(): Iterable<Subscription>;
   /** The session has messages to flush: put it in the next flush round. */
   scheduleFlush(): void;
-  /** Fan-out: one change's message, in the group of its batch. */
-  enqueue(wire: string, bytes: number): void;
+  /** Fan-out: one change's message, in the group of batch `batch` (source transaction `seq`). */
+  enqueue(wire: string, bytes: number, batch: number, seq: number): void;
   /** The client cannot be served within its limits: close it (4008). */
   overflow(why: string): void;
   /** Writing to the socket failed (the connection is broken). */
@@ -75,7 +74,6 @@ export class SessionOutput {
     private readonly ctx: OutputContext,
   ) {
     this.queue = owner.queue;
-    const fanOut = ctx.fanOut;
     this.delivery = new SessionDelivery(
       {
         view: ctx.view,
@@ -84,8 +82,8 @@ export class SessionOutput {
         subscriptions: () => owner.liveSubscriptions(),
         backlog: () => ws.bufferedAmount,
         queuedBytes: () => this.queue.bytes,
-        // During fan-out, in the group of the batch being delivered; at a flush, in the group release() opened.
-        push: (wire) => (fanOut.delivering ? owner.enqueue(wire, Buffer.byteLength(wire)) : this.push(wire, Buffer.byteLength(wire))),
+        enqueue: (wire, ctx) => owner.enqueue(wire, Buffer.byteLength(wire), ctx.batch, ctx.seq),
+        push: (wire) => this.push(wire, Buffer.byteLength(wire)),
         group: (seq) => this.group(seq),
         requestFlush: () => this.requestFlush(),
         overflow: (why) => owner.overflow(why),

@@ -10,10 +10,8 @@ import type { RawData, WebSocket } from 'ws';
 import type { PermissionSet } from '../security/permission-set.ts';
 import { type Principal, type SecurityManager, UNAUTHORIZED_MESSAGE } from '../security/security-manager.ts';
 import type { ConnectionLease } from '../security/tenant-connections.ts';
-import type { Filter } from '../topics/filter.ts';
-import type { Selector } from '../topics/selector.ts';
 import type { Topic, TopicChange, TopicView } from '../topics/topic-store.ts';
-import type { ChangeContext, FanOut } from './fan-out.ts';
+import type { ChangeContext, DeliveryTarget, FanOut, Subscription, SubscriptionGatherer } from './fan-out.ts';
 import type { FrameEncoder } from './frame-encoder.ts';
 import { type AuthMessage, CloseCode, type SubscribeMessage } from './messages.ts';
 import {
@@ -34,18 +32,6 @@ import { SessionQueue } from './session-queue.ts';
 import type { DisconnectReason, DistributionStats } from './stats.ts';
 import { checkSubscribe } from './subscribe-request.ts';
 import { answerSubscribe } from './subscription-answer.ts';
-
-export interface Subscription {
-  readonly id: string;
-  readonly selector: Selector;
-  readonly session: Session;
-  /** Only topics whose (projected) value matches; null or absent: every topic the selector matches. */
-  readonly filter?: Filter | null;
-  /** Updates per second per topic; 0 or absent: every update as it happens. */
-  readonly maxRate?: number;
-  /** The selectors fan-out indexed it under (its intersections with the session's grants); set by FanOut.add. */
-  indexed?: readonly Selector[];
-}
 
 export interface SessionLimits extends DeliveryOptions {
   readonly sendQueueBytes: number;
@@ -69,7 +55,7 @@ export interface SessionHost {
   sessionEnded(session: Session, reason: DisconnectReason): void;
 }
 
-export class Session {
+export class Session implements DeliveryTarget {
   /** Stamp of the last change fan-out queued here: a change matched by two subscriptions is queued once. */
   lastChange = 0;
   // The fields fan-out reads and writes for every delivery come first, close together.
@@ -87,6 +73,10 @@ export class Session {
   gatherStamp = 0;
   /** Filters, throttles, merged topics of slow clients. */
   readonly delivery: SessionDelivery;
+  /** Fan-out gathers the subscriptions matching a change into the delivery. */
+  get gathering(): SubscriptionGatherer {
+    return this.delivery;
+  }
   /** Cleared on each heartbeat ping, set again by the pong. */
   alive = true;
   /** The tenant whose fan-out index holds this session's subscriptions; null without security (every tenant). */
@@ -172,7 +162,7 @@ export class Session {
    * batch (a source transaction is never split between frames); drops the session (4008) past
    * its queue limit.
    */
-  enqueue(wire: string, bytes: number, batch = this.host.fanOut.batch, seq = this.host.fanOut.seq): void {
+  enqueue(wire: string, bytes: number, batch: number, seq: number): void {
     if (this.ended !== null) return;
     if (this.groupBatch !== batch) this.startBatchGroup(batch, seq);
     if (!this.queue.push(wire, bytes)) {
@@ -424,7 +414,7 @@ export class Session {
       return;
     }
     const { selector, filter, maxRate } = checked;
-    const sub: Subscription = { id, selector, session: this, filter, maxRate };
+    const sub: Subscription = { id, selector, target: this, filter, maxRate };
     this.subscriptions.set(id, sub);
     this.host.fanOut.add(sub);
     this.delivery.count(sub, 1);

@@ -24,9 +24,9 @@ import { DistributionServer } from '../../services/distribution/index.ts';
 import { InProcessHandoff } from '../../services/handoff/handoff.ts';
 import { Pipeline } from '../../services/pipeline.ts';
 import { applyPatch } from '../../client/json-patch.ts';
-import { FanOut } from '../../services/distribution/fan-out.ts';
-import type { Session, Subscription } from '../../services/distribution/session.ts';
+import { FanOut, type Subscription } from '../../services/distribution/fan-out.ts';
 import { reconcile } from '../../services/distribution/session-access.ts';
+import { type RecordingTarget, recordingTarget } from '../support/fake-target.ts';
 import type { JsonObject } from '../../core/json.ts';
 import type { PermissionSet } from '../../services/security/permission-set.ts';
 import { type Principal, SecurityManager } from '../../services/security/security-manager.ts';
@@ -198,17 +198,15 @@ class Held {
 
 // --- the in-process run ----------------------------------------------------------------------------
 
-interface FakeSession {
-  lastChange: number;
+/** A recorded fan-out target with what the oracle needs to check it. */
+interface FakeSession extends RecordingTarget {
   scope: string;
   permissions: PermissionSet;
   principal: Principal;
   spec: World['sessions'][number];
   subs: Subscription[];
-  out: string[];
   read: number;
   held: Held;
-  enqueue(wire: string): void;
 }
 
 function runWorld(world: World): void {
@@ -219,18 +217,16 @@ function runWorld(world: World): void {
   const sessions: FakeSession[] = world.sessions.map((spec) => {
     const tenant = TENANTS[spec.tenant % world.tenantCount];
     const principal: Principal = { subject: String(claimsOf(spec).sub), tenant, roles: [...spec.roles].sort(), claims: claimsOf(spec), expiresAt: null, anonymous: false };
-    const s: FakeSession = {
-      lastChange: 0, scope: tenant, permissions: security.acquire(principal), principal, spec, subs: [], out: [], read: 0, held: new Held(),
-      enqueue: (wire) => s.out.push(wire),
-    };
+    const permissions = security.acquire(principal);
+    const s: FakeSession = Object.assign(recordingTarget({ permissions }), { scope: tenant, permissions, principal, spec, subs: [], read: 0, held: new Held() });
     return s;
   });
   let nextSub = 0;
 
   const check = (): void => {
     for (const s of sessions) {
-      for (; s.read < s.out.length; s.read++) {
-        const m = JSON.parse(s.out[s.read]);
+      for (; s.read < s.got.length; s.read++) {
+        const m = JSON.parse(s.got[s.read]);
         if (m.path !== undefined) assert.equal(tenantOf(m.path, world), s.scope, `${s.scope} was sent ${m.path} of ${tenantOf(m.path, world)}`);
         s.held.apply(m);
       }
@@ -255,10 +251,10 @@ function runWorld(world: World): void {
         } catch {
           break; // INVALID_SELECTOR: nothing is subscribed, nothing is learnt
         }
-        const sub = { id: String(nextSub++), selector, session: s as unknown as Session };
+        const sub: Subscription = { id: String(nextSub++), selector, target: s };
         s.subs.push(sub);
         fan.add(sub);
-        s.permissions.forEachReadable(store, selector, (_t, wire) => s.out.push(wire));
+        s.permissions.forEachReadable(store, selector, (_t, wire) => s.got.push(wire));
         break;
       }
       case 'unsubscribe': {
@@ -304,7 +300,7 @@ function runWorld(world: World): void {
             fan.remove(sub);
             fan.add(sub);
           }
-          if (before !== after) reconcile(store, s.subs.map((x) => x.selector), before, after, (w) => s.out.push(w));
+          if (before !== after) reconcile(store, s.subs.map((x) => x.selector), before, after, (w) => s.got.push(w));
         }
         break;
       }

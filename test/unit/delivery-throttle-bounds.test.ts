@@ -9,12 +9,12 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { parseClientMessage } from '../../services/distribution/protocol.ts';
 import { type DeliveryPort, MAX_TIMER_MS, SessionDelivery, timerDelay } from '../../services/distribution/session-delivery.ts';
-import type { ChangeContext } from '../../services/distribution/fan-out.ts';
-import type { Session, Subscription } from '../../services/distribution/session.ts';
+import type { ChangeContext, Subscription } from '../../services/distribution/fan-out.ts';
 import { newStats } from '../../services/distribution/stats.ts';
 import { MAX_RATE_BOUNDS, checkSubscribe } from '../../services/distribution/subscribe-request.ts';
 import { parseSelector } from '../../core/selector.ts';
 import { TopicStore } from '../../services/topics/topic-store.ts';
+import { recordingTarget } from '../support/fake-target.ts';
 
 const subscribe = (maxRate: number) => ({ type: 'subscribe' as const, id: 's1', selector: 'ticks/**', maxRate });
 const limits = { live: new Map(), serverMax: 10, tenantMax: Infinity, filterChars: 0 };
@@ -66,7 +66,7 @@ describe('throttle timers', () => {
     // A rate below the minimum can no longer come from a client; set it directly, as a bug or a
     // future entry point might, and the delivery must still not spin.
     const store = new TopicStore();
-    const sub = { id: 's1', selector: parseSelector('ticks/**'), session: {} as Session, maxRate: 1e-9 } satisfies Subscription;
+    const sub = { id: 's1', selector: parseSelector('ticks/**'), target: recordingTarget(), maxRate: 1e-9 } satisfies Subscription;
     const pushed: string[] = [];
     const port: DeliveryPort = {
       view: store,
@@ -75,6 +75,7 @@ describe('throttle timers', () => {
       subscriptions: () => [sub],
       backlog: () => 0,
       queuedBytes: () => 0,
+      enqueue: (wire) => pushed.push(wire),
       push: (wire) => pushed.push(wire),
       group: () => {},
       requestFlush: () => {},
@@ -92,7 +93,7 @@ describe('throttle timers', () => {
     try {
       delivery.count(sub, 1);
       const change = store.apply([{ path: 'ticks/1', source: 't', value: { n: 1 } }])!.changes[0];
-      const ctx = { previous: undefined, seq: 1, projectedChange: () => change.wire, enterValue: () => change.wire } satisfies ChangeContext;
+      const ctx = { previous: undefined, batch: 1, seq: 1, projectedChange: () => change.wire, enterValue: () => change.wire } satisfies ChangeContext;
       delivery.begin(sub);
       delivery.deliver(change, ['ticks', '1'], ctx);
       assert.deepEqual(pushed, [change.wire], 'the first update goes out at once');

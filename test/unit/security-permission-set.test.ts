@@ -8,14 +8,14 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import pino from 'pino';
 import { applyPatch } from '../../client/json-patch.ts';
-import { FanOut } from '../../services/distribution/fan-out.ts';
-import type { Session, Subscription } from '../../services/distribution/session.ts';
+import { type DeliveryTarget, FanOut, type Subscription } from '../../services/distribution/fan-out.ts';
 import type { JsonObject } from '../../core/json.ts';
 import { Projection, topField } from '../../services/security/field-projection.ts';
 import type { PermissionSet } from '../../services/security/permission-set.ts';
 import { type Principal, SecurityManager } from '../../services/security/security-manager.ts';
 import { parseSelector } from '../../core/selector.ts';
 import { TopicStore, type TopicUpdate } from '../../services/topics/topic-store.ts';
+import { recordingTarget } from '../support/fake-target.ts';
 
 const seed = Number(process.env.TIDEWIRE_FC_SEED ?? 20250611);
 const logger = pino({ level: 'silent' });
@@ -37,11 +37,9 @@ function principal(roles: string[], claims: Record<string, unknown> = {}, tenant
   return { subject, tenant, roles, claims: { sub: subject, ...claims }, expiresAt: null, anonymous: false };
 }
 
-/** A stand-in Session: fan-out only touches lastChange, scope, permissions and enqueue. */
+/** A stand-in session that records what fan-out queues for it. */
 function session(permissions: PermissionSet) {
-  const got: string[] = [];
-  const s = { lastChange: 0, scope: permissions.tenant, permissions, got, enqueue: (wire: string) => got.push(wire) };
-  return s as typeof s & Session;
+  return recordingTarget({ permissions });
 }
 
 /** A store and fan-out with an analytics and a regulator session, both subscribed to `orders/**`. */
@@ -55,8 +53,8 @@ function analyticsAndRegulator() {
   return { store, fan, a, r };
 }
 
-function subscribe(fan: FanOut, s: Session, selector: string): Subscription {
-  const sub: Subscription = { id: selector, selector: parseSelector(selector), session: s };
+function subscribe(fan: FanOut, s: DeliveryTarget, selector: string): Subscription {
+  const sub: Subscription = { id: selector, selector: parseSelector(selector), target: s };
   fan.add(sub);
   return sub;
 }
