@@ -123,7 +123,6 @@ export class RecordMapper {
       return bad('too-large', `the value has ${message.value.length} bytes, over kafka.maxValueBytes (${this.options.maxValueBytes})`);
     }
     let parsed: JsonValue;
-
     try {
       parsed = parseExactJson(message.value.toString('utf8')) as JsonValue;
     } catch (err) {
