@@ -12,17 +12,17 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { type ServerOptions, type WebSocket, WebSocketServer } from 'ws';
 import type { ServerConfig } from '../config/config.ts';
-import { ConfigError } from '../../core/errors.ts';
 import type { Handoff } from '../handoff/handoff.ts';
 import { type Principal, type ReloadSummary, type SecurityManager, UNAUTHORIZED_MESSAGE } from '../security/security-manager.ts';
 import type { ConnectionLease } from '../security/tenant-connections.ts';
 import { FanOut } from './fan-out.ts';
 import { FlushScheduler } from './flush-scheduler.ts';
 import { type HealthReport, type HttpRoute, WS_PATH, createHttpHandler, rawPath } from './http.ts';
-import { ConnectionGuard, type ConnectionLimits } from './connection-guard.ts';
+import { ConnectionGuard } from './connection-guard.ts';
 import { CloseCode } from '../../core/messages.ts';
 import { OriginPolicy, isLoopbackName } from './origin-policy.ts';
-import { Session, type SessionHost, type SessionLimits } from './session.ts';
+import { connectionLimits, sessionLimits, validate } from './server-limits.ts';
+import { Session, type SessionHost } from './session.ts';
 import { StaticFiles } from './static-files.ts';
 import { type DisconnectReason, type DistributionStats, type QueueDepth, newStats } from './stats.ts';
 
@@ -49,21 +49,6 @@ export interface DistributionServerOptions {
 }
 
 const DEFAULTS = { heartbeatIntervalMs: 30_000, closeTimeoutMs: 5_000 };
-
-/** Defaults of the optional ServerConfig settings (the same as in schemas/config.schema.json). */
-export const DELIVERY_DEFAULTS = {
-  slowClientPolicy: 'conflate',
-  slowClientBytes: 1 << 20,
-  slowClientGraceMs: 10_000,
-  maxConflatedTopics: 100_000,
-} as const;
-
-/** Defaults of the connection bounds (the same as in schemas/config.schema.json). */
-export const CONNECTION_DEFAULTS: ConnectionLimits = {
-  handshakeTimeoutMs: 10_000,
-  maxPendingConnections: 1024,
-  maxPendingConnectionsPerAddress: 128,
-};
 
 /** How often Node checks kept-alive connections against headersTimeout/requestTimeout (its default, 30 s, would let them linger). */
 const TIMEOUT_CHECK_MS = 1_000;
@@ -156,7 +141,8 @@ export class DistributionServer {
     // Destroyed, not ended: the server's sockets allow half-open connections, and end() would
     // keep the descriptor until a client that never reads closes its side (issue #13).
     this.http.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-      if (socket.writable && !(socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent) {
+      // Written even mid-response (a bad pipelined request): the socket is destroyed right after anyway.
+      if (socket.writable && err.code !== 'ECONNRESET') {
         const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
         socket.write(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
       }
@@ -357,55 +343,6 @@ function refuseWith(socket: Duplex, status: number, text: string, error: Record<
 
 function remoteOf(req: IncomingMessage): string {
   return `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
-}
-
-/** The limits every session works with: the configuration with the optional settings' defaults. */
-function sessionLimits(config: ServerConfig): SessionLimits {
-  const d = DELIVERY_DEFAULTS;
-  return {
-    sendQueueBytes: config.sendQueueBytes,
-    maxSubscriptionsPerSession: config.maxSubscriptionsPerSession,
-    maxMessagesPerSecond: config.maxMessagesPerSecond,
-    maxPayloadBytes: config.maxPayloadBytes,
-    slowClientPolicy: config.slowClientPolicy ?? d.slowClientPolicy,
-    // Behind must be noticed before the hard limit closes the session.
-    slowClientBytes: Math.min(config.slowClientBytes ?? d.slowClientBytes, Math.floor(config.sendQueueBytes / 2)),
-    slowClientGraceMs: config.slowClientGraceMs ?? d.slowClientGraceMs,
-    maxConflatedTopics: config.maxConflatedTopics ?? d.maxConflatedTopics,
-  };
-}
-
-/** The connection bounds: the configuration with the defaults. */
-function connectionLimits(config: ServerConfig): ConnectionLimits {
-  const d = CONNECTION_DEFAULTS;
-  return {
-    handshakeTimeoutMs: config.handshakeTimeoutMs ?? d.handshakeTimeoutMs,
-    maxPendingConnections: config.maxPendingConnections ?? d.maxPendingConnections,
-    maxPendingConnectionsPerAddress: config.maxPendingConnectionsPerAddress ?? d.maxPendingConnectionsPerAddress,
-  };
-}
-
-function validate(config: ServerConfig): void {
-  const positive = ['maxPayloadBytes', 'sendQueueBytes', 'maxSubscriptionsPerSession', 'maxMessagesPerSecond'] as const;
-  for (const key of positive) {
-    if (!Number.isInteger(config[key]) || config[key] < 1) throw new ConfigError(`server.${key}`, 'must be a positive integer');
-  }
-  for (const key of ['slowClientBytes', 'maxConflatedTopics', 'maxPendingConnections', 'maxPendingConnectionsPerAddress'] as const) {
-    const v = config[key];
-    if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new ConfigError(`server.${key}`, 'must be a positive integer');
-  }
-  const h = config.handshakeTimeoutMs;
-  if (h !== undefined && (!Number.isInteger(h) || h < 100 || h > 300_000)) throw new ConfigError('server.handshakeTimeoutMs', 'must be an integer from 100 to 300000 (ms)');
-  if (config.slowClientGraceMs !== undefined && (!Number.isInteger(config.slowClientGraceMs) || config.slowClientGraceMs < 0)) {
-    throw new ConfigError('server.slowClientGraceMs', 'must be an integer ≥ 0');
-  }
-  if (config.slowClientPolicy !== undefined && config.slowClientPolicy !== 'conflate' && config.slowClientPolicy !== 'disconnect') {
-    throw new ConfigError('server.slowClientPolicy', 'must be conflate or disconnect');
-  }
-  if (!Number.isInteger(config.flushIntervalMs) || config.flushIntervalMs < 0) {
-    throw new ConfigError('server.flushIntervalMs', 'must be an integer ≥ 0');
-  }
-  if (!Number.isInteger(config.port) || config.port < 0 || config.port > 65535) throw new ConfigError('server.port', 'must be 0-65535');
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
