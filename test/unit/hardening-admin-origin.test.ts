@@ -1,7 +1,12 @@
 /** Issue #13: admin scopes as compiled from the roles, and the Origin rules of /ws, case by case. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import pino from 'pino';
+import { parseConfig } from '../../services/config/config.ts';
+import { DistributionServer } from '../../services/distribution/index.ts';
 import { OriginPolicy, isLoopbackName } from '../../services/distribution/origin-policy.ts';
+import { InProcessHandoff } from '../../services/handoff/handoff.ts';
+import { TopicStore } from '../../services/topics/topic-store.ts';
 import { compileRoles } from '../../services/security/role-graph.ts';
 import { loadSecurityConfig } from '../../services/security/security-config.ts';
 
@@ -56,5 +61,21 @@ describe('OriginPolicy', () => {
     assert.ok(!listed.allows('http://dash.lan', 'tidewire:8080'));
     assert.ok(!listed.allows('http://localhost:3000', 'tidewire:8080'));
     assert.throws(() => new OriginPolicy(['https://a.example/x'], false), /server\.allowedOrigins\.0: must be an exact origin/);
+  });
+});
+
+describe('connection bounds in the configuration', () => {
+  it('are bounded by the schema and checked again on a ServerConfig built by hand', () => {
+    assert.throws(() => parseConfig({ server: { handshakeTimeoutMs: 50 } }, {}), /server\.handshakeTimeoutMs: must be >= 100/);
+    assert.throws(() => parseConfig({ server: { maxPendingConnections: 0 } }, {}), /server\.maxPendingConnections: must be >= 1/);
+    assert.throws(() => parseConfig({ server: { maxPendingConnectionsPerAddress: 1.5 } }, {}), /server\.maxPendingConnectionsPerAddress: must be integer/);
+    const server = parseConfig({}, {}).server;
+    assert.equal(server.handshakeTimeoutMs, 10_000);
+    assert.equal(server.maxPendingConnections, 1024);
+    assert.equal(server.maxPendingConnectionsPerAddress, 128);
+    const build = (extra: object) => new DistributionServer(new InProcessHandoff(new TopicStore()), { ...server, ...extra }, { logger: pino({ level: 'silent' }) });
+    assert.throws(() => build({ handshakeTimeoutMs: 0 }), /server\.handshakeTimeoutMs/);
+    assert.throws(() => build({ maxPendingConnections: -1 }), /server\.maxPendingConnections/);
+    assert.throws(() => build({ allowedOrigins: ['*'] }), /server\.allowedOrigins\.0/);
   });
 });
