@@ -32,7 +32,7 @@ export interface ServerConfig {
   handshakeTimeoutMs?: number;
   /** Connections that have not finished their first request or handshake, over all clients; past it the oldest is destroyed. Default 1024. */
   maxPendingConnections?: number;
-  /** The same, per remote address; past it new connections from that address are destroyed. Default 128. */
+  /** The same, per remote address; past it new connections from that address are destroyed. Default 256. */
   maxPendingConnectionsPerAddress?: number;
   /** Exact origins (`https://app.example.com`) whose pages may open /ws; see docs/SECURITY.md, "Origins". */
   allowedOrigins?: string[];
@@ -55,6 +55,8 @@ export interface PostgresConfig {
   publication: string;
   snapshotBatchRows: number;
   statusIntervalMs: number;
+  /** Wire bytes of received, unapplied replication messages past which reading pauses. Default 8 MiB. */
+  ingestQueueBytes?: number;
   tables: TableMapping[];
 }
 

@@ -20,7 +20,7 @@ export const DELIVERY_DEFAULTS = {
 export const CONNECTION_DEFAULTS: ConnectionLimits = {
   handshakeTimeoutMs: 10_000,
   maxPendingConnections: 1024,
-  maxPendingConnectionsPerAddress: 128,
+  maxPendingConnectionsPerAddress: 256,
 };
 
 /** The limits every session works with: the configuration with the optional settings' defaults. */

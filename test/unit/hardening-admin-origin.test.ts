@@ -72,7 +72,7 @@ describe('connection bounds in the configuration', () => {
     const server = parseConfig({}, {}).server;
     assert.equal(server.handshakeTimeoutMs, 10_000);
     assert.equal(server.maxPendingConnections, 1024);
-    assert.equal(server.maxPendingConnectionsPerAddress, 128);
+    assert.equal(server.maxPendingConnectionsPerAddress, 256);
     const build = (extra: object) => new DistributionServer(new InProcessHandoff(new TopicStore()), { ...server, ...extra }, { logger: pino({ level: 'silent' }) });
     assert.throws(() => build({ handshakeTimeoutMs: 0 }), /server\.handshakeTimeoutMs/);
     assert.throws(() => build({ maxPendingConnections: -1 }), /server\.maxPendingConnections/);
