@@ -1,0 +1,444 @@
+/**
+ * The state store on LMDB (the npm package `lmdb`): one memory-mapped file, `data.mdb`, in the
+ * state dir; every write a single LMDB transaction run on lmdb's writer thread, so the event loop
+ * never waits for the disk. Chosen by measurement over SQLite: docs/BENCHMARKS.md, "State store
+ * choice".
+ *
+ * Format 1, four named databases in one environment (a transaction spans all four):
+ * - `meta`: `format` → `{"store":"tidewire-state","format":1}`, `identity` → JSON object of
+ *   source → identity, `epoch` → the epoch, `seq` → the last commit's seq (decimal text);
+ * - `topics`: path → `[version, tenant, source, value]` as JSON text (state-records.ts);
+ * - `positions`: name → opaque position text; `fingerprints`: table → fingerprint text.
+ *
+ * Durability: `overlappingSync: false`, so LMDB's own commit fsyncs the data before the meta page
+ * that makes it visible, and the commit promise resolves after both; the meta page switch makes a
+ * transaction all or nothing after a crash (lmdb's default on Linux, overlappingSync, resolves
+ * commits before their fsync — not what a caller acknowledging an LSN needs).
+ */
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { type Database, type RootDatabase, open } from 'lmdb';
+import { checkLmdbHeader } from './lmdb-header.ts';
+import { StateError, rebuildAdvice } from './state-error.ts';
+import { decodeFormat, decodeStringMap, decodeTopic, encodeFormat, encodeTopic } from './state-records.ts';
+import { STATE_FORMAT_VERSION, type SourceIdentity, type StateCommit, type StateStore, type StateStoreOptions, type StoredTopic } from './state-store.ts';
+
+const DB_NAMES = ['meta', 'topics', 'positions', 'fingerprints'] as const;
+const DATA_FILE = 'data.mdb';
+const LOCK_FILE = 'lock.mdb';
+/** lmdb-js refuses keys over 1,978 bytes; its string keys take a byte or two of their own. */
+export const MAX_PATH_BYTES = 1900;
+export const STATE_DEFAULTS = { maxChangesPerWrite: 100_000 } as const;
+
+/** One write waiting for the writer: its records, and what becomes true once it is durable. */
+interface PendingWrite {
+  readonly changes: number;
+  readonly apply: () => void;
+  readonly durable: () => void;
+  readonly resolve: () => void;
+  readonly reject: (err: unknown) => void;
+}
+
+export class LmdbStateStore implements StateStore {
+  readonly formatVersion = STATE_FORMAT_VERSION;
+  private durableWrites = 0;
+  private _epoch: string | null;
+  private _seq: number;
+  private _identity: Record<string, string>;
+  private readonly _positions: Record<string, string>;
+  private readonly _fingerprints: Record<string, string>;
+  /** The seq of the last commit accepted (durable or not), to refuse one going backwards. */
+  private acceptedSeq: number;
+  private readonly queue: PendingWrite[] = [];
+  private writing = false;
+  private closing: Promise<void> | null = null;
+  private failure: StateError | null = null;
+  private readonly maxChangesPerWrite: number;
+
+  private constructor(
+    readonly dir: string,
+    readonly created: boolean,
+    private readonly env: RootDatabase,
+    private readonly dbs: Record<(typeof DB_NAMES)[number], Database<string, string>>,
+    state: { epoch: string | null; seq: number; identity: Record<string, string>; positions: Record<string, string>; fingerprints: Record<string, string> },
+    maxChangesPerWrite: number,
+  ) {
+    this._epoch = state.epoch;
+    this._seq = this.acceptedSeq = state.seq;
+    this._identity = state.identity;
+    this._positions = state.positions;
+    this._fingerprints = state.fingerprints;
+    this.maxChangesPerWrite = maxChangesPerWrite;
+  }
+
+  /**
+   * Opens the store in `dir`, creating it when the dir is missing or empty. Refuses (with a
+   * `StateError`) a store that is corrupt, from another source identity, or in another format.
+   *
+   * @example
+   * const store = await LmdbStateStore.open('.tidewire/state', { identity: { postgres: `${sysid}/${db}` } });
+   * if (store.created) await snapshotEverything(); else resumeFrom(store.positions().postgres);
+   */
+  static async open(dir: string, options: StateStoreOptions): Promise<LmdbStateStore> {
+    const path = resolve(dir);
+    const identity = validIdentity(path, options.identity);
+    const maxChangesPerWrite = options.maxChangesPerWrite ?? STATE_DEFAULTS.maxChangesPerWrite;
+    if (!Number.isInteger(maxChangesPerWrite) || maxChangesPerWrite < 1 || maxChangesPerWrite > 10_000_000) {
+      throw new RangeError(`state maxChangesPerWrite must be an integer from 1 to 10,000,000, not ${maxChangesPerWrite}`);
+    }
+    if (options.epoch !== undefined && (typeof options.epoch !== 'string' || options.epoch.length === 0)) {
+      throw new RangeError('state epoch must be a non-empty string');
+    }
+    inspectDir(path);
+    const data = join(path, DATA_FILE);
+    if (existsSync(data)) {
+      const header = checkLmdbHeader(data);
+      if (!header.ok) throw corrupt(path, `${DATA_FILE}: ${header.problem}`);
+    }
+    let env: RootDatabase;
+    try {
+      env = open({ path, encoding: 'string', maxDbs: DB_NAMES.length + 2, overlappingSync: false });
+    } catch (err) {
+      throw corrupt(path, `it cannot be opened (${(err as Error).message})`, err);
+    }
+    try {
+      return await LmdbStateStore.load(path, env, identity, options.epoch ?? null, maxChangesPerWrite);
+    } catch (err) {
+      await env.close().catch(() => {});
+      throw err;
+    }
+  }
+
+  private static async load(
+    path: string,
+    env: RootDatabase,
+    identity: Record<string, string>,
+    epoch: string | null,
+    maxChangesPerWrite: number,
+  ): Promise<LmdbStateStore> {
+    // Named databases are keys of the main one: anything else there is not our store.
+    const foreign = [...env.getKeys({ limit: 100 })].filter((k) => !(DB_NAMES as readonly unknown[]).includes(k));
+    if (foreign.length > 0) {
+      throw new StateError('STATE_NOT_A_STORE', path, `${join(path, DATA_FILE)} is an LMDB file of something else than tidewire (it holds ${foreign.slice(0, 3).map(String).join(', ')}); tidewire never writes into it: point state.dir at an empty or new folder`);
+    }
+    const dbs = Object.fromEntries(DB_NAMES.map((name) => [name, env.openDB<string, string>({ name, encoding: 'string' })])) as Record<(typeof DB_NAMES)[number], Database<string, string>>;
+    const meta = dbs.meta;
+    const formatText = meta.get('format');
+    if (formatText === undefined) {
+      // lmdb creates data.mdb before the first transaction: a crash between the two leaves a file
+      // without a marker. That is empty only if nothing else was ever written.
+      if (DB_NAMES.some((name) => dbs[name].getKeysCount({ limit: 1 }) > 0)) {
+        throw corrupt(path, 'it holds state but no format marker');
+      }
+      await env.transaction(() => {
+        meta.put('format', encodeFormat(STATE_FORMAT_VERSION));
+        meta.put('identity', JSON.stringify(identity));
+        meta.put('seq', '0');
+        if (epoch !== null) meta.put('epoch', epoch);
+      });
+      return new LmdbStateStore(path, true, env, dbs, { epoch, seq: 0, identity, positions: {}, fingerprints: {} }, maxChangesPerWrite);
+    }
+    const format = decodeFormat(formatText);
+    if (format === null) throw corrupt(path, 'its format marker does not decode');
+    if (format !== STATE_FORMAT_VERSION) {
+      throw new StateError(
+        'STATE_FORMAT_UNSUPPORTED',
+        path,
+        `tidewire state in ${path} is in format ${format}, and this tidewire reads format ${STATE_FORMAT_VERSION}` +
+          `${format > STATE_FORMAT_VERSION ? ' (it was written by a newer tidewire)' : ''}: run the tidewire that wrote it, or ${rebuildAdvice(path)}`,
+      );
+    }
+    const stored = decodeStringMap(meta.get('identity'));
+    if (stored === null) throw corrupt(path, 'its source identity does not decode');
+    for (const [source, id] of Object.entries(identity)) {
+      if (stored[source] !== undefined && stored[source] !== id) {
+        throw new StateError(
+          'STATE_FOREIGN_SOURCE',
+          path,
+          `tidewire state in ${path} was written for source ${source} = ${stored[source]}, but ${source} is now ${id} (another cluster or database): ` +
+            `its positions and topics do not belong to it. ${capitalize(rebuildAdvice(path))}`,
+        );
+      }
+    }
+    const seqText = meta.get('seq');
+    const seq = Number(seqText);
+    if (seqText === undefined || !Number.isSafeInteger(seq) || seq < 0) throw corrupt(path, 'its seq does not decode');
+    const storedEpoch = meta.get('epoch') ?? null;
+    const positions = readStrings(dbs.positions);
+    const fingerprints = readStrings(dbs.fingerprints);
+    const merged = { ...stored, ...identity };
+    if (Object.keys(merged).length !== Object.keys(stored).length) {
+      await env.transaction(() => meta.put('identity', JSON.stringify(merged)));
+    }
+    const created = seq === 0 && dbs.topics.getKeysCount({ limit: 1 }) === 0 && Object.keys(positions).length === 0;
+    return new LmdbStateStore(path, created, env, dbs, { epoch: storedEpoch, seq, identity: merged, positions, fingerprints }, maxChangesPerWrite);
+  }
+
+  get epoch(): string | null {
+    return this._epoch;
+  }
+
+  get writes(): number {
+    return this.durableWrites;
+  }
+
+  get seq(): number {
+    return this._seq;
+  }
+
+  get identity(): SourceIdentity {
+    return { ...this._identity };
+  }
+
+  positions(): Readonly<Record<string, string>> {
+    return { ...this._positions };
+  }
+
+  fingerprints(): Readonly<Record<string, string>> {
+    return { ...this._fingerprints };
+  }
+
+  get topicCount(): number {
+    return (this.dbs.topics.getStats() as { entryCount: number }).entryCount;
+  }
+
+  *topics(start?: string): IterableIterator<StoredTopic> {
+    for (const { key, value } of this.dbs.topics.getRange(start === undefined ? {} : { start })) {
+      yield this.decode(key, value);
+    }
+  }
+
+  get(path: string): StoredTopic | undefined {
+    if (typeof path !== 'string' || path.length === 0 || Buffer.byteLength(path) > MAX_PATH_BYTES) return undefined;
+    const text = this.dbs.topics.get(path);
+    return text === undefined ? undefined : this.decode(path, text);
+  }
+
+  commit(commit: StateCommit): Promise<void> {
+    const refused = this.refusal();
+    if (refused) return Promise.reject(refused);
+    let records: Array<[string, string | null]>;
+    try {
+      records = this.encodeChanges(commit);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const positions = commit.positions ? this.validPositions(commit.positions) : null;
+    if (positions instanceof StateError) return Promise.reject(positions);
+    this.acceptedSeq = commit.seq;
+    const { topics, meta } = this.dbs;
+    const positionsDb = this.dbs.positions;
+    return this.enqueue(
+      records.length,
+      () => {
+        for (const [path, text] of records) {
+          if (text === null) topics.remove(path);
+          else topics.put(path, text);
+        }
+        if (positions) for (const [name, p] of positions) positionsDb.put(name, p);
+        meta.put('seq', String(commit.seq));
+      },
+      () => {
+        this._seq = commit.seq;
+        if (positions) for (const [name, p] of positions) this._positions[name] = p;
+      },
+    );
+  }
+
+  setFingerprint(table: string, fingerprint: string | null): Promise<void> {
+    const refused = this.refusal();
+    if (refused) return Promise.reject(refused);
+    if (typeof table !== 'string' || table.length === 0 || Buffer.byteLength(table) > MAX_PATH_BYTES) {
+      return Promise.reject(this.invalid(`a fingerprint needs a table name of 1 to ${MAX_PATH_BYTES} bytes`));
+    }
+    if (fingerprint !== null && typeof fingerprint !== 'string') return Promise.reject(this.invalid('a fingerprint is a string, or null to forget it'));
+    const db = this.dbs.fingerprints;
+    return this.enqueue(
+      1,
+      () => (fingerprint === null ? db.remove(table) : db.put(table, fingerprint)),
+      () => {
+        if (fingerprint === null) delete this._fingerprints[table];
+        else this._fingerprints[table] = fingerprint;
+      },
+    );
+  }
+
+  setEpoch(epoch: string): Promise<void> {
+    const refused = this.refusal();
+    if (refused) return Promise.reject(refused);
+    if (typeof epoch !== 'string' || epoch.length === 0) return Promise.reject(this.invalid('an epoch is a non-empty string'));
+    return this.enqueue(
+      1,
+      () => this.dbs.meta.put('epoch', epoch),
+      () => (this._epoch = epoch),
+    );
+  }
+
+  setIdentity(identity: SourceIdentity): Promise<void> {
+    const refused = this.refusal();
+    if (refused) return Promise.reject(refused);
+    let merged: Record<string, string>;
+    try {
+      merged = { ...this._identity, ...validIdentity(this.dir, identity) };
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.enqueue(
+      1,
+      () => this.dbs.meta.put('identity', JSON.stringify(merged)),
+      () => (this._identity = merged),
+    );
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      while (this.writing || this.queue.length > 0) await new Promise<void>((r) => setImmediate(r));
+      await this.env.close();
+    })();
+    return this.closing;
+  }
+
+  private refusal(): StateError | null {
+    if (this.closing) return new StateError('STATE_CLOSED', this.dir, `the state store in ${this.dir} is closed`);
+    return this.failure;
+  }
+
+  private invalid(message: string, cause?: unknown): StateError {
+    return new StateError('STATE_INVALID_COMMIT', this.dir, `a write to the state in ${this.dir} was refused: ${message}`, { cause });
+  }
+
+  /** Everything a write can refuse is checked here, before it is queued: the transaction itself never throws midway. */
+  private encodeChanges(commit: StateCommit): Array<[string, string | null]> {
+    if (!commit || !Array.isArray(commit.changes)) throw this.invalid('a commit needs a changes array');
+    if (!Number.isSafeInteger(commit.seq) || commit.seq < this.acceptedSeq) {
+      throw this.invalid(`a commit's seq must be an integer not below the last one (${this.acceptedSeq}), not ${commit.seq}`);
+    }
+    const records: Array<[string, string | null]> = new Array(commit.changes.length);
+    for (let i = 0; i < commit.changes.length; i++) {
+      const c = commit.changes[i];
+      const path = c?.path;
+      if (typeof path !== 'string' || path.length === 0 || (path.length * 3 > MAX_PATH_BYTES && Buffer.byteLength(path) > MAX_PATH_BYTES)) {
+        throw this.invalid(`change ${i}: a stored path is a non-empty string of at most ${MAX_PATH_BYTES} UTF-8 bytes`);
+      }
+      if (c.type === 'removal') {
+        records[i] = [path, null];
+        continue;
+      }
+      if (c.type !== 'upsert') throw this.invalid(`change ${i} (${path}): type must be upsert or removal`);
+      if (!Number.isSafeInteger(c.version) || c.version < 1 || typeof c.tenant !== 'string' || typeof c.source !== 'string') {
+        throw this.invalid(`change ${i} (${path}): an upsert needs a version ≥ 1, a tenant and a source`);
+      }
+      if (typeof c.value !== 'object' || c.value === null || Array.isArray(c.value)) throw this.invalid(`change ${i} (${path}): the value must be a JSON object`);
+      try {
+        records[i] = [path, encodeTopic(c)];
+      } catch (err) {
+        throw this.invalid(`change ${i} (${path}): the value is not JSON (${(err as Error).message})`, err);
+      }
+    }
+    return records;
+  }
+
+  private validPositions(positions: Readonly<Record<string, string>>): Array<[string, string]> | StateError {
+    const out = Object.entries(positions);
+    for (const [name, p] of out) {
+      if (name.length === 0 || Buffer.byteLength(name) > MAX_PATH_BYTES || typeof p !== 'string') {
+        return this.invalid(`position ${name}: a position has a non-empty name and a string value`);
+      }
+    }
+    return out;
+  }
+
+  private enqueue(changes: number, apply: () => void, durable: () => void): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ changes, apply, durable, resolve, reject });
+      if (!this.writing) {
+        this.writing = true;
+        // Commits issued in the same turn join this write.
+        queueMicrotask(() => void this.write());
+      }
+    });
+  }
+
+  /** Writes what is queued, in order, as durable transactions, one at a time (group commit). */
+  private async write(): Promise<void> {
+    while (this.queue.length > 0) {
+      let n = 0;
+      let count = 0;
+      while (n < this.queue.length && (n === 0 || count + this.queue[n].changes <= this.maxChangesPerWrite)) count += this.queue[n++].changes;
+      const group = this.queue.splice(0, n);
+      try {
+        await this.env.transaction(() => {
+          for (const w of group) w.apply();
+        });
+      } catch (err) {
+        this.failure = new StateError(
+          'STATE_WRITE_FAILED',
+          this.dir,
+          `writing the state in ${this.dir} failed (${(err as Error).message}); nothing after the last durable commit is stored: check the disk (space, permissions, errors) and restart tidewire`,
+          { cause: err },
+        );
+        for (const w of [...group, ...this.queue.splice(0)]) w.reject(this.failure);
+        break;
+      }
+      this.durableWrites++;
+      for (const w of group) {
+        w.durable();
+        w.resolve();
+      }
+    }
+    this.writing = false;
+  }
+
+  private decode(path: string, text: unknown): StoredTopic {
+    const topic = decodeTopic(path, text);
+    if (!topic) throw corrupt(this.dir, `the record of topic ${path} does not decode`);
+    return topic;
+  }
+}
+
+/** Creates a missing dir; refuses one that holds something else than a store. */
+function inspectDir(path: string): void {
+  if (!existsSync(path)) {
+    mkdirSync(path, { recursive: true });
+    return;
+  }
+  if (!statSync(path).isDirectory()) {
+    throw new StateError('STATE_NOT_A_STORE', path, `state.dir ${path} is a file, not a folder: point state.dir at an empty or new folder`);
+  }
+  const entries = readdirSync(path);
+  if (!entries.includes(DATA_FILE)) {
+    const others = entries.filter((e) => e !== LOCK_FILE);
+    if (others.length === 0) return;
+    throw new StateError(
+      'STATE_NOT_A_STORE',
+      path,
+      `state.dir ${path} holds files that are not a tidewire state store (${others.slice(0, 3).join(', ')}${others.length > 3 ? ', …' : ''}); tidewire never writes into it: point state.dir at an empty or new folder`,
+    );
+  }
+}
+
+function validIdentity(dir: string, identity: SourceIdentity): Record<string, string> {
+  if (typeof identity !== 'object' || identity === null || Array.isArray(identity)) {
+    throw new StateError('STATE_INVALID_COMMIT', dir, `the state store in ${dir} needs an identity: an object of source name → identity string`);
+  }
+  for (const [k, v] of Object.entries(identity)) {
+    if (k.length === 0 || typeof v !== 'string' || v.length === 0) {
+      throw new StateError('STATE_INVALID_COMMIT', dir, `the state store in ${dir}: the identity of source ${k || '(empty name)'} must be a non-empty string`);
+    }
+  }
+  return { ...identity };
+}
+
+function readStrings(db: Database<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const { key, value } of db.getRange({})) out[key] = value;
+  return out;
+}
+
+function corrupt(dir: string, what: string, cause?: unknown): StateError {
+  return new StateError('STATE_CORRUPT', dir, `tidewire state in ${dir} is damaged: ${what}. ${capitalize(rebuildAdvice(dir))}`, { cause });
+}
+
+function capitalize(s: string): string {
+  return s[0].toUpperCase() + s.slice(1);
+}

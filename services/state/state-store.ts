@@ -1,0 +1,106 @@
+/**
+ * The durable state of one tidewire node (issue #12): every topic's value, version, tenant and
+ * source, the epoch, where each source was read up to, and a fingerprint per mapped table, kept
+ * on local disk so a restart resumes instead of re-reading every table.
+ *
+ * The contract a caller builds on:
+ * - `commit` resolves only once its store transaction is durable (fsynced). A source position
+ *   (Postgres commit LSN, Kafka offset) may be acknowledged upstream only after the commit that
+ *   holds it resolved: after a crash the store holds that position and every change before it.
+ * - One commit is one store transaction: after a crash it is there whole or not at all.
+ * - Commits issued while a write is in flight are grouped into the next durable write, in the
+ *   order they were issued (group commit); each one's promise resolves when its group is durable.
+ * - A store that is corrupt, written for another source, or in a format this build does not read
+ *   is refused at open with a `StateError` naming the dir and what to do, never read as empty.
+ *
+ * The implementation is `LmdbStateStore` (lmdb-state-store.ts); the choice is measured in
+ * docs/BENCHMARKS.md, "State store choice".
+ */
+import type { JsonObject } from '../../core/json.ts';
+
+/** This build writes and reads format 1 (the layout is described in lmdb-state-store.ts). */
+export const STATE_FORMAT_VERSION = 1;
+
+/**
+ * Who each source is, by source name: e.g. `{ postgres: '7301234567890123456/app' }` (the
+ * cluster's system_identifier and the database), `{ kafka: '<cluster id>' }`. A store written
+ * with another identity for a source of the same name is refused; a source not yet recorded is
+ * added.
+ */
+export type SourceIdentity = Readonly<Record<string, string>>;
+
+/** One topic as stored. */
+export interface StoredTopic {
+  readonly path: string;
+  readonly tenant: string;
+  /** Which mapping produced it (e.g. `postgres:public.orders`). */
+  readonly source: string;
+  readonly version: number;
+  readonly value: JsonObject;
+}
+
+/** One change in a commit: a topic written whole, or removed. */
+export type StateChange = ({ readonly type: 'upsert' } & StoredTopic) | { readonly type: 'removal'; readonly path: string };
+
+export interface StateCommit {
+  /** Applied in order; a later change of the same path wins. */
+  readonly changes: readonly StateChange[];
+  /**
+   * The source positions these changes bring the state to, by name (`postgres`, or
+   * `kafka:<topic>/<partition>`), as opaque strings; merged into the stored ones.
+   */
+  readonly positions?: Readonly<Record<string, string>>;
+  /** The hand-off `seq` of the last batch the commit covers; never lower than the last commit's. */
+  readonly seq: number;
+}
+
+export interface StateStoreOptions {
+  /** Required: the identity of every source this node reads (see `SourceIdentity`). */
+  readonly identity: SourceIdentity;
+  /** The epoch to record when the store is created (no state yet); ignored for an existing store. */
+  readonly epoch?: string;
+  /**
+   * Changes written in one store transaction at most: a group commit closes when the next commit
+   * would pass it (one commit larger than this is still written whole). Bounds the time the
+   * writer holds one transaction. Default 100,000; 1 to 10,000,000.
+   */
+  readonly maxChangesPerWrite?: number;
+}
+
+export interface StateStore {
+  readonly dir: string;
+  /** True when there was no state (new or empty dir): a first start, everything to be read. */
+  readonly created: boolean;
+  readonly formatVersion: number;
+  /** The epoch recorded, or null when none was (a created store opened without `epoch`). */
+  readonly epoch: string | null;
+  /** Every source identity recorded (those passed at open, and any recorded earlier). */
+  readonly identity: SourceIdentity;
+  /** The `seq` of the last durable commit (0 before any). */
+  readonly seq: number;
+  /** Positions as of the last durable commit. */
+  positions(): Readonly<Record<string, string>>;
+  /** Mapping fingerprints by table, as of the last durable write. */
+  fingerprints(): Readonly<Record<string, string>>;
+  /** Topics stored (durable and committed). */
+  readonly topicCount: number;
+  /**
+   * Every stored topic in path order (the UTF-8 byte order of paths), from `start` (inclusive)
+   * when given. Throws `STATE_CORRUPT` on a record that does not decode.
+   */
+  topics(start?: string): IterableIterator<StoredTopic>;
+  /** One topic, read from the store (not from the JS heap). */
+  get(path: string): StoredTopic | undefined;
+  /** Resolves when the commit is durable; rejects with a `StateError`. */
+  commit(commit: StateCommit): Promise<void>;
+  /** Records (or with null, forgets) a table's mapping fingerprint, in order with commits. */
+  setFingerprint(table: string, fingerprint: string | null): Promise<void>;
+  /** Records a new epoch, in order with commits. */
+  setEpoch(epoch: string): Promise<void>;
+  /** Records source identities (merged), in order with commits. */
+  setIdentity(identity: SourceIdentity): Promise<void>;
+  /** How many durable store transactions were written since open (group commit makes it fewer than the commits). */
+  readonly writes: number;
+  /** Waits for the writes issued, then closes; later calls reject with `STATE_CLOSED`. */
+  close(): Promise<void>;
+}
