@@ -9,6 +9,7 @@
  *   source → identity, `epoch` → the epoch, `seq` → the last commit's seq (decimal text);
  * - `topics`: path → `[version, tenant, source, value]` as JSON text (state-records.ts);
  * - `positions`: name → opaque position text; `fingerprints`: table → fingerprint text.
+ * Beside it: lmdb's `lock.mdb`, and `owner.pid`, the process that has the dir open (dir-owner.ts).
  *
  * Durability: `overlappingSync: false`, so LMDB's own commit fsyncs the data before the meta page
  * that makes it visible, and the commit promise resolves after both; the meta page switch makes a
@@ -18,6 +19,7 @@
 import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { type Database, type RootDatabase, open } from 'lmdb';
+import { OWNER_FILE, claimDir } from './dir-owner.ts';
 import { checkLmdbHeader } from './lmdb-header.ts';
 import { StateError, rebuildAdvice } from './state-error.ts';
 import { decodeFormat, decodeStringMap, decodeTopic, encodeFormat, encodeTopic } from './state-records.ts';
@@ -54,6 +56,8 @@ export class LmdbStateStore implements StateStore {
   private closing: Promise<void> | null = null;
   private failure: StateError | null = null;
   private readonly maxChangesPerWrite: number;
+  /** Gives the dir up (dir-owner.ts). */
+  private release: () => void = () => {};
 
   private constructor(
     readonly dir: string,
@@ -95,16 +99,21 @@ export class LmdbStateStore implements StateStore {
       const header = checkLmdbHeader(data);
       if (!header.ok) throw corrupt(path, `${DATA_FILE}: ${header.problem}`);
     }
+    const release = claimDir(path);
     let env: RootDatabase;
     try {
       env = open({ path, encoding: 'string', maxDbs: DB_NAMES.length + 2, overlappingSync: false });
     } catch (err) {
+      release();
       throw corrupt(path, `it cannot be opened (${(err as Error).message})`, err);
     }
     try {
-      return await LmdbStateStore.load(path, env, identity, options.epoch ?? null, maxChangesPerWrite);
+      const store = await LmdbStateStore.load(path, env, identity, options.epoch ?? null, maxChangesPerWrite);
+      store.release = release;
+      return store;
     } catch (err) {
       await env.close().catch(() => {});
+      release();
       throw err;
     }
   }
@@ -294,6 +303,7 @@ export class LmdbStateStore implements StateStore {
     this.closing ??= (async () => {
       while (this.writing || this.queue.length > 0) await new Promise<void>((r) => setImmediate(r));
       await this.env.close();
+      this.release();
     })();
     return this.closing;
   }
@@ -407,7 +417,7 @@ function inspectDir(path: string): void {
   }
   const entries = readdirSync(path);
   if (!entries.includes(DATA_FILE)) {
-    const others = entries.filter((e) => e !== LOCK_FILE);
+    const others = entries.filter((e) => e !== LOCK_FILE && e !== OWNER_FILE);
     if (others.length === 0) return;
     throw new StateError(
       'STATE_NOT_A_STORE',

@@ -13,6 +13,8 @@ export type StateErrorCode =
   | 'STATE_FOREIGN_SOURCE'
   /** The store was written in a format this build does not read. */
   | 'STATE_FORMAT_UNSUPPORTED'
+  /** Another process (or this one) has the state dir open. */
+  | 'STATE_LOCKED'
   /** A durable write failed (disk full, I/O error): nothing after it is written. */
   | 'STATE_WRITE_FAILED'
   /** A commit that cannot be stored (seq going backwards, a path too long for a key, a value that is not JSON). */

@@ -12,6 +12,7 @@
  *   order they were issued (group commit); each one's promise resolves when its group is durable.
  * - A store that is corrupt, written for another source, or in a format this build does not read
  *   is refused at open with a `StateError` naming the dir and what to do, never read as empty.
+ * - One process writes a dir: a second open while the first holds it is refused (`STATE_LOCKED`).
  *
  * The implementation is `LmdbStateStore` (lmdb-state-store.ts); the choice is measured in
  * docs/BENCHMARKS.md, "State store choice".

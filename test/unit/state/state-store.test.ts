@@ -288,3 +288,23 @@ test('a dir holding something else is never written into', async () => {
   await rejectsWith(LmdbStateStore.open(file, { identity }), 'STATE_NOT_A_STORE', file);
   assert.ok(existsSync(file));
 });
+
+test('one writer per dir: a second open, here or by a live process, is refused; a dead owner is taken over', async () => {
+  const dir = freshDir();
+  const s = await LmdbStateStore.open(dir, { identity });
+  await rejectsWith(LmdbStateStore.open(dir, { identity }), 'STATE_LOCKED', dir, 'already open');
+  await s.close();
+
+  const other = spawn('sleep', ['30'], { stdio: 'ignore' });
+  try {
+    writeFileSync(join(dir, 'owner.pid'), String(other.pid));
+    await rejectsWith(LmdbStateStore.open(dir, { identity }), 'STATE_LOCKED', dir, `process ${other.pid}`, 'owner.pid');
+  } finally {
+    other.kill('SIGKILL');
+    await new Promise((r) => other.once('exit', r));
+  }
+  // The pid now names a process that is gone, as after a crash.
+  const r = await LmdbStateStore.open(dir, { identity });
+  await r.close();
+  assert.equal(existsSync(join(dir, 'owner.pid')), false, 'close gives the dir up');
+});
