@@ -22,7 +22,7 @@ import { runPreflight } from './preflight.ts';
 import { ensurePublication } from './publication.ts';
 import { createSlotWithSnapshot, dropSlotWhenFree } from './slot.ts';
 import { type SnapshotProgress, SnapshotSource } from './snapshot-source.ts';
-import { StreamSource } from './stream-source.ts';
+import { DEFAULT_QUEUE_BYTES, StreamSource } from './stream-source.ts';
 import { TableMapper } from './table-mapper.ts';
 import { TransactionApplier } from './transaction-applier.ts';
 import { TypeRegistry } from './type-registry.ts';
@@ -53,6 +53,8 @@ export interface PostgresHealth extends SourceHealth {
   readonly reconnects: number;
   /** Replication messages received and not yet applied (the ingest queue's depth). */
   readonly queuedMessages: number;
+  /** Their wire bytes; reading from Postgres pauses past postgres.ingestQueueBytes. */
+  readonly queuedBytes: number;
   readonly transactionsApplied: number;
   /** Transactions Postgres resent after a reconnect that had already been applied, and were skipped. */
   readonly transactionsSkipped: number;
@@ -172,6 +174,7 @@ export class PostgresConnector implements Source {
         slot: config.slot,
         publication: config.publication,
         statusIntervalMs: config.statusIntervalMs,
+        queueBytes: config.ingestQueueBytes,
         reconnect: this.reconnect,
         applier: this.applier,
         log,
@@ -218,6 +221,7 @@ export class PostgresConnector implements Source {
       lastCommitTime: this.applier?.lastCommitTimeMs != null ? new Date(this.applier.lastCommitTimeMs).toISOString() : null,
       reconnects: this.stream?.reconnects ?? 0,
       queuedMessages: this.stream?.queued ?? 0,
+      queuedBytes: this.stream?.queuedBytes ?? 0,
       transactionsApplied: this.applier?.transactionsApplied ?? 0,
       transactionsSkipped: this.applier?.transactionsSkipped ?? 0,
       snapshot: this.snapshot?.tables ?? [],
@@ -265,6 +269,7 @@ function validateConfig(config: PostgresConfig): Required<PostgresConfig> {
     publication: config.publication ?? 'tidewire',
     snapshotBatchRows: config.snapshotBatchRows ?? 5000,
     statusIntervalMs: config.statusIntervalMs ?? 1000,
+    ingestQueueBytes: config.ingestQueueBytes ?? DEFAULT_QUEUE_BYTES,
     tables: config.tables,
   };
   if (typeof c.url !== 'string' || c.url.length === 0) throw new ConfigError('postgres.url', 'is required, e.g. postgres://user:pass@host:5432/db');
@@ -272,6 +277,9 @@ function validateConfig(config: PostgresConfig): Required<PostgresConfig> {
   if (!PUBLICATION_NAME.test(c.publication)) throw new ConfigError('postgres.publication', 'must be a letter or _ followed by up to 62 letters, digits or _');
   if (!Number.isInteger(c.snapshotBatchRows) || c.snapshotBatchRows < 1) throw new ConfigError('postgres.snapshotBatchRows', 'must be an integer of at least 1');
   if (!Number.isInteger(c.statusIntervalMs) || c.statusIntervalMs < 100) throw new ConfigError('postgres.statusIntervalMs', 'must be an integer of at least 100');
+  if (!Number.isInteger(c.ingestQueueBytes) || c.ingestQueueBytes < 65_536 || c.ingestQueueBytes > 2 ** 30) {
+    throw new ConfigError('postgres.ingestQueueBytes', 'must be an integer from 65536 (64 KiB) to 1073741824 (1 GiB); default 8388608 (8 MiB)');
+  }
   if (!Array.isArray(c.tables) || c.tables.length === 0) throw new ConfigError('postgres.tables', 'must list at least one table');
   // Template syntax is checked now; whether its placeholders are columns is checked at start().
   c.tables.forEach((t, i) => new PathTemplate(t.path, `postgres.tables.${i}.path`));
