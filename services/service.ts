@@ -6,13 +6,13 @@
 import type { Registry } from 'prom-client';
 import type { Source, SourceHealth } from '../connectors/source.ts';
 import { KafkaConnector } from '../connectors/kafka/index.ts';
-import { PostgresConnector } from '../connectors/postgres/index.ts';
+import { PostgresConnector, ReplicationLagPoller } from '../connectors/postgres/index.ts';
 import type { Config } from './config/config.ts';
 import { ConfigError } from './errors.ts';
 import { DistributionServer, type HttpRoute } from './distribution/index.ts';
 import { InProcessHandoff } from './handoff/handoff.ts';
 import type { Logger } from './logger.ts';
-import { type Readiness, ReplicationLagPoller, SnapshotProgressLog, type SnapshotProgressReport, createServiceMetrics, opsRoutes, readiness } from './metrics/index.ts';
+import { type Readiness, SnapshotProgressLog, type SnapshotProgressReport, createServiceMetrics, opsRoutes, readiness } from './metrics/index.ts';
 import { Pipeline } from './pipeline.ts';
 import { type ReloadSummary, SecurityManager } from './security/index.ts';
 import { TopicStore } from './topics/topic-store.ts';

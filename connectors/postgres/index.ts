@@ -9,3 +9,6 @@ export { type ServerInfo, type TableInfo, loadServerInfo, loadTable, parseTableN
 export { clientConfig, closeClient, openClient } from './connection.ts';
 export { describeTarget } from './errors.ts';
 export { type Lsn, formatLsn, parseLsn } from './lsn.ts';
+// Observability of the slot: the replication-lag metric, `tidewire slots` and `tidewire check`.
+export { ReplicationLagPoller, type ReplicationLagOptions, type ReplicationLagSample } from './replication-lag.ts';
+export { REPLICATION_APPLICATION_NAME, type ReplicationUsage, type SlotStatus, isTidewireSlot, readReplicationUsage, readSlots } from './slot-status.ts';

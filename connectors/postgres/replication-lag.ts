@@ -6,7 +6,8 @@
  */
 import type { Logger } from 'pino';
 import type pg from 'pg';
-import { clientConfig, closeClient, describeTarget, openClient } from '../../connectors/postgres/index.ts';
+import { clientConfig, closeClient, openClient } from './connection.ts';
+import { describeTarget } from './errors.ts';
 import { type SlotStatus, readSlots } from './slot-status.ts';
 
 export interface ReplicationLagOptions {

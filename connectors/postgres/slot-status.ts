@@ -6,7 +6,7 @@ import type pg from 'pg';
 
 type Query = Pick<pg.ClientBase, 'query'>;
 
-/** application_name of the connector's replication connection (connectors/postgres/connection.ts). */
+/** application_name of the connector's replication connection (connection.ts). */
 export const REPLICATION_APPLICATION_NAME = 'tidewire-replication';
 
 export interface SlotStatus {

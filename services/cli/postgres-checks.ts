@@ -23,10 +23,12 @@ import {
   parseTableName,
   qualifiedName,
   quoteTable,
+  isTidewireSlot,
+  readReplicationUsage,
+  readSlots,
 } from '../../connectors/postgres/index.ts';
 import type { PostgresConfig } from '../config/config.ts';
 import { TidewireError, errorMessage } from '../../core/errors.ts';
-import { isTidewireSlot, readReplicationUsage, readSlots } from '../metrics/index.ts';
 import { type CheckReport, type CheckResult, fail, ok, warn } from './check-report.ts';
 import { formatBytes } from './format.ts';
 

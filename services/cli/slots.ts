@@ -5,10 +5,9 @@
  */
 import type pg from 'pg';
 import { pino } from 'pino';
-import { clientConfig, closeClient, describeTarget, openClient } from '../../connectors/postgres/index.ts';
+import { type SlotStatus, clientConfig, closeClient, describeTarget, isTidewireSlot, openClient, readSlots } from '../../connectors/postgres/index.ts';
 import { loadConfigFile } from '../config/config.ts';
 import { TidewireError } from '../../core/errors.ts';
-import { type SlotStatus, isTidewireSlot, readSlots } from '../metrics/index.ts';
 import { formatBytes } from './format.ts';
 
 export interface SlotsOptions {
