@@ -58,6 +58,8 @@ export interface DeliveryPort {
   overflow(why: string): void;
   /** Whether fan-out's fast path may serve the session changed. */
   simple(simple: boolean): void;
+  /** A timer of the delivery threw (a bug): the session alone is closed (1011) and logged. */
+  failed(err: unknown): void;
 }
 
 /** How often a client that fell behind is checked for having read its backlog. */
@@ -274,7 +276,7 @@ export class SessionDelivery {
       // Fires early (and afterFlush() arms it again) when the grace period is longer than a timer can wait.
       this.graceTimer = setTimeout(() => {
         this.graceTimer = null;
-        if (!this.disposed) this.afterFlush();
+        if (!this.disposed) this.guarded(() => this.afterFlush());
       }, timerDelay(this.slowSince + this.options.slowClientGraceMs - now + 1));
       this.graceTimer.unref();
     }
@@ -407,7 +409,7 @@ export class SessionDelivery {
     if (this.throttleTimer !== null && this.throttleAt <= due) return;
     if (this.throttleTimer !== null) clearTimeout(this.throttleTimer);
     this.throttleAt = due;
-    this.throttleTimer = setTimeout(() => this.tick(), timerDelay(due - this.now()));
+    this.throttleTimer = setTimeout(() => this.guarded(() => this.tick()), timerDelay(due - this.now()));
     this.throttleTimer.unref();
   }
 
@@ -432,10 +434,21 @@ export class SessionDelivery {
     this.pollTimer = setTimeout(() => {
       this.pollTimer = null;
       if (this.disposed || !this.behind) return;
-      if (this.port.backlog() <= this.options.slowClientBytes / 2) this.port.requestFlush();
-      else this.poll();
+      this.guarded(() => {
+        if (this.port.backlog() <= this.options.slowClientBytes / 2) this.port.requestFlush();
+        else this.poll();
+      });
     }, POLL_MS);
     this.pollTimer.unref();
+  }
+
+  /** Runs a timer's work: a throw there would escape to the process, so it ends this session instead (issue #11). */
+  private guarded(work: () => void): void {
+    try {
+      work();
+    } catch (err) {
+      this.port.failed(err);
+    }
   }
 }
 

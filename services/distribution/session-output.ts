@@ -39,6 +39,8 @@ export interface OutputOwner extends OutputState {
   overflow(why: string): void;
   /** Writing to the socket failed (the connection is broken). */
   sendFailed(err: Error): void;
+  /** Serving the session threw (a bug): close it alone (1011) and log it. */
+  deliveryFailed(err: unknown): void;
 }
 
 export interface OutputContext {
@@ -88,6 +90,7 @@ export class SessionOutput {
         requestFlush: () => this.requestFlush(),
         overflow: (why) => owner.overflow(why),
         simple: (simple) => (owner.simple = simple),
+        failed: (err) => owner.deliveryFailed(err),
       },
       ctx.delivery,
     );

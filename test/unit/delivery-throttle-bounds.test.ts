@@ -81,6 +81,7 @@ describe('throttle timers', () => {
       requestFlush: () => {},
       overflow: (why) => assert.fail(why),
       simple: () => {},
+      failed: (err) => assert.fail(err as Error),
     };
     let clockReads = 0;
     const delivery = new SessionDelivery(port, { slowClientPolicy: 'conflate', slowClientBytes: 1 << 20, slowClientGraceMs: 10_000, maxConflatedTopics: 10 }, () => {
