@@ -7,36 +7,11 @@ import AjvModule, { type ErrorObject } from 'ajv';
 import YAML from 'yaml';
 import schema from '../../schemas/config.schema.json' with { type: 'json' };
 import { ConfigError } from '../../core/errors.ts';
+import type { DistributionOptions } from '../distribution/server-limits.ts';
 
-export interface ServerConfig {
-  host: string;
-  port: number;
-  maxPayloadBytes: number;
-  sendQueueBytes: number;
-  flushIntervalMs: number;
-  maxSubscriptionsPerSession: number;
-  maxMessagesPerSecond: number;
-  /** What to do with a client that falls behind: merge its updates per topic (default) or close it after slowClientGraceMs. */
-  slowClientPolicy?: 'conflate' | 'disconnect';
-  /** Socket backlog (bytes) past which a client counts as behind; at most half of sendQueueBytes. Default 1 MiB. */
-  slowClientBytes?: number;
-  /** `disconnect` policy: how long a client may stay behind before it is closed with 4008. Default 10000. */
-  slowClientGraceMs?: number;
-  /** Most topics one session may have merged or throttled updates for; past it: 4008. Default 100000. */
-  maxConflatedTopics?: number;
-  /** Changes kept per topic for resuming clients. Default 64; 0 turns resume history off. */
-  historyPerTopic?: number;
-  /** Approximate bytes of change history kept over all topics. Default 32 MiB. */
-  historyBytes?: number;
-  /** A connection must finish its first request (or WebSocket handshake) within this, or it is destroyed. Default 10000. */
-  handshakeTimeoutMs?: number;
-  /** Connections that have not finished their first request or handshake, over all clients; past it the oldest is destroyed. Default 1024. */
-  maxPendingConnections?: number;
-  /** The same, per remote address; past it new connections from that address are destroyed. Default 256. */
-  maxPendingConnectionsPerAddress?: number;
-  /** Exact origins (`https://app.example.com`) whose pages may open /ws; see docs/SECURITY.md, "Origins". */
-  allowedOrigins?: string[];
-}
+/** The distribution service owns its options; the file's `server` section is exactly them. */
+export type ServerConfig = DistributionOptions;
+
 
 export interface TableMapping {
   table: string;

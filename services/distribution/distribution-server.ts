@@ -1,6 +1,6 @@
 /**
  * The distribution service: one HTTP server carrying the WebSocket endpoint (`/ws`) and the HTTP
- * routes, fed by the hand-off. Every limit comes from ServerConfig and is enforced per session,
+ * routes, fed by the hand-off. Every limit comes from DistributionOptions and is enforced per session,
  * so a slow, flooding or malformed client is cut off alone. With a SecurityManager, a handshake
  * must carry a valid token (401 otherwise, before any WebSocket exists), each tenant's
  * connections are counted against its own limit, and a configuration reload re-evaluates every
@@ -11,7 +11,6 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { type ServerOptions, type WebSocket, WebSocketServer } from 'ws';
-import type { ServerConfig } from '../config/config.ts';
 import type { Handoff } from '../handoff/handoff.ts';
 import { type Principal, type ReloadSummary, type SecurityManager, UNAUTHORIZED_MESSAGE } from '../security/security-manager.ts';
 import type { ConnectionLease } from '../security/tenant-connections.ts';
@@ -21,7 +20,7 @@ import { type HealthReport, type HttpRoute, WS_PATH, createHttpHandler, rawPath 
 import { ConnectionGuard } from './connection-guard.ts';
 import { CloseCode } from '../../core/messages.ts';
 import { OriginPolicy, isLoopbackName } from './origin-policy.ts';
-import { connectionLimits, sessionLimits, validate } from './server-limits.ts';
+import { type DistributionOptions, connectionLimits, sessionLimits, validate } from './server-limits.ts';
 import { Session, type SessionHost } from './session.ts';
 import { StaticFiles } from './static-files.ts';
 import { type DisconnectReason, type DistributionStats, type QueueDepth, newStats } from './stats.ts';
@@ -81,7 +80,7 @@ export class DistributionServer {
 
   constructor(
     private readonly handoff: Handoff,
-    private readonly config: ServerConfig,
+    private readonly config: DistributionOptions,
     options: DistributionServerOptions,
   ) {
     validate(config);

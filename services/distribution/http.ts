@@ -11,6 +11,7 @@ import { ConfigError } from '../../core/errors.ts';
 import { type Principal, type ReloadSummary, type SecurityManager, UNAUTHORIZED_MESSAGE } from '../security/security-manager.ts';
 import { PathError, parsePath } from '../../core/path.ts';
 import type { TopicView } from '../topics/topic-store.ts';
+import { sendError, sendJson } from './http-response.ts';
 import type { StaticFiles } from './static-files.ts';
 
 export type HealthStatus = 'ok' | 'degraded' | 'failed';
@@ -46,22 +47,6 @@ export function rawPath(url: string | undefined): string {
   if (!url) return '';
   const q = url.indexOf('?');
   return q < 0 ? url : url.slice(0, q);
-}
-
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(text),
-    'cache-control': 'no-store',
-    'x-content-type-options': 'nosniff',
-    ...headers,
-  });
-  res.end(res.req.method === 'HEAD' ? undefined : text);
-}
-
-export function sendError(res: ServerResponse, status: number, code: string, message: string, headers?: Record<string, string>): void {
-  sendJson(res, status, { error: { code, message } }, headers);
 }
 
 export function createHttpHandler(options: HttpRoutesOptions): (req: IncomingMessage, res: ServerResponse) => void {

@@ -1,14 +1,44 @@
 /**
- * The server-wide limits of the distribution service: ServerConfig's optional settings with their
- * defaults (the same as in schemas/config.schema.json), and the checks for a ServerConfig built
+ * The server-wide limits of the distribution service: DistributionOptions's optional settings with their
+ * defaults (the same as in schemas/config.schema.json), and the checks for a DistributionOptions built
  * without parseConfig.
  */
 import { ConfigError } from '../../core/errors.ts';
-import type { ServerConfig } from '../config/config.ts';
 import type { ConnectionLimits } from './connection-guard.ts';
 import type { SessionLimits } from './session.ts';
 
-/** Defaults of the optional ServerConfig settings (the same as in schemas/config.schema.json). */
+/** The distribution server's settings: the configuration file's `server` section (schemas/config.schema.json). */
+export interface DistributionOptions {
+  host: string;
+  port: number;
+  maxPayloadBytes: number;
+  sendQueueBytes: number;
+  flushIntervalMs: number;
+  maxSubscriptionsPerSession: number;
+  maxMessagesPerSecond: number;
+  /** What to do with a client that falls behind: merge its updates per topic (default) or close it after slowClientGraceMs. */
+  slowClientPolicy?: 'conflate' | 'disconnect';
+  /** Socket backlog (bytes) past which a client counts as behind; at most half of sendQueueBytes. Default 1 MiB. */
+  slowClientBytes?: number;
+  /** `disconnect` policy: how long a client may stay behind before it is closed with 4008. Default 10000. */
+  slowClientGraceMs?: number;
+  /** Most topics one session may have merged or throttled updates for; past it: 4008. Default 100000. */
+  maxConflatedTopics?: number;
+  /** Changes kept per topic for resuming clients. Default 64; 0 turns resume history off. */
+  historyPerTopic?: number;
+  /** Approximate bytes of change history kept over all topics. Default 32 MiB. */
+  historyBytes?: number;
+  /** A connection must finish its first request (or WebSocket handshake) within this, or it is destroyed. Default 10000. */
+  handshakeTimeoutMs?: number;
+  /** Connections that have not finished their first request or handshake, over all clients; past it the oldest is destroyed. Default 1024. */
+  maxPendingConnections?: number;
+  /** The same, per remote address; past it new connections from that address are destroyed. Default 256. */
+  maxPendingConnectionsPerAddress?: number;
+  /** Exact origins (`https://app.example.com`) whose pages may open /ws; see docs/SECURITY.md, "Origins". */
+  allowedOrigins?: string[];
+}
+
+/** Defaults of the optional DistributionOptions settings (the same as in schemas/config.schema.json). */
 export const DELIVERY_DEFAULTS = {
   slowClientPolicy: 'conflate',
   slowClientBytes: 1 << 20,
@@ -24,7 +54,7 @@ export const CONNECTION_DEFAULTS: ConnectionLimits = {
 };
 
 /** The limits every session works with: the configuration with the optional settings' defaults. */
-export function sessionLimits(config: ServerConfig): SessionLimits {
+export function sessionLimits(config: DistributionOptions): SessionLimits {
   const d = DELIVERY_DEFAULTS;
   return {
     sendQueueBytes: config.sendQueueBytes,
@@ -40,7 +70,7 @@ export function sessionLimits(config: ServerConfig): SessionLimits {
 }
 
 /** The connection bounds: the configuration with the defaults. */
-export function connectionLimits(config: ServerConfig): ConnectionLimits {
+export function connectionLimits(config: DistributionOptions): ConnectionLimits {
   const d = CONNECTION_DEFAULTS;
   return {
     handshakeTimeoutMs: config.handshakeTimeoutMs ?? d.handshakeTimeoutMs,
@@ -49,7 +79,7 @@ export function connectionLimits(config: ServerConfig): ConnectionLimits {
   };
 }
 
-export function validate(config: ServerConfig): void {
+export function validate(config: DistributionOptions): void {
   const positive = ['maxPayloadBytes', 'sendQueueBytes', 'maxSubscriptionsPerSession', 'maxMessagesPerSecond'] as const;
   for (const key of positive) {
     if (!Number.isInteger(config[key]) || config[key] < 1) throw new ConfigError(`server.${key}`, 'must be a positive integer');
