@@ -127,12 +127,17 @@ describe('resume', () => {
     await waitFor('initial values', () => app.sub.live && app.sub.values.size === 200);
     const snapshotBytes = bytes();
 
+    // Every state the client passes through: with jittered backoff the reconnect may come within
+    // a millisecond, faster than any poll of client.state would see 'reconnecting'.
+    const states: string[] = [];
+    client.onState((s) => states.push(s));
     const writer = startWriter('items');
     const resumeBytes: number[] = [];
     for (let drop = 1; drop <= 3; drop++) {
       await new Promise((r) => setTimeout(r, 700));
+      const seen = states.length;
       sockets.at(-1)!.terminate();
-      await waitFor('reconnecting', () => client.state === 'reconnecting');
+      await waitFor('reconnecting', () => states.slice(seen).includes('reconnecting'));
       const before = bytes();
       await waitFor(`resume ${drop}`, () => app.resumes.length === drop, 10_000);
       resumeBytes.push(bytes() - before);
