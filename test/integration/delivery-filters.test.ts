@@ -188,8 +188,10 @@ describe('filters', () => {
     assert.deepEqual([...before].sort(), ['orders/4']);
     events.length = 0;
 
+    const states: string[] = [];
+    client.onState((s) => states.push(s)); // a jittered reconnect may pass 'reconnecting' within a millisecond
     sockets[0].terminate(); // the connection drops
-    await waitFor('reconnecting', () => client.state === 'reconnecting');
+    await waitFor('reconnecting', () => states.includes('reconnecting'));
     await db.query(`UPDATE orders SET total = 999 WHERE id = 4`); // leaves while disconnected
     await db.query(`INSERT INTO orders VALUES (20, 'open', 5000, 1, NULL)`); // enters while disconnected
     await waitFor('the service to have the changes', () => service.store.get('orders/20') !== undefined);
