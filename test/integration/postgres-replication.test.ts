@@ -1,11 +1,18 @@
 // The replication connection against a real Postgres 17: the ingest queue is bounded in wire
-// bytes (reading pauses while the sink is slow, and nothing is lost or acknowledged early), and a
-// mixed-case publication name reaches START_REPLICATION with its case.
+// bytes (reading pauses while the sink is slow, and nothing is lost or acknowledged early), a
+// mixed-case publication name reaches START_REPLICATION with its case, and a connection that goes
+// silent (a frozen TCP proxy) is dropped through our own socket and replaced.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import pino from 'pino';
 import type { IngestSink } from '../../connectors/source.ts';
-import { PostgresConnector, parseLsn } from '../../connectors/postgres/index.ts';
+import { PostgresConnector, clientConfig, closeClient, openClient, parseLsn } from '../../connectors/postgres/index.ts';
+import { runPreflight } from '../../connectors/postgres/preflight.ts';
+import { StreamSource } from '../../connectors/postgres/stream-source.ts';
+import { TableMapper } from '../../connectors/postgres/table-mapper.ts';
+import { TransactionApplier } from '../../connectors/postgres/transaction-applier.ts';
+import { TypeRegistry } from '../../connectors/postgres/type-registry.ts';
 import { ConfigError } from '../../core/errors.ts';
 import type { PostgresConfig } from '../../services/config/config.ts';
 import { TopicStore, type TopicUpdate } from '../../services/topics/topic-store.ts';
@@ -118,4 +125,97 @@ test('a mixed-case publication name streams (publication_names is sent quoted)',
   await db.query(`INSERT INTO mc_rows VALUES (1, 'a')`);
   await until('the row streamed', () => sink.store.get('mc/1')?.value.v === 'a');
   assert.equal(c.health().state, 'streaming');
+});
+
+/** A TCP proxy in front of Postgres whose open connections can be frozen: nothing passes, nothing closes. */
+async function frozenProxy(target: URL): Promise<{ url: string; freeze(): void; close(): void }> {
+  const pairs: Array<[net.Socket, net.Socket]> = [];
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(target.port), target.hostname);
+    client.pipe(upstream);
+    upstream.pipe(client);
+    const drop = () => (client.destroy(), upstream.destroy());
+    client.on('error', drop).on('close', drop);
+    upstream.on('error', drop).on('close', drop);
+    pairs.push([client, upstream]);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = new URL(target.href);
+  url.hostname = '127.0.0.1';
+  url.port = String((server.address() as net.AddressInfo).port);
+  return {
+    url: url.href,
+    freeze: () => {
+      for (const [c, u] of pairs.splice(0)) {
+        c.unpipe(u);
+        u.unpipe(c);
+        c.pause();
+        u.pause();
+      }
+    },
+    close: () => {
+      server.close();
+      for (const [c, u] of pairs) c.destroy(), u.destroy();
+    },
+  };
+}
+
+test('a replication connection that goes silent is dropped after the liveness timeout and replaced; streaming resumes', async (t) => {
+  await db.query('CREATE TABLE lv_rows (id int PRIMARY KEY, v text)');
+  await db.query('CREATE PUBLICATION lv FOR TABLE lv_rows');
+  await db.query(`SELECT pg_create_logical_replication_slot('lv', 'pgoutput')`);
+  const proxy = await frozenProxy(new URL(db.url));
+  t.after(() => proxy.close());
+  const target = 'proxy';
+  const meta = await openClient(clientConfig(db.url, 'query'), target, logger);
+  t.after(() => closeClient(meta));
+  const preflight = await runPreflight(meta, [{ table: 'lv_rows', path: 'lv/{id}' }]);
+  const types = new TypeRegistry();
+  await types.resolve(meta, preflight.tables.flatMap((s) => s.table.columns.map((c) => c.typeOid)));
+  const sink = new GatedSink();
+  const applier = new TransactionApplier({
+    sink,
+    mappers: preflight.tables.map((spec) => new TableMapper(spec, types, logger)),
+    types,
+    resolveTypes: (oids) => types.resolve(meta, oids),
+    log: logger,
+    startLsn: await confirmedFlush('lv'),
+  });
+  const events: string[] = [];
+  const stream = new StreamSource({
+    connection: clientConfig(proxy.url, 'replication'),
+    slot: 'lv',
+    publication: 'lv',
+    statusIntervalMs: 100,
+    reconnect: { initialMs: 10, maxMs: 50 },
+    liveness: { pingAfterMs: 200, timeoutMs: 600 },
+    applier,
+    log: logger,
+    target,
+    onStreaming: () => events.push('streaming'),
+    onDegraded: (detail) => events.push(`degraded: ${detail}`),
+    onFailed: (err) => events.push(`failed: ${err.message}`),
+  });
+  await stream.start();
+  t.after(() => stream.stop());
+  await db.query(`INSERT INTO lv_rows VALUES (1, 'before')`);
+  await until('the first row', () => sink.store.get('lv/1')?.value.v === 'before');
+
+  // The old walsender still holds the slot until it times out on its side (60 s by default).
+  await db.query(`ALTER SYSTEM SET wal_sender_timeout = '1s'`);
+  await db.query('SELECT pg_reload_conf()');
+  t.after(async () => {
+    await db.query('ALTER SYSTEM RESET wal_sender_timeout');
+    await db.query('SELECT pg_reload_conf()');
+  });
+  proxy.freeze();
+  await db.query(`INSERT INTO lv_rows VALUES (2, 'while frozen')`);
+  const frozenAt = Date.now();
+  await until('the silent connection replaced', () => stream.reconnects >= 1 && events.filter((e) => e === 'streaming').length >= 2, 10_000);
+  assert.ok(Date.now() - frozenAt >= 500, 'not before the liveness timeout');
+  assert.match(events[1], /^degraded: replication connection lost/);
+  await until('the row sent while frozen, through the new connection', () => sink.store.get('lv/2')?.value.v === 'while frozen');
+  await db.query(`INSERT INTO lv_rows VALUES (3, 'after')`);
+  await until('a row after the reconnect', () => sink.store.get('lv/3')?.value.v === 'after');
+  assert.equal(sink.applied, 3, 'each row applied once');
 });
