@@ -16,7 +16,7 @@
  * a record re-read by a new process is diffed against identical state and changes nothing.
  */
 import type { Logger } from 'pino';
-import type { KafkaConfig } from '../../services/config/config.ts';
+import type { KafkaConfig } from './kafka-settings.ts';
 import { TidewireError, errorMessage } from '../../services/errors.ts';
 import type { IngestSink, Source, SourceHealth } from '../source.ts';
 import { type BackoffOptions, DEFAULT_BACKOFF, backoffDelay } from '../../core/backoff.ts';

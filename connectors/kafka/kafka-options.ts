@@ -3,7 +3,7 @@
  * match schemas/config.schema.json (a unit test holds them together), so a connector built
  * directly, without parseConfig, behaves like one built from a configuration file.
  */
-import type { KafkaConfig, KafkaSaslConfig, KafkaTopicMapping } from '../../services/config/config.ts';
+import type { KafkaConfig, KafkaSaslConfig, KafkaTopicMapping } from './kafka-settings.ts';
 import { ConfigError } from '../../core/errors.ts';
 
 export const KAFKA_DEFAULTS = {

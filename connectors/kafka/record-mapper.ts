@@ -6,7 +6,7 @@
  * A record that cannot be mapped is reported as `bad` with a reason, never thrown: the caller
  * counts it, dead-letters it and moves on.
  */
-import type { KafkaTopicMapping } from '../../services/config/config.ts';
+import type { KafkaTopicMapping } from './kafka-settings.ts';
 import { ConfigError } from '../../core/errors.ts';
 import { type JsonObject, type JsonValue, isJsonObject } from '../../core/json.ts';
 import { MAX_PATH_LENGTH } from '../../core/path.ts';

@@ -9,7 +9,7 @@
  */
 import type { Logger } from 'pino';
 import type pg from 'pg';
-import type { PostgresConfig } from '../../services/config/config.ts';
+import type { PostgresConfig } from './postgres-options.ts';
 import { ConfigError, TidewireError } from '../../services/errors.ts';
 import { PathTemplate } from '../mapping/path-template.ts';
 import type { IngestSink, Source, SourceHealth, SourceState } from '../source.ts';

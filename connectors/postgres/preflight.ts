@@ -7,7 +7,7 @@
  * publication, because Postgres then rejects every UPDATE and DELETE on it.
  */
 import { ConfigError } from '../../core/errors.ts';
-import type { TableMapping } from '../../services/config/config.ts';
+import type { TableMapping } from './postgres-options.ts';
 import { PathTemplate } from '../mapping/path-template.ts';
 import { type CatalogQuery, type ServerInfo, type TableInfo, loadServerInfo, loadTable, parseTableName, qualifiedName, quoteTable } from './catalog.ts';
 import { PostgresConnectorError } from './errors.ts';

@@ -7,81 +7,17 @@ import AjvModule, { type ErrorObject } from 'ajv';
 import YAML from 'yaml';
 import schema from '../../schemas/config.schema.json' with { type: 'json' };
 import { ConfigError } from '../../core/errors.ts';
+import type { KafkaConfig } from '../../connectors/kafka/kafka-settings.ts';
+import type { PostgresConfig } from '../../connectors/postgres/postgres-options.ts';
 import type { DistributionOptions } from '../distribution/server-limits.ts';
 
 /** The distribution service owns its options; the file's `server` section is exactly them. */
 export type ServerConfig = DistributionOptions;
 
 
-export interface TableMapping {
-  table: string;
-  path: string;
-  include?: string[];
-  exclude?: string[];
-  /** Fixed tenant of every topic of the table. */
-  tenant?: string;
-  /** Column holding each row's tenant; must be a placeholder of `path`. */
-  tenantColumn?: string;
-}
-
-export interface PostgresConfig {
-  url: string;
-  slot: string;
-  publication: string;
-  snapshotBatchRows: number;
-  statusIntervalMs: number;
-  /** Wire bytes of received, unapplied replication messages past which reading pauses. Default 8 MiB. */
-  ingestQueueBytes?: number;
-  tables: TableMapping[];
-}
-
-/** Decoding of a Kafka topic's records: plain JSON values, or Debezium change-event envelopes. */
-export type KafkaFormat = 'json' | 'debezium';
-
-/** One Kafka topic (or a pattern of topics) mapped onto topic paths. */
-export interface KafkaTopicMapping {
-  /** The Kafka topic's exact name; exactly one of `topic` and `pattern`. */
-  topic?: string;
-  /** A regular expression (JavaScript syntax) matched against topic names at start, e.g. `^prices\.` (in YAML `'^prices\.'`). */
-  pattern?: string;
-  format: KafkaFormat;
-  /** Path template over `{key}`, `{key.f}`, `{value.f.g}`, `{headers.h}`, `{topic}`, `{partition}`. */
-  path: string;
-  /** Only these top-level value fields go into the topic value. */
-  include?: string[];
-  /** These top-level value fields are left out of the topic value. */
-  exclude?: string[];
-  /** Every topic of this mapping belongs to this tenant. */
-  tenant?: string;
-  /** The tenant is read from the record, e.g. `value.tenant_id` or `headers.tenant`. */
-  tenantField?: string;
-  /** `format: debezium` only: `postgres` (default) converts values by their Connect schema to what the Postgres connector gives; `raw` passes Debezium's encodings through. */
-  values?: 'postgres' | 'raw';
-}
-
-export interface KafkaSaslConfig {
-  mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512';
-  username: string;
-  /** Overridden by TIDEWIRE_KAFKA_PASSWORD. */
-  password: string;
-}
-
-/** The Kafka connector. Optional settings are filled in by parseConfig (and by the connector when built directly). */
-export interface KafkaConfig {
-  /** Bootstrap brokers, `host:port`. Overridden by TIDEWIRE_KAFKA_BROKERS (comma-separated). */
-  brokers: string[];
-  clientId?: string;
-  groupId?: string;
-  ssl?: boolean;
-  sasl?: KafkaSaslConfig;
-  deadLetterTopic?: string;
-  maxValueBytes?: number;
-  startFrom?: 'earliest' | 'committed';
-  connectTimeoutMs?: number;
-  sessionTimeoutMs?: number;
-  topics: KafkaTopicMapping[];
-}
-
+// Each connector owns its settings' types; the configuration file's sections are exactly them.
+export type { PostgresConfig, TableMapping } from '../../connectors/postgres/postgres-options.ts';
+export type { KafkaConfig, KafkaFormat, KafkaSaslConfig, KafkaTopicMapping } from '../../connectors/kafka/kafka-settings.ts';
 export interface Config {
   server: ServerConfig;
   postgres?: PostgresConfig;

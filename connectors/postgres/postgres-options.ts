@@ -1,0 +1,26 @@
+/**
+ * The Postgres connector's settings: the configuration file's `postgres` section
+ * (schemas/config.schema.json), filled in by the app's parseConfig.
+ */
+
+export interface TableMapping {
+  table: string;
+  path: string;
+  include?: string[];
+  exclude?: string[];
+  /** Fixed tenant of every topic of the table. */
+  tenant?: string;
+  /** Column holding each row's tenant; must be a placeholder of `path`. */
+  tenantColumn?: string;
+}
+
+export interface PostgresConfig {
+  url: string;
+  slot: string;
+  publication: string;
+  snapshotBatchRows: number;
+  statusIntervalMs: number;
+  /** Wire bytes of received, unapplied replication messages past which reading pauses. Default 8 MiB. */
+  ingestQueueBytes?: number;
+  tables: TableMapping[];
+}
