@@ -3,9 +3,9 @@
  * once per client and updated by deltas, reconnects with backoff and jitter and resumes where it
  * left off. Runs in browsers and in Node (no Node-only import at the top level).
  */
-import { type AuthenticatedMessage, type HelloMessage, PROTOCOL_VERSION, type ServerMessage } from '../services/distribution/messages.ts';
-import { FilterError, compileFilter } from '../services/topics/filter.ts';
-import { SelectorError, parseSelector } from '../services/topics/selector.ts';
+import { type AuthenticatedMessage, type HelloMessage, PROTOCOL_VERSION, type ServerMessage } from '../core/messages.ts';
+import { FilterError, compileFilter } from '../core/filter.ts';
+import { SelectorError, parseSelector } from '../core/selector.ts';
 import { Backoff, type BackoffOptions } from '../core/backoff.ts';
 import { type ConnectionEvent, type ConnectionState, nextState } from './connection-state.ts';
 import { TidewireClientError } from './errors.ts';

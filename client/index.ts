@@ -7,4 +7,4 @@ export { TidewireClientError, type ClientErrorCode } from './errors.ts';
 export type { BackoffOptions } from '../core/backoff.ts';
 export type { WebSocketConstructor, WebSocketLike } from './transport.ts';
 export { applyPatch, JsonPatchError } from './json-patch.ts';
-export type { JsonObject, JsonValue, PatchOperation, ServerMessage, ClientMessage, ResumeKind } from '../services/distribution/messages.ts';
+export type { JsonObject, JsonValue, PatchOperation, ServerMessage, ClientMessage, ResumeKind } from '../core/messages.ts';

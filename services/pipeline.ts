@@ -1,7 +1,8 @@
 /** Applies connector updates to topic state and hands the resulting batches to distribution. */
-import type { IngestSink } from '../connectors/source.ts';
+import type { IngestSink } from '../core/ingest.ts';
 import type { Handoff } from './handoff/handoff.ts';
-import type { ChangeBatch, TopicChange, TopicStore, TopicUpdate } from './topics/topic-store.ts';
+import type { TopicStore } from './topics/topic-store.ts';
+import type { ChangeBatch, TopicChange, TopicUpdate } from '../core/topic.ts';
 
 export interface PipelineOptions {
   /**

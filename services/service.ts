@@ -4,11 +4,11 @@
  * (see docs/DESIGN.md, "Durability"), and clients see from the epoch that their versions are stale.
  */
 import type { Registry } from 'prom-client';
-import type { Source, SourceHealth } from '../connectors/source.ts';
+import type { Source, SourceHealth } from '../core/ingest.ts';
 import { KafkaConnector } from '../connectors/kafka/index.ts';
 import { PostgresConnector, ReplicationLagPoller } from '../connectors/postgres/index.ts';
 import type { Config } from './config/config.ts';
-import { ConfigError } from './errors.ts';
+import { ConfigError } from '../core/errors.ts';
 import { DistributionServer, type HttpRoute } from './distribution/index.ts';
 import { InProcessHandoff } from './handoff/handoff.ts';
 import type { Logger } from './logger.ts';

@@ -4,7 +4,7 @@
  * fresh process per size (with --expose-gc) so memory per topic is measured cleanly.
  */
 import { performance } from 'node:perf_hooks';
-import type { TopicUpdate } from '../../services/topics/topic-store.ts';
+import type { TopicUpdate } from '../../core/topic.ts';
 import { InProcessHandoff } from '../../services/handoff/handoff.ts';
 import { Pipeline } from '../../services/pipeline.ts';
 import { TopicStore } from '../../services/topics/topic-store.ts';

@@ -18,7 +18,7 @@ import { StreamSource } from '../../connectors/postgres/stream-source.ts';
 import { TableMapper } from '../../connectors/postgres/table-mapper.ts';
 import { TransactionApplier } from '../../connectors/postgres/transaction-applier.ts';
 import { TypeRegistry } from '../../connectors/postgres/type-registry.ts';
-import type { IngestSink } from '../../connectors/source.ts';
+import type { IngestSink } from '../../core/ingest.ts';
 import { InProcessHandoff } from '../../services/handoff/handoff.ts';
 import { Pipeline } from '../../services/pipeline.ts';
 import { TopicStore } from '../../services/topics/topic-store.ts';

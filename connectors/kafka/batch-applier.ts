@@ -6,8 +6,8 @@
  */
 import type { Logger } from 'pino';
 import { errorMessage } from '../../core/errors.ts';
-import type { TopicUpdate } from '../../services/topics/topic-store.ts';
-import type { IngestSink } from '../source.ts';
+import type { TopicUpdate } from '../../core/topic.ts';
+import type { IngestSink } from '../../core/ingest.ts';
 import { type BadRecord, DeadLetterTopic } from './dead-letter.ts';
 import { KafkaConnectorError } from './errors.ts';
 import type { BatchControl, KafkaBatch } from './kafka-client.ts';

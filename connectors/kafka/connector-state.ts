@@ -7,7 +7,7 @@
  *   running(any phase) ⇄ running(same phase, with trouble)     [health: degraded]
  *   any → failed (not after stopped);  any → stopped;  stopped | failed → starting (a new start())
  */
-import type { SourceHealth } from '../source.ts';
+import type { SourceHealth } from '../../core/ingest.ts';
 
 export type Phase = 'catching-up' | 'streaming';
 

@@ -16,7 +16,7 @@
  *   integer, little-endian, the first bit the most significant; `parameters.length` the width.
  * - `bytes` without a name: base64.
  */
-import { type JsonObject, type JsonValue, isJsonObject } from '../../services/json.ts';
+import { type JsonObject, type JsonValue, isJsonObject } from '../../core/json.ts';
 import { DEBEZIUM_UNAVAILABLE_VALUE } from './debezium-envelope.ts';
 
 /** `values` of a `format: debezium` mapping: convert to the direct path's values, or pass Debezium's through. */

@@ -17,8 +17,8 @@
  */
 import type { Logger } from 'pino';
 import type { KafkaConfig } from './kafka-settings.ts';
-import { TidewireError, errorMessage } from '../../services/errors.ts';
-import type { IngestSink, Source, SourceHealth } from '../source.ts';
+import { TidewireError, errorMessage } from '../../core/errors.ts';
+import type { IngestSink, Source, SourceHealth } from '../../core/ingest.ts';
 import { type BackoffOptions, DEFAULT_BACKOFF, backoffDelay } from '../../core/backoff.ts';
 import { BatchApplier, type RecordCounts } from './batch-applier.ts';
 import { type ConnectorState, IDLE, caughtUp, failed, recovered, running, starting, stopped, toHealth, troubled } from './connector-state.ts';

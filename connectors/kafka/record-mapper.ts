@@ -10,7 +10,7 @@ import type { KafkaTopicMapping } from './kafka-settings.ts';
 import { ConfigError } from '../../core/errors.ts';
 import { type JsonObject, type JsonValue, isJsonObject } from '../../core/json.ts';
 import { MAX_PATH_LENGTH } from '../../core/path.ts';
-import type { TopicUpdate } from '../../services/topics/topic-store.ts';
+import type { TopicUpdate } from '../../core/topic.ts';
 import { PathTemplate } from '../mapping/path-template.ts';
 import { type DebeziumEvent, connectSchema, readDebeziumEvent, unavailableFields, unwrapConnectJson } from './debezium-envelope.ts';
 import { DEBEZIUM_VALUES, DebeziumValueError, type DebeziumValues, envelopeFieldSchema, rowConverter } from './debezium-values.ts';

@@ -5,7 +5,7 @@
  *   stopped → starting → snapshotting → streaming ⇄ degraded
  *   any running state → failed | stopped;  failed → starting (a new start())
  */
-import type { SourceState } from '../source.ts';
+import type { SourceState } from '../../core/ingest.ts';
 
 const ALLOWED: Readonly<Record<SourceState, readonly SourceState[]>> = {
   stopped: ['starting'],

@@ -10,9 +10,9 @@
 import type { Logger } from 'pino';
 import type pg from 'pg';
 import type { PostgresConfig } from './postgres-options.ts';
-import { ConfigError, TidewireError } from '../../services/errors.ts';
+import { ConfigError, TidewireError } from '../../core/errors.ts';
 import { PathTemplate } from '../mapping/path-template.ts';
-import type { IngestSink, Source, SourceHealth, SourceState } from '../source.ts';
+import type { IngestSink, Source, SourceHealth, SourceState } from '../../core/ingest.ts';
 import { type BackoffOptions, DEFAULT_BACKOFF } from '../../core/backoff.ts';
 import { clientConfig, closeClient, openClient } from './connection.ts';
 import { ConnectorState } from './connector-state.ts';

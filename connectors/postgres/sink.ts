@@ -3,8 +3,8 @@
  * as one (nor acknowledged): it becomes PG_SINK_FAILED.
  */
 import { errorMessage } from '../../core/errors.ts';
-import type { TopicUpdate } from '../../services/topics/topic-store.ts';
-import type { IngestSink } from '../source.ts';
+import type { TopicUpdate } from '../../core/topic.ts';
+import type { IngestSink } from '../../core/ingest.ts';
 import { PostgresConnectorError } from './errors.ts';
 
 /** Hands updates to the sink; a refusal becomes PG_SINK_FAILED (never mistaken for a Postgres failure). */

@@ -5,8 +5,8 @@
  */
 import type { Logger } from 'pino';
 import pg from 'pg';
-import type { IngestSink } from '../source.ts';
-import type { TopicUpdate } from '../../services/topics/topic-store.ts';
+import type { IngestSink } from '../../core/ingest.ts';
+import type { TopicUpdate } from '../../core/topic.ts';
 import { quoteTable } from './catalog.ts';
 import { RAW_TEXT_TYPES } from './connection.ts';
 import { toConnectorError } from './errors.ts';

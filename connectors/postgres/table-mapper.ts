@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { JsonObject, JsonValue } from '../../core/json.ts';
-import type { TopicUpdate } from '../../services/topics/topic-store.ts';
+import type { TopicUpdate } from '../../core/topic.ts';
 import { parseTableName, qualifiedName } from './catalog.ts';
 import { PostgresConnectorError } from './errors.ts';
 import { type Converter, asText } from './pgoutput-values.ts';

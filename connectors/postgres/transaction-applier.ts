@@ -11,8 +11,8 @@
  * transaction is deterministic).
  */
 import type { Logger } from 'pino';
-import type { TopicUpdate } from '../../services/topics/topic-store.ts';
-import type { IngestSink } from '../source.ts';
+import type { TopicUpdate } from '../../core/topic.ts';
+import type { IngestSink } from '../../core/ingest.ts';
 import { PostgresConnectorError } from './errors.ts';
 import { type Lsn, formatLsn, maxLsn, parseLsn } from './lsn.ts';
 import type { PgoutputMessage } from './pgoutput-reader.ts';

@@ -20,11 +20,11 @@
 import type { Projection } from '../security/field-projection.ts';
 import type { DeliveryContext, PermissionSet } from '../security/permission-set.ts';
 import { projectedChange } from '../security/projected-change.ts';
-import { SelectorIndex } from '../topics/selector-index.ts';
-import type { ChangeBatch, Topic, TopicChange } from '../topics/topic-store.ts';
-import { valueMessage } from '../topics/wire.ts';
-import type { Filter } from '../topics/filter.ts';
-import type { Selector } from '../topics/selector.ts';
+import { SelectorIndex } from '../../core/selector-index.ts';
+import type { ChangeBatch, Topic, TopicChange } from '../../core/topic.ts';
+import { valueMessage } from '../../core/wire.ts';
+import type { Filter } from '../../core/filter.ts';
+import type { Selector } from '../../core/selector.ts';
 
 /**
  * What fan-out delivers to: one session. Fan-out owns this seam. The fields it reads and writes

@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { ConfigError } from '../../core/errors.ts';
 import { type Principal, type ReloadSummary, type SecurityManager, UNAUTHORIZED_MESSAGE } from '../security/security-manager.ts';
 import { PathError, parsePath } from '../../core/path.ts';
-import type { TopicView } from '../topics/topic-store.ts';
+import type { TopicView } from '../../core/topic.ts';
 import { sendError, sendJson } from './http-response.ts';
 import type { StaticFiles } from './static-files.ts';
 

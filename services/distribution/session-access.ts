@@ -13,7 +13,7 @@ import type { ConnectionLease } from '../security/tenant-connections.ts';
 import type { Projection } from '../security/field-projection.ts';
 import type { Filter } from '../../core/filter.ts';
 import { type Selector, matchesSegments } from '../../core/selector.ts';
-import type { Topic, TopicView } from '../topics/topic-store.ts';
+import type { Topic, TopicView } from '../../core/topic.ts';
 import { accessRemovalMessage, removalMessage } from '../../core/wire.ts';
 
 /** setTimeout's longest delay; a later expiry re-arms the timer. */

@@ -16,7 +16,7 @@ import { diffValues } from '../../core/delta.ts';
 import { removalMessage, updateText } from '../../core/wire.ts';
 import type { Filter } from '../../core/filter.ts';
 import { matchesSegments } from '../../core/selector.ts';
-import type { Topic, TopicChange, TopicView } from '../topics/topic-store.ts';
+import type { Topic, TopicChange, TopicView } from '../../core/topic.ts';
 import { heldPrevious } from '../security/projected-change.ts';
 import type { ChangeContext } from './fan-out.ts';
 import { type PendingTopic, PendingTopics, TICK_MS } from './pending-topics.ts';

@@ -5,7 +5,7 @@
  */
 import type { WebSocket } from 'ws';
 import type { PermissionSet } from '../security/permission-set.ts';
-import type { TopicView } from '../topics/topic-store.ts';
+import type { TopicView } from '../../core/topic.ts';
 import type { FanOut, Subscription } from './fan-out.ts';
 import type { FrameEncoder } from './frame-encoder.ts';
 import { type DeliveryOptions, SessionDelivery } from './session-delivery.ts';

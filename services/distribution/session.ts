@@ -10,10 +10,10 @@ import type { RawData, WebSocket } from 'ws';
 import type { PermissionSet } from '../security/permission-set.ts';
 import { type Principal, type SecurityManager, UNAUTHORIZED_MESSAGE } from '../security/security-manager.ts';
 import type { ConnectionLease } from '../security/tenant-connections.ts';
-import type { Topic, TopicChange, TopicView } from '../topics/topic-store.ts';
+import type { Topic, TopicChange, TopicView } from '../../core/topic.ts';
 import type { ChangeContext, DeliveryTarget, FanOut, Subscription, SubscriptionGatherer } from './fan-out.ts';
 import type { FrameEncoder } from './frame-encoder.ts';
-import { type AuthMessage, CloseCode, type SubscribeMessage } from './messages.ts';
+import { type AuthMessage, CloseCode, type SubscribeMessage } from '../../core/messages.ts';
 import {
   type ProtocolError,
   authenticatedMessage,

@@ -16,7 +16,7 @@ import type { PatchOp } from '../../core/delta.ts';
 import type { Filter } from '../../core/filter.ts';
 import { composePatches } from '../../core/patch-compose.ts';
 import { type Selector, matchesSegments } from '../../core/selector.ts';
-import type { Topic, TopicView } from '../topics/topic-store.ts';
+import type { Topic, TopicView } from '../../core/topic.ts';
 import { removalMessage, updateText } from '../../core/wire.ts';
 import type { ResumeKind, ResumeState } from '../../core/messages.ts';
 

@@ -3,7 +3,7 @@
  * side. In-process today; in scale-out mode the same interface is backed by a Kafka topic, with
  * distribution nodes materialising their own TopicView from it.
  */
-import type { ChangeBatch, TopicView } from '../topics/topic-store.ts';
+import type { ChangeBatch, TopicView } from '../../core/topic.ts';
 
 export interface Handoff {
   /** The state the distribution side serves new subscriptions from. */

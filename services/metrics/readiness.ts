@@ -3,7 +3,7 @@
  * (Postgres) or its catch-up to the end offsets at start (Kafka) and is connected (`streaming`).
  * `/health` says the process is alive; `/ready` says a load balancer may send clients here.
  */
-import type { SourceHealth } from '../../connectors/source.ts';
+import type { SourceHealth } from '../../core/ingest.ts';
 
 export interface Readiness {
   readonly ready: boolean;

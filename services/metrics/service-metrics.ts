@@ -8,11 +8,11 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { KafkaConnectorStats } from '../../connectors/kafka/index.ts';
 import { type PostgresHealth, type ReplicationLagPoller, parseLsn } from '../../connectors/postgres/index.ts';
-import type { SourceHealth, SourceState } from '../../connectors/source.ts';
+import type { SourceHealth, SourceState } from '../../core/ingest.ts';
 import type { DistributionStats } from '../distribution/index.ts';
 import type { QueueDepth } from '../distribution/stats.ts';
 import type { WireBytes } from '../pipeline.ts';
-import type { TopicChange } from '../topics/topic-store.ts';
+import type { TopicChange } from '../../core/topic.ts';
 import type { Readiness } from './readiness.ts';
 
 export interface MetricsInputs {

@@ -15,7 +15,7 @@
  */
 import { SelectorIndex } from '../../core/selector-index.ts';
 import type { Selector } from '../../core/selector.ts';
-import type { Topic, TopicChange, TopicView } from '../topics/topic-store.ts';
+import type { Topic, TopicChange, TopicView } from '../../core/topic.ts';
 import type { Projection } from './field-projection.ts';
 import { projectedValueMessage, seeChange } from './projected-change.ts';
 import type { Grant } from './grant-pattern.ts';

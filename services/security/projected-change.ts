@@ -8,7 +8,7 @@
  * when the client holds exactly `version - 1` (heldPrevious), otherwise as the projected value.
  */
 import { jsonEqual } from '../../core/json.ts';
-import type { Topic, TopicChange } from '../topics/topic-store.ts';
+import type { Topic, TopicChange } from '../../core/topic.ts';
 import { deltaMessage, valueMessage } from '../../core/wire.ts';
 import type { Projection } from './field-projection.ts';
 

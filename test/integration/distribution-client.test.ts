@@ -12,7 +12,8 @@ import { DistributionServer } from '../../services/distribution/index.ts';
 import { InProcessHandoff } from '../../services/handoff/handoff.ts';
 import type { JsonObject } from '../../core/json.ts';
 import { Pipeline } from '../../services/pipeline.ts';
-import { TopicStore, type TopicUpdate } from '../../services/topics/topic-store.ts';
+import { TopicStore } from '../../services/topics/topic-store.ts';
+import { type TopicUpdate } from '../../core/topic.ts';
 
 const CONFIG: ServerConfig = {
   host: '127.0.0.1',

@@ -18,7 +18,7 @@ import type { KafkaConfig, KafkaTopicMapping } from '../../services/config/confi
 import { InProcessHandoff } from '../../services/handoff/handoff.ts';
 import type { JsonObject, JsonValue } from '../../core/json.ts';
 import { Pipeline } from '../../services/pipeline.ts';
-import type { ChangeBatch } from '../../services/topics/topic-store.ts';
+import type { ChangeBatch } from '../../core/topic.ts';
 import { TopicStore } from '../../services/topics/topic-store.ts';
 import { type KafkaBroker, startKafka } from '../support/kafka-broker.ts';
 

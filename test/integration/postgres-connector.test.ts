@@ -4,12 +4,13 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import pino from 'pino';
-import type { IngestSink } from '../../connectors/source.ts';
+import type { IngestSink } from '../../core/ingest.ts';
 import { PostgresConnector, PostgresConnectorError, postgresSourceName, type SnapshotProgress } from '../../connectors/postgres/index.ts';
 import type { PostgresConfig, TableMapping } from '../../services/config/config.ts';
 import { ConfigError } from '../../core/errors.ts';
 import type { JsonObject } from '../../core/json.ts';
-import { TopicStore, type TopicUpdate } from '../../services/topics/topic-store.ts';
+import { TopicStore } from '../../services/topics/topic-store.ts';
+import { type TopicUpdate } from '../../core/topic.ts';
 import { freePort, startPostgres, type TestPostgres } from '../support/postgres.ts';
 
 const logger = pino({ level: process.env.TIDEWIRE_TEST_LOG ?? 'silent' });

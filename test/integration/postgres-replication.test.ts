@@ -6,7 +6,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import pino from 'pino';
-import type { IngestSink } from '../../connectors/source.ts';
+import type { IngestSink } from '../../core/ingest.ts';
 import { PostgresConnector, clientConfig, closeClient, openClient, parseLsn } from '../../connectors/postgres/index.ts';
 import { runPreflight } from '../../connectors/postgres/preflight.ts';
 import { StreamSource } from '../../connectors/postgres/stream-source.ts';
@@ -15,7 +15,8 @@ import { TransactionApplier } from '../../connectors/postgres/transaction-applie
 import { TypeRegistry } from '../../connectors/postgres/type-registry.ts';
 import { ConfigError } from '../../core/errors.ts';
 import type { PostgresConfig } from '../../services/config/config.ts';
-import { TopicStore, type TopicUpdate } from '../../services/topics/topic-store.ts';
+import { TopicStore } from '../../services/topics/topic-store.ts';
+import { type TopicUpdate } from '../../core/topic.ts';
 import { startPostgres, type TestPostgres } from '../support/postgres.ts';
 
 const logger = pino({ level: process.env.TIDEWIRE_TEST_LOG ?? 'silent' });

@@ -7,11 +7,12 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import pino from 'pino';
-import type { IngestSink } from '../../connectors/source.ts';
+import type { IngestSink } from '../../core/ingest.ts';
 import { PostgresConnector, PostgresConnectorError } from '../../connectors/postgres/index.ts';
 import type { PostgresConfig } from '../../services/config/config.ts';
 import type { JsonObject } from '../../core/json.ts';
-import { TopicStore, type TopicUpdate } from '../../services/topics/topic-store.ts';
+import { TopicStore } from '../../services/topics/topic-store.ts';
+import { type TopicUpdate } from '../../core/topic.ts';
 import { startPostgres, type TestPostgres } from '../support/postgres.ts';
 
 const logger = pino({ level: process.env.TIDEWIRE_TEST_LOG ?? 'silent' });

@@ -32,7 +32,8 @@ import type { PermissionSet } from '../../services/security/permission-set.ts';
 import { type Principal, SecurityManager } from '../../services/security/security-manager.ts';
 import { encodeSegment, parsePath } from '../../core/path.ts';
 import { type Selector, matches, parseSelector } from '../../core/selector.ts';
-import { TopicStore, type TopicUpdate } from '../../services/topics/topic-store.ts';
+import { TopicStore } from '../../services/topics/topic-store.ts';
+import { type TopicUpdate } from '../../core/topic.ts';
 
 const SEED = Number(process.env.TIDEWIRE_FC_SEED ?? 424242);
 const RUNS = Number(process.env.TIDEWIRE_FC_RUNS ?? 20_000);

@@ -16,14 +16,15 @@ import pino from 'pino';
 import WebSocket from 'ws';
 import { applyPatch } from '../../client/json-patch.ts';
 import { PostgresConnector } from '../../connectors/postgres/index.ts';
-import type { IngestSink } from '../../connectors/source.ts';
+import type { IngestSink } from '../../core/ingest.ts';
 import { DistributionServer } from '../../services/distribution/index.ts';
 import type { ServerMessage } from '../../core/messages.ts';
 import { InProcessHandoff } from '../../services/handoff/handoff.ts';
 import type { JsonObject } from '../../core/json.ts';
 import { Pipeline } from '../../services/pipeline.ts';
 import { SecurityManager } from '../../services/security/index.ts';
-import { TopicStore, type TopicUpdate } from '../../services/topics/topic-store.ts';
+import { TopicStore } from '../../services/topics/topic-store.ts';
+import { type TopicUpdate } from '../../core/topic.ts';
 import { type TestPostgres, startPostgres } from '../support/postgres.ts';
 
 const SECRET = 'seed-scenario-secret-seed-scenario-secret';

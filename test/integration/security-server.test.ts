@@ -22,7 +22,8 @@ import type { ServerMessage } from '../../core/messages.ts';
 import { InProcessHandoff } from '../../services/handoff/handoff.ts';
 import { Pipeline } from '../../services/pipeline.ts';
 import { SecurityManager } from '../../services/security/index.ts';
-import { TopicStore, type TopicUpdate } from '../../services/topics/topic-store.ts';
+import { TopicStore } from '../../services/topics/topic-store.ts';
+import { type TopicUpdate } from '../../core/topic.ts';
 
 // --- harness -------------------------------------------------------------------------------
 

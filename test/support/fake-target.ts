@@ -4,7 +4,7 @@
  */
 import type { ChangeContext, DeliveryTarget, Subscription } from '../../services/distribution/fan-out.ts';
 import type { PermissionSet } from '../../services/security/permission-set.ts';
-import type { TopicChange } from '../../services/topics/topic-store.ts';
+import type { TopicChange } from '../../core/topic.ts';
 
 export interface RecordingTarget extends DeliveryTarget {
   /** Wire texts enqueued, in order. */

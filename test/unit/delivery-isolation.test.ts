@@ -11,7 +11,8 @@ import { type DeliveryPort, SessionDelivery } from '../../services/distribution/
 import { newStats } from '../../services/distribution/stats.ts';
 import { InProcessHandoff } from '../../services/handoff/handoff.ts';
 import { parseSelector } from '../../core/selector.ts';
-import { type ChangeBatch, TopicStore } from '../../services/topics/topic-store.ts';
+import { TopicStore } from '../../services/topics/topic-store.ts';
+import { type ChangeBatch } from '../../core/topic.ts';
 import { recordingTarget } from '../support/fake-target.ts';
 
 /** Stands in for a session on fan-out's fast path; `throws` makes its enqueue fail. */

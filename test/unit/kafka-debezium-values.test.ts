@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { rowConverter } from '../../connectors/kafka/debezium-values.ts';
 import { RecordMapper } from '../../connectors/kafka/record-mapper.ts';
-import { ConfigError } from '../../services/errors.ts';
-import type { JsonObject } from '../../services/json.ts';
+import { ConfigError } from '../../core/errors.ts';
+import type { JsonObject } from '../../core/json.ts';
 
 const field = (f: string, type: string, name?: string, parameters?: JsonObject): JsonObject => ({ type, optional: true, field: f, ...(name ? { name } : {}), ...(parameters ? { parameters } : {}) });
 const SCHEMA = {

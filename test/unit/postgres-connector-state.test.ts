@@ -1,7 +1,7 @@
 // The connector's lifecycle transitions, and the reconnect backoff.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { SourceState } from '../../connectors/source.ts';
+import type { SourceState } from '../../core/ingest.ts';
 import { ConnectorState, canTransition } from '../../connectors/postgres/connector-state.ts';
 import { DEFAULT_BACKOFF, backoffDelay } from '../../core/backoff.ts';
 

@@ -4,8 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
-import type { IngestSink } from '../../connectors/source.ts';
-import type { TopicUpdate } from '../../services/topics/topic-store.ts';
+import type { IngestSink } from '../../core/ingest.ts';
+import type { TopicUpdate } from '../../core/topic.ts';
 import type { TableInfo } from '../../connectors/postgres/catalog.ts';
 import { PostgresConnectorError } from '../../connectors/postgres/errors.ts';
 import { formatLsn, parseLsn } from '../../connectors/postgres/lsn.ts';

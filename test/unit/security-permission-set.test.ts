@@ -14,7 +14,8 @@ import { Projection, topField } from '../../services/security/field-projection.t
 import type { PermissionSet } from '../../services/security/permission-set.ts';
 import { type Principal, SecurityManager } from '../../services/security/security-manager.ts';
 import { parseSelector } from '../../core/selector.ts';
-import { TopicStore, type TopicUpdate } from '../../services/topics/topic-store.ts';
+import { TopicStore } from '../../services/topics/topic-store.ts';
+import { type TopicUpdate } from '../../core/topic.ts';
 import { recordingTarget } from '../support/fake-target.ts';
 
 const seed = Number(process.env.TIDEWIRE_FC_SEED ?? 20250611);

@@ -12,7 +12,8 @@ import type { JsonObject } from '../../../core/json.ts';
 import { type Principal, SecurityManager } from '../../../services/security/security-manager.ts';
 import { compileFilter } from '../../../core/filter.ts';
 import { parseSelector } from '../../../core/selector.ts';
-import { TopicStore, type TopicUpdate } from '../../../services/topics/topic-store.ts';
+import { TopicStore } from '../../../services/topics/topic-store.ts';
+import { type TopicUpdate } from '../../../core/topic.ts';
 
 const security = SecurityManager.fromConfig(
   {

@@ -1,5 +1,9 @@
-/** What every connector (Postgres, Kafka) offers the service that runs it. */
-import type { TopicUpdate } from '../services/topics/topic-store.ts';
+/**
+ * The ingest seam: what every connector (Postgres, Kafka) offers the service that runs it, and
+ * where it hands its updates. Owned by the pipeline side; connectors implement Source and call
+ * IngestSink, and know nothing above it.
+ */
+import type { TopicUpdate } from './topic.ts';
 
 export type SourceState = 'starting' | 'snapshotting' | 'streaming' | 'degraded' | 'stopped' | 'failed';
 

@@ -1,0 +1,68 @@
+/**
+ * Topics as every room sees them: a topic (path, tenant, value, version), an update requested by a
+ * mapping, a change of topic state with its wire text, the changes of one source transaction, and
+ * read access to the state. Topic state (services/topics) produces them; distribution reads them.
+ */
+import type { JsonObject } from './json.ts';
+import type { PatchOp } from './delta.ts';
+import type { Selector } from './selector.ts';
+
+export const DEFAULT_TENANT = 'default';
+
+export interface Topic {
+  readonly path: string;
+  readonly tenant: string;
+  /** Which mapping produced the topic (e.g. `postgres:public.orders`), for truncates and resets. */
+  readonly source: string;
+  value: JsonObject;
+  version: number;
+}
+
+/** One requested change of topic state, as produced by a mapping. */
+export interface TopicUpdate {
+  path: string;
+  source: string;
+  tenant?: string;
+  /** The new value; `null` removes the topic. */
+  value: JsonObject | null;
+  /** Fields whose cached value is kept because the source did not resend them (unchanged TOAST). */
+  keep?: readonly string[];
+}
+
+/**
+ * One change of one topic. `before` and `after` are the values around it (null before a
+ * creation and after a removal): references to immutable objects, never copies, so the
+ * distribution side can evaluate filters and projections on both sides of the change.
+ */
+export type TopicChange =
+  | { readonly type: 'value'; readonly topic: Topic; readonly version: number; readonly wire: string; readonly before: JsonObject | null; readonly after: JsonObject }
+  | {
+      readonly type: 'delta'; readonly topic: Topic; readonly version: number; readonly patch: PatchOp[]; readonly wire: string;
+      readonly before: JsonObject; readonly after: JsonObject;
+      /** UTF-8 bytes of `after` serialized: what the value would have cost instead (serialized here anyway, to compare). */
+      readonly valueBytes: number;
+    }
+  | { readonly type: 'removal'; readonly topic: Topic; readonly version: number; readonly wire: string; readonly before: JsonObject; readonly after: null };
+
+/** The changes of one source transaction, in commit order. */
+export interface ChangeBatch {
+  readonly epoch: string;
+  readonly seq: number;
+  readonly changes: TopicChange[];
+}
+
+/** Read access to topic state, as the distribution side needs it. */
+export interface TopicView {
+  readonly epoch: string;
+  /** Sequence number of the last batch applied (0 before any). */
+  readonly position: number;
+  get(path: string): Topic | undefined;
+  /** Visits every topic matching the selector. */
+  forEachMatching(selector: Selector, visit: (topic: Topic) => void): void;
+  readonly size: number;
+  /**
+   * The patches that turned `version` of the topic into its current version, oldest first ([]
+   * when it is current), or null when the history no longer reaches back that far.
+   */
+  changesSince(topic: Topic, version: number): ReadonlyArray<readonly PatchOp[]> | null;
+}

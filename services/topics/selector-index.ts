@@ -1,2 +1,0 @@
-// Moved to core/selector-index.ts (the floor, issue #11); this re-export goes once every importer uses the new path.
-export * from '../../core/selector-index.ts';
