@@ -49,9 +49,10 @@ before(async () => {
   // Read (and count) what it logs, as a log shipper would: the audit records are real writes.
   child.stdout!.on('data', (d: Buffer) => (out += d.length));
   child.stderr!.resume();
-  await waitFor('tidewire to answer /health', async () => {
+  // /ready, not /health: the topics must be loaded (snapshot done) before they are sampled.
+  await waitFor('tidewire to be ready', async () => {
     if (child!.exitCode !== null) throw new Error(`tidewire exited with ${child!.exitCode}`);
-    return (await fetch(`http://127.0.0.1:${port}/health`).catch(() => null))?.status === 200;
+    return (await fetch(`http://127.0.0.1:${port}/ready`).catch(() => null))?.status === 200;
   }, 60_000, 100);
 });
 
