@@ -2,7 +2,7 @@
  * docs/BENCHMARKS.md and docs/images/bench-*.svg, generated from a full run's latest.json.
  * Everything on the page comes from the run record: suites describe themselves (SuiteResult).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RunRecord } from '../run.ts';
 import type { Table } from '../suite.ts';
@@ -18,6 +18,12 @@ function table(t: Table): string {
   if (t.notes?.length) lines.push('', ...t.notes.map((n) => `- ${n}`));
   return lines.join('\n');
 }
+
+/**
+ * Everything after this line of docs/BENCHMARKS.md is written by hand (measurements made outside
+ * `npm run bench`, such as the state store choice) and kept as it is when the page is regenerated.
+ */
+export const HAND_WRITTEN_MARKER = '<!-- Hand-written sections below: kept when bench/lib/report.ts regenerates this page. -->';
 
 /** Writes the page and the charts; returns the files written (relative to root). */
 export function writeReport(run: RunRecord, root: string): string[] {
@@ -103,7 +109,11 @@ export function writeReport(run: RunRecord, root: string): string[] {
       out.push('');
     }
   }
-  writeFileSync(join(root, 'docs', 'BENCHMARKS.md'), `${out.join('\n').trimEnd()}\n`);
+  const page = join(root, 'docs', 'BENCHMARKS.md');
+  const previous = existsSync(page) ? readFileSync(page, 'utf8') : '';
+  const kept = previous.indexOf(HAND_WRITTEN_MARKER);
+  const tail = kept >= 0 ? `\n${previous.slice(kept).trimEnd()}\n` : '';
+  writeFileSync(page, `${out.join('\n').trimEnd()}\n${tail}`);
   written.unshift('docs/BENCHMARKS.md');
   return written;
 }

@@ -1,10 +1,10 @@
 // docs/BENCHMARKS.md and the SVG charts are generated from a run record (bench/lib/report.ts, bench/lib/svg.ts).
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { writeReport } from '../../bench/lib/report.ts';
+import { HAND_WRITTEN_MARKER, writeReport } from '../../bench/lib/report.ts';
 import { renderChart } from '../../bench/lib/svg.ts';
 import type { RunRecord } from '../../bench/run.ts';
 
@@ -77,6 +77,14 @@ test('the report lists the machine, every target, every table and chart, and fai
     assert.match(md, /!\[Throughput <as> topics grow\]\(images\/bench-demo\.svg\)/);
     assert.match(md, /This suite failed in the last full run:[\s\S]*Error: boom/);
     assert.ok(existsSync(join(root, 'docs', 'images', 'bench-demo.svg')));
+
+    // Sections written by hand below the marker survive a regeneration; nothing else does.
+    writeFileSync(join(root, 'docs', 'BENCHMARKS.md'), `${md}\nstale generated line\n${HAND_WRITTEN_MARKER}\n\n## By hand\n\nkept figure 42\n`);
+    writeReport(record(), root);
+    const again = readFileSync(join(root, 'docs', 'BENCHMARKS.md'), 'utf8');
+    assert.match(again, /## By hand\n\nkept figure 42\n$/);
+    assert.equal(again.includes('stale generated line'), false);
+    assert.equal(again.split(HAND_WRITTEN_MARKER).length, 2, 'the marker once');
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
