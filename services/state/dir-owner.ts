@@ -5,20 +5,12 @@
  */
 import { openSync, readFileSync, unlinkSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
+import { processAlive } from '../../core/pid-file.ts';
 import { StateError } from './state-error.ts';
 
 export const OWNER_FILE = 'owner.pid';
 /** Dirs open in this process (lmdb-js shares one environment per path within a process). */
 const openHere = new Set<string>();
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function create(file: string): boolean {
   try {
@@ -38,7 +30,7 @@ export function claimDir(dir: string): () => void {
   const file = join(dir, OWNER_FILE);
   if (!create(file)) {
     const pid = Number(readFileSync(file, 'utf8').trim());
-    if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+    if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) {
       throw new StateError(
         'STATE_LOCKED',
         dir,
