@@ -1,6 +1,6 @@
 /**
  * The wire protocol's messages as TypeScript types, one per schema in schemas/protocol/ (the
- * schemas are the truth; test/unit/distribution-protocol.test.ts checks the two agree). Pure
+ * schemas are the truth; test/unit/distribution/protocol.test.ts checks the two agree). Pure
  * types and guards with no runtime imports, so the browser client shares them with the server.
  */
 import type { JsonObject } from './json.ts';
@@ -86,7 +86,7 @@ export type TenantLimitName = 'connections' | 'subscriptionsPerSession' | 'messa
 /**
  * Every WebSocket close code the server sends (RFC 6455 §7.4; 4000-4999 are tidewire's own), as
  * listed in docs/PROTOCOL.md ("Close codes") and schemas/protocol/close-code.schema.json
- * (test/unit/protocol-close-codes.test.ts keeps the three in step). 1002, 1007, 1008 and 1009 are
+ * (test/unit/core/close-codes.test.ts keeps the three in step). 1002, 1007, 1008 and 1009 are
  * sent by ws when it refuses a client's frames.
  */
 export const CloseCode = {

@@ -1,0 +1,137 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { FrameEncoder } from '../../../services/distribution/frame-encoder.ts';
+import { SessionQueue, UNGROUPED, forEachFrame, frameText } from '../../../services/distribution/session-queue.ts';
+
+const msg = (n: number): string => `{"type":"value","path":"t/${n}","version":1,"value":{}}`;
+const bytes = (s: string): number => Buffer.byteLength(s);
+
+describe('SessionQueue', () => {
+  it('batches everything pending into one JSON array frame and starts empty again', () => {
+    const q = new SessionQueue(1 << 20, () => 0);
+    const items = [msg(1), msg(2), msg(3)];
+    for (const m of items) assert.equal(q.push(m, bytes(m)), true);
+    assert.equal(q.length, 3);
+    assert.equal(q.bytes, items.reduce((n, m) => n + bytes(m), 0));
+    const taken = q.take()!;
+    assert.deepEqual(JSON.parse(frameText(taken.items)), items.map((m) => JSON.parse(m)));
+    assert.equal(q.length, 0);
+    assert.equal(q.bytes, 0);
+    assert.deepEqual(q.take()!.items, []);
+  });
+
+  it('counts UTF-8 bytes as given, not characters', () => {
+    const q = new SessionQueue(100, () => 0);
+    const m = `{"v":"${'é'.repeat(30)}"}`; // 38 chars, 68 bytes
+    assert.equal(q.push(m, bytes(m)), true);
+    assert.equal(q.push(m, bytes(m)), false, '136 bytes pending is over a 100-byte limit');
+  });
+
+  it('refuses a push once pending + socket backlog passes the limit', () => {
+    let backlog = 0;
+    const q = new SessionQueue(1000, () => backlog);
+    assert.equal(q.push('x'.repeat(400), 400), true);
+    backlog = 700;
+    // The estimate (0 backlog) says 800 ≤ 1000: the socket is not asked, the push passes.
+    assert.equal(q.push('x'.repeat(400), 400), true);
+    // 1200 pending is over the limit even with an empty socket.
+    backlog = 0;
+    assert.equal(q.push('x'.repeat(400), 400), false);
+  });
+
+  it('asks the socket only when its estimate is over the limit, and accepts if the client has read', () => {
+    // A fake socket: flushed frames add to the backlog, the client reading drains it.
+    let backlog = 0;
+    let asked = 0;
+    const q = new SessionQueue(1000, () => (asked++, backlog));
+    const flush = (): void => {
+      const n = q.bytes;
+      const taken = q.take();
+      assert.ok(taken);
+      backlog += n + taken.items.length + 1;
+    };
+    q.push('x'.repeat(600), 600);
+    flush();
+    assert.equal(backlog, 602);
+    asked = 0;
+    assert.equal(q.push('y'.repeat(300), 300), true, 'within the estimate: 300 + 602 ≤ 1000');
+    assert.equal(asked, 0, 'the socket is not asked while the estimate is within the limit');
+    backlog = 0; // the client read everything
+    assert.equal(q.push('y'.repeat(300), 300), true, 'over the estimate, but the real backlog is empty');
+    assert.equal(asked, 1);
+    flush(); // 600 bytes into the socket, and the client stops reading
+    assert.equal(q.push('z'.repeat(300), 300), true);
+    assert.equal(q.push('z'.repeat(300), 300), false, '600 pending + 602 unread is over 1000');
+  });
+
+  it('take() returns null when the socket backlog plus pending is over the limit', () => {
+    let backlog = 0;
+    const q = new SessionQueue(1000, () => backlog);
+    q.push('x'.repeat(300), 300);
+    backlog = 800;
+    assert.equal(q.take(), null);
+    backlog = 700;
+    assert.equal(q.take()?.items.length, 1);
+  });
+
+  it('clear() drops everything', () => {
+    const q = new SessionQueue(1000, () => 0);
+    q.push('abc', 3);
+    q.clear();
+    assert.equal(q.length, 0);
+    assert.equal(q.bytes, 0);
+  });
+});
+
+describe('forEachFrame', () => {
+  const loose = (items: string[]) => ({ items, starts: [0], seqs: [UNGROUPED] });
+
+  it('splits large batches of free-standing messages into frames of at most maxChars, in order', () => {
+    const items = Array.from({ length: 10 }, (_, i) => String(i).repeat(9)); // 9 chars + 1 separator each
+    const frames: Array<[number, number]> = [];
+    forEachFrame(loose(items), (s, e) => frames.push([s, e]), 30);
+    assert.deepEqual(frames, [[0, 3], [3, 6], [6, 9], [9, 10]]);
+  });
+
+  it('gives an oversized message a frame of its own', () => {
+    const frames: Array<[number, number]> = [];
+    forEachFrame(loose(['a', 'b'.repeat(100), 'c']), (s, e) => frames.push([s, e]), 10);
+    assert.deepEqual(frames, [[0, 1], [1, 2], [2, 3]]);
+  });
+
+  it('one frame for a small batch', () => {
+    const frames: Array<[number, number]> = [];
+    forEachFrame(loose([msg(1), msg(2)]), (s, e) => frames.push([s, e]));
+    assert.deepEqual(frames, [[0, 2]]);
+    assert.equal(frameText([msg(1), msg(2)], 1, 2), `[${msg(2)}]`);
+  });
+});
+
+describe('FrameEncoder', () => {
+  it('encodes a frame shared by several sessions once, as one Buffer', () => {
+    const enc = new FrameEncoder();
+    const a = [msg(1), msg(2)];
+    const b = [msg(1), msg(2)]; // same strings, another session's array
+    const first = enc.encode(a, 0, 2);
+    assert.equal(typeof first, 'string');
+    const second = enc.encode(b, 0, 2);
+    const third = enc.encode(b.slice(), 0, 2);
+    assert.ok(Buffer.isBuffer(second));
+    assert.equal(second, third, 'the same Buffer object is reused');
+    assert.equal((second as Buffer).toString(), first);
+  });
+
+  it('different batches starting with the same message get their own frames', () => {
+    const enc = new FrameEncoder();
+    assert.equal(enc.encode([msg(1), msg(2)], 0, 2), `[${msg(1)},${msg(2)}]`);
+    assert.equal(enc.encode([msg(1), msg(3)], 0, 2), `[${msg(1)},${msg(3)}]`);
+    assert.equal(enc.encode([msg(1)], 0, 1), `[${msg(1)}]`);
+  });
+
+  it('forgets frames on reset', () => {
+    const enc = new FrameEncoder();
+    enc.encode([msg(1)], 0, 1);
+    enc.reset();
+    assert.equal(typeof enc.encode([msg(1)], 0, 1), 'string');
+  });
+});
