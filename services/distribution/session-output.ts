@@ -3,7 +3,6 @@
  * source transaction, a subscription's answer, a slow client's merged catch-up), its delivery
  * (filters, throttles, conflation) and the flush that writes the queue to the socket as frames.
  */
-import type { WebSocket } from 'ws';
 import type { PermissionSet } from '../security/permission-set.ts';
 import type { TopicView } from '../../core/topic.ts';
 import type { FanOut, Subscription } from './fan-out.ts';
@@ -43,6 +42,15 @@ export interface OutputOwner extends OutputState {
   deliveryFailed(err: unknown): void;
 }
 
+/** What the output uses of its socket (ws's WebSocket is one). */
+export interface OutputSocket {
+  readonly readyState: number;
+  readonly OPEN: number;
+  /** Bytes the socket has not written yet. */
+  readonly bufferedAmount: number;
+  send(data: string | Buffer, options: { binary: boolean }): void;
+}
+
 export interface OutputContext {
   readonly view: TopicView;
   readonly fanOut: FanOut;
@@ -72,7 +80,7 @@ export class SessionOutput {
 
   constructor(
     private readonly owner: OutputOwner,
-    private readonly ws: WebSocket,
+    private readonly ws: OutputSocket,
     private readonly ctx: OutputContext,
   ) {
     this.queue = owner.queue;
