@@ -25,6 +25,7 @@ const SHAPES: Record<ServerMessage['type'], Shape> = {
   authenticated: {},
   error: { code: 'string', message: 'string' },
   txn: { seq: 'number', part: 'number', parts: 'number' },
+  status: { id: 'string' },
 };
 
 function hasShape(m: Record<string, unknown>, shape: Shape): boolean {

@@ -52,6 +52,18 @@ export interface SubscriptionHandlers {
   onResume?(info: ResumeInfo): void;
   /** The server refused the subscription, or a handler threw. */
   onError?(error: TidewireClientError): void;
+  /**
+   * The feed behind the subscription went stale (its source sent nothing, not even a heartbeat,
+   * past the server's threshold: grey out the values) or is live again. docs/PROTOCOL.md, "Feed status".
+   */
+  onStatus?(status: FeedStatus): void;
+}
+
+/** Whether a subscription's values come from a live feed. */
+export interface FeedStatus {
+  readonly stale: boolean;
+  /** The stale feeds (Kafka topics), when the server may name them (security off). */
+  readonly sources?: readonly string[];
 }
 
 export interface CacheEntry {
@@ -85,6 +97,10 @@ export interface SubscriptionCore {
   resuming?: { listed: Set<string>; truncated: boolean; epochChanged: boolean; afterReconnect: boolean } | null;
   /** How the last re-subscribe after a reconnect was answered. */
   resumed?: ResumeKind | null;
+  /** The last `status` the server sent; null or absent: fresh. */
+  feed?: FeedStatus | null;
+  /** Set by a re-subscribe's `subscribed`: a stale status not confirmed in the same frame is cleared. */
+  feedUnconfirmed?: boolean;
 }
 
 /** The topics a subscription holds, read through from the shared cache. */
@@ -162,6 +178,11 @@ export class Subscription {
   /** How the subscription was last resumed after a reconnect (null before any reconnect). */
   get resumed(): ResumeKind | null {
     return this.core.resumed ?? null;
+  }
+
+  /** True while the server says the feed behind this subscription is stale (see onStatus). */
+  get stale(): boolean {
+    return this.core.feed?.stale ?? false;
   }
 
   get state(): SubscriptionState {

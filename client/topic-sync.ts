@@ -13,11 +13,11 @@
  */
 import { type JsonObject, isJsonObject, jsonEqual } from '../core/json.ts';
 import { SelectorIndex } from '../core/selector-index.ts';
-import type { ClientMessage, DeltaMessage, ErrorMessage, ServerMessage, SubscribeMessage, SubscribedMessage } from '../core/messages.ts';
+import type { ClientMessage, DeltaMessage, ErrorMessage, ServerMessage, SubscribeMessage, StatusMessage, SubscribedMessage } from '../core/messages.ts';
 import { TidewireClientError } from './errors.ts';
 import { applyPatch } from './json-patch.ts';
 import { DEFAULT_MAX_PAYLOAD_BYTES, planResume } from './resume.ts';
-import type { ResumeInfo, SubscriptionCore, TopicCache } from './subscription.ts';
+import type { FeedStatus, ResumeInfo, SubscriptionCore, TopicCache } from './subscription.ts';
 
 export interface SyncHooks {
   /** Sends a message now or as soon as the connection allows. */
@@ -139,7 +139,22 @@ export class TopicSync {
       case 'error':
         this.serverError(m);
         return;
+      case 'status':
+        this.status(m);
+        return;
     }
+  }
+
+  private status(m: StatusMessage): void {
+    const core = this.byWireId.get(m.id);
+    if (!core || core.state === 'closed' || core.state === 'failed') return;
+    core.feedUnconfirmed = false;
+    const stale = m.stale === true;
+    const status: FeedStatus = Array.isArray(m.sources) ? { stale, sources: m.sources } : { stale };
+    const was = core.feed ?? null;
+    core.feed = stale ? status : null;
+    if (!stale && was === null) return;
+    this.call(core, 'onStatus', status);
   }
 
   private matching(path: string): SubscriptionCore[] {
@@ -249,6 +264,16 @@ export class TopicSync {
       if (report) this.later(() => report(info));
     }
     this.call(core, 'onLive');
+    if (core.feed) {
+      // A new server-side subscription: the server sends `status` after it only while stale.
+      core.feedUnconfirmed = true;
+      this.later(() => {
+        if (!core.feedUnconfirmed || !core.feed) return;
+        core.feedUnconfirmed = false;
+        core.feed = null;
+        this.call(core, 'onStatus', { stale: false });
+      });
+    }
   }
 
   private serverError(m: ErrorMessage): void {
@@ -359,7 +384,7 @@ export class TopicSync {
     else fn();
   }
 
-  private call<K extends 'onValue' | 'onRemoval' | 'onLive' | 'onError' | 'onResume'>(
+  private call<K extends 'onValue' | 'onRemoval' | 'onLive' | 'onError' | 'onResume' | 'onStatus'>(
     core: SubscriptionCore,
     name: K,
     ...args: Parameters<NonNullable<SubscriptionCore['handlers'][K]>>

@@ -12,6 +12,21 @@ export interface SourceHealth {
   readonly state: SourceState;
   /** What is wrong, or what the source is doing, in words an operator can act on. */
   readonly detail?: string;
+  /**
+   * Feeds this source follows that have gone quiet past their threshold (a Kafka topic with no
+   * record or heartbeat for `kafka.staleAfterMs`): the topics built from them may be old. Absent
+   * or empty: none. A source with stale feeds reports `degraded`.
+   */
+  readonly stale?: readonly StaleFeed[];
+}
+
+export interface StaleFeed {
+  /** The feed's own name, e.g. the Kafka topic. */
+  readonly feed: string;
+  /** The source name its topics carry (Topic.source). */
+  readonly source: string;
+  /** Milliseconds since it was last heard from. */
+  readonly ageMs: number;
 }
 
 /**

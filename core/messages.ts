@@ -55,12 +55,18 @@ export interface ErrorMessage { type: 'error'; code: ErrorCode; message: string;
  * transaction, a subscription's answer, a slow client's catch-up): apply all parts before showing any.
  */
 export interface TxnMessage { type: 'txn'; seq: number; part: number; parts: number }
+/**
+ * The feed behind a subscription went quiet past its threshold (`stale: true`: the values shown
+ * may be old) or is live again (`stale: false`). `sources` names the stale feeds (Kafka topics),
+ * only with security off. Sent only when the answer changes; never before `subscribed`.
+ */
+export interface StatusMessage { type: 'status'; id: string; stale: boolean; sources?: string[] }
 export type TopicMessage = ValueMessage | DeltaMessage | RemovalMessage;
 export type ServerMessage =
-  | HelloMessage | TopicMessage | SubscribedMessage | UnsubscribedMessage | PongMessage | AuthenticatedMessage | ErrorMessage | TxnMessage;
+  | HelloMessage | TopicMessage | SubscribedMessage | UnsubscribedMessage | PongMessage | AuthenticatedMessage | ErrorMessage | TxnMessage | StatusMessage;
 export type ServerMessageType = ServerMessage['type'];
 export const SERVER_MESSAGE_TYPES: readonly ServerMessageType[] = [
-  'hello', 'value', 'delta', 'removal', 'subscribed', 'unsubscribed', 'pong', 'authenticated', 'error', 'txn',
+  'hello', 'value', 'delta', 'removal', 'subscribed', 'unsubscribed', 'pong', 'authenticated', 'error', 'txn', 'status',
 ];
 
 /** Codes of `error` messages; the connection stays open after each. */
@@ -138,6 +144,9 @@ export function isAuthMessage(m: ClientMessage): m is AuthMessage {
 }
 export function isAuthenticatedMessage(m: ServerMessage): m is AuthenticatedMessage {
   return m.type === 'authenticated';
+}
+export function isStatusMessage(m: ServerMessage): m is StatusMessage {
+  return m.type === 'status';
 }
 export function isTxnMessage(m: ServerMessage): m is TxnMessage {
   return m.type === 'txn';

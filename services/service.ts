@@ -95,7 +95,11 @@ export class TidewireService {
       }
     }
     if (config.kafka) {
-      kafka = new KafkaConnector(config.kafka, this.pipeline, { logger: this.log });
+      kafka = new KafkaConnector(config.kafka, this.pipeline, {
+        logger: this.log,
+        // Subscribers of the topics a stale feed produced learn it (a `status` message).
+        onStaleFeeds: (stale) => this.distribution.setStaleSources(new Map(stale.map((f) => [f.source, f.feed]))),
+      });
       this.sources.push(kafka);
     }
     if (this.sources.length === 0) throw new ConfigError('(root)', 'no source is configured: add a postgres or a kafka section');

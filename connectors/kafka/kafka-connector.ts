@@ -18,18 +18,19 @@
 import type { Logger } from 'pino';
 import type { KafkaConfig } from './kafka-settings.ts';
 import { TidewireError, errorMessage } from '../../core/errors.ts';
-import type { IngestSink, Source, SourceHealth } from '../../core/ingest.ts';
+import type { IngestSink, Source, SourceHealth, StaleFeed } from '../../core/ingest.ts';
 import { type BackoffOptions, DEFAULT_BACKOFF, backoffDelay } from '../../core/backoff.ts';
 import { BatchApplier, type RecordCounts } from './batch-applier.ts';
 import { type ConnectorState, IDLE, caughtUp, failed, recovered, running, starting, stopped, toHealth, troubled } from './connector-state.ts';
 import { DeadLetterTopic } from './dead-letter.ts';
+import { type FeedAge, FeedFreshness } from './feed-freshness.ts';
 import { KafkaConnectorError } from './errors.ts';
 import type { BatchControl, ConsumerEvent, KafkaBatch, KafkaClient, KafkaConsumer, KafkaProducer } from './kafka-client.ts';
 import { type KafkaSettings, resolveKafkaSettings } from './kafka-options.ts';
 import { createKafkajsClient } from './kafkajs-client.ts';
 import { type PartitionPosition, PartitionPositions } from './partition-positions.ts';
-import { RecordMapper, TopicMappings } from './record-mapper.ts';
-import { readStartOffsets, resolveTopics } from './start-offsets.ts';
+import { RecordMapper, TopicMappings, kafkaSourceName } from './record-mapper.ts';
+import { readStartOffsets, resolveHeartbeats, resolveTopics } from './start-offsets.ts';
 
 export interface KafkaConnectorOptions {
   /** Parent logger; the connector logs under `component: 'kafka'` with `topic`, `partition`, `offset`. */
@@ -38,6 +39,13 @@ export interface KafkaConnectorOptions {
   client?: KafkaClient;
   /** Backoff between restarts of a crashed consumer. Defaults: 500 ms doubling to 30 s. */
   restart?: Partial<BackoffOptions>;
+  /**
+   * The set of stale feeds changed (kafka.staleAfterMs): one went quiet past the threshold, or a
+   * stale one was heard from again. Called with every feed stale now ([] when none is).
+   */
+  onStaleFeeds?: (stale: readonly StaleFeed[]) => void;
+  /** The clock feed ages are measured with. Default Date.now. */
+  now?: () => number;
 }
 
 export interface PartitionStats {
@@ -57,6 +65,8 @@ export interface KafkaConnectorStats extends Readonly<RecordCounts> {
   /** Restarts of the consumer after it crashed (broker outages). */
   readonly restarts: number;
   readonly partitions: readonly PartitionStats[];
+  /** Each consumed Kafka topic: how long since its last record or heartbeat, and whether that is past kafka.staleAfterMs. */
+  readonly feeds: readonly FeedAge[];
 }
 
 /**
@@ -90,6 +100,11 @@ export class KafkaConnector implements Source {
   private abortStart: ((err: Error) => void) | null = null;
   private commitFailures = 0;
   private restarts = 0;
+  private readonly freshness: FeedFreshness;
+  private freshnessTimer: NodeJS.Timeout | null = null;
+  /** Heartbeat topic → the consumed topics it vouches for; decided at start. */
+  private heartbeats = new Map<string, string[]>();
+  private readonly onStaleFeeds: ((stale: readonly StaleFeed[]) => void) | undefined;
 
   constructor(
     config: KafkaConfig,
@@ -101,6 +116,8 @@ export class KafkaConnector implements Source {
     this.mappings = new TopicMappings(settings.topics.map((t, i) => new RecordMapper(t, i, { maxValueBytes: settings.maxValueBytes })));
     this.log = options.logger.child({ component: 'kafka', group: settings.groupId });
     this.applier = new BatchApplier(this.mappings, sink, this.log);
+    this.freshness = new FeedFreshness(settings.staleAfterMs, options.now ?? Date.now);
+    this.onStaleFeeds = options.onStaleFeeds;
     const initialMs = options.restart?.initialMs ?? DEFAULT_BACKOFF.initialMs;
     this.backoff = { initialMs, maxMs: Math.max(initialMs, options.restart?.maxMs ?? DEFAULT_BACKOFF.maxMs) };
     this.client =
@@ -127,6 +144,7 @@ export class KafkaConnector implements Source {
     aborted.catch(() => {}); // observed below; avoids an unhandled rejection when start() already returned
     try {
       await Promise.race([this.prepare(), aborted]);
+      this.followFeeds();
       this.setState(running(this.state));
       try {
         await this.startConsumer();
@@ -151,6 +169,8 @@ export class KafkaConnector implements Source {
     this.stopping = true;
     if (this.restartTimer) clearTimeout(this.restartTimer);
     this.restartTimer = null;
+    if (this.freshnessTimer) clearInterval(this.freshnessTimer);
+    this.freshnessTimer = null;
     this.abortStart?.(new KafkaConnectorError('KAFKA_STOPPED', 'stopped'));
     const consumer = this.consumer;
     // Offsets of the batches applied so far; a batch still running is covered by the next process.
@@ -160,7 +180,12 @@ export class KafkaConnector implements Source {
   }
 
   health(): SourceHealth {
-    return toHealth(this.name, this.state, this.positions.behind());
+    const h = toHealth(this.name, this.state, this.positions.behind());
+    if (this.freshnessTimer === null) return h;
+    const stale = this.freshness.stale();
+    if (stale.length === 0 || (h.state !== 'streaming' && h.state !== 'degraded')) return h;
+    const quiet = `stale feed(s), no record or heartbeat for over ${this.settings.staleAfterMs} ms: ${stale.map((f) => `${f.feed} (${(f.ageMs / 1000).toFixed(1)} s)`).join(', ')}`;
+    return { name: h.name, state: 'degraded', detail: h.detail ? `${h.detail}; ${quiet}` : quiet, stale };
   }
 
   stats(): KafkaConnectorStats {
@@ -176,7 +201,7 @@ export class KafkaConnector implements Source {
       });
     }
     const c = this.applier.counts;
-    return { ...c, ignored: { ...c.ignored }, bad: { ...c.bad }, commitFailures: this.commitFailures, restarts: this.restarts, partitions };
+    return { ...c, ignored: { ...c.ignored }, bad: { ...c.bad }, commitFailures: this.commitFailures, restarts: this.restarts, partitions, feeds: this.freshness.ages() };
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -198,9 +223,12 @@ export class KafkaConnector implements Source {
       // The client retries on its own for several seconds; the deadline must not wait for that.
       const work = (async () => {
         await admin.connect();
-        const topics = resolveTopics(settings, this.mappings.mappers, await admin.listTopics(), this.log);
-        const positions = await readStartOffsets(admin, settings, topics);
+        const existing = await admin.listTopics();
+        const topics = resolveTopics(settings, this.mappings.mappers, existing, this.log);
+        const heartbeats = resolveHeartbeats(settings, this.mappings, topics, existing, this.log);
+        const positions = await readStartOffsets(admin, settings, topics, [...heartbeats.keys()]);
         this.topics = topics;
+        this.heartbeats = heartbeats;
         this.positions = positions;
       })();
       let outcome: 'done' | 'timeout' | 'retry';
@@ -242,7 +270,7 @@ export class KafkaConnector implements Source {
     this.consumer = consumer;
     consumer.on((e) => this.onConsumerEvent(gen, consumer, e));
     await consumer.connect();
-    await consumer.subscribe(this.topics);
+    await consumer.subscribe([...this.topics, ...this.heartbeats.keys()]);
     await consumer.run((batch, control) => this.onBatch(gen, consumer, batch, control));
   }
 
@@ -332,7 +360,43 @@ export class KafkaConnector implements Source {
 
   private async onBatch(gen: number, consumer: KafkaConsumer, batch: KafkaBatch, control: BatchControl): Promise<void> {
     if (gen !== this.generation || !control.isActive()) return;
-    if (await this.applier.apply(batch, control, this.positions)) await this.commit(consumer, this.positions.get(batch.topic, batch.partition));
+    const p = this.positions.get(batch.topic, batch.partition);
+    if (this.freshness.isHeartbeat(batch.topic)) {
+      // A heartbeat's content does not matter, only that it came; it never becomes a topic.
+      if (batch.messages.length > 0 && this.freshness.heard(batch.topic)) this.staleFeedsChanged();
+      this.positions.advance(p, Number(batch.lastOffset) + 1);
+      control.resolveOffset(batch.lastOffset);
+      await this.commit(consumer, p);
+      return;
+    }
+    const done = await this.applier.apply(batch, control, this.positions);
+    // After the apply: a subscriber told the feed is fresh again already has its new values.
+    if (batch.messages.length > 0 && this.freshness.heard(batch.topic)) this.staleFeedsChanged();
+    if (done) await this.commit(consumer, p);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Feed freshness
+
+  /** Starts the feed clocks for the topics and heartbeats decided at start, and (with kafka.staleAfterMs) the check. */
+  private followFeeds(): void {
+    this.freshness.begin(new Map(this.topics.map((t) => [t, kafkaSourceName(t)])), this.heartbeats);
+    if (this.freshnessTimer) clearInterval(this.freshnessTimer);
+    this.freshnessTimer = null;
+    const after = this.settings.staleAfterMs;
+    if (after === null) return;
+    // A feed is called stale at most a quarter of the threshold (or 1 s) late.
+    this.freshnessTimer = setInterval(() => {
+      if (this.freshness.check()) this.staleFeedsChanged();
+    }, Math.max(25, Math.min(1_000, Math.floor(after / 4))));
+    this.freshnessTimer.unref();
+  }
+
+  private staleFeedsChanged(): void {
+    const stale = this.freshness.stale();
+    if (stale.length > 0) this.log.warn({ stale: stale.map((f) => f.feed) }, `stale Kafka feed(s): no record or heartbeat for over ${this.settings.staleAfterMs} ms`);
+    else this.log.info('every Kafka feed is fresh again');
+    this.onStaleFeeds?.(stale);
   }
 
   private async commit(consumer: KafkaConsumer, p: PartitionPosition): Promise<void> {

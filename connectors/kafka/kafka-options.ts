@@ -28,6 +28,8 @@ export interface KafkaSettings {
   readonly startFrom: 'earliest' | 'committed';
   readonly connectTimeoutMs: number;
   readonly sessionTimeoutMs: number;
+  /** Null: feeds are never stale. */
+  readonly staleAfterMs: number | null;
   readonly topics: readonly KafkaTopicMapping[];
 }
 
@@ -49,6 +51,7 @@ export function resolveKafkaSettings(config: KafkaConfig): KafkaSettings {
     startFrom: config.startFrom ?? KAFKA_DEFAULTS.startFrom,
     connectTimeoutMs: config.connectTimeoutMs ?? KAFKA_DEFAULTS.connectTimeoutMs,
     sessionTimeoutMs: config.sessionTimeoutMs ?? KAFKA_DEFAULTS.sessionTimeoutMs,
+    staleAfterMs: config.staleAfterMs ?? null,
     topics: config.topics,
   };
   if (s.clientId === '') throw new ConfigError('kafka.clientId', 'must not be empty');
@@ -60,6 +63,15 @@ export function resolveKafkaSettings(config: KafkaConfig): KafkaSettings {
   if (!Number.isInteger(s.sessionTimeoutMs) || s.sessionTimeoutMs < 6_000 || s.sessionTimeoutMs > 300_000) {
     throw new ConfigError('kafka.sessionTimeoutMs', 'must be between 6000 and 300000 (the brokers refuse others by default)');
   }
+  if (s.staleAfterMs !== null && (!Number.isInteger(s.staleAfterMs) || s.staleAfterMs < 100 || s.staleAfterMs > 86_400_000)) {
+    throw new ConfigError('kafka.staleAfterMs', 'must be an integer between 100 and 86400000 (a day), or absent to never call a feed stale');
+  }
+  s.topics.forEach((t, i) => {
+    if (t.heartbeatTopic === undefined) return;
+    if (typeof t.heartbeatTopic !== 'string' || t.heartbeatTopic === '') throw new ConfigError(`kafka.topics.${i}.heartbeatTopic`, 'must be a Kafka topic name, e.g. __debezium-heartbeat.<topic.prefix>');
+    if (t.heartbeatTopic === t.topic) throw new ConfigError(`kafka.topics.${i}.heartbeatTopic`, 'must not be the mapped topic itself');
+    if (t.heartbeatTopic === s.deadLetterTopic) throw new ConfigError(`kafka.topics.${i}.heartbeatTopic`, 'must not be the dead-letter topic');
+  });
   if (s.sasl) {
     if (!['plain', 'scram-sha-256', 'scram-sha-512'].includes(s.sasl.mechanism)) throw new ConfigError('kafka.sasl.mechanism', 'must be plain, scram-sha-256 or scram-sha-512');
     if (!s.sasl.username) throw new ConfigError('kafka.sasl.username', 'is required');

@@ -25,6 +25,13 @@ export interface KafkaTopicMapping {
   tenantField?: string;
   /** `format: debezium` only: `postgres` (default) converts values by their Connect schema to what the Postgres connector gives; `raw` passes Debezium's encodings through. */
   values?: 'postgres' | 'raw';
+  /**
+   * A Kafka topic whose records say this mapping's source is alive though it has no change to
+   * send, e.g. Debezium's `__debezium-heartbeat.<topic.prefix>` (with `heartbeat.interval.ms`).
+   * Its records never become topics; each one counts as "seen" for every Kafka topic of this
+   * mapping (see `kafka.staleAfterMs`).
+   */
+  heartbeatTopic?: string;
 }
 
 export interface KafkaSaslConfig {
@@ -47,5 +54,11 @@ export interface KafkaConfig {
   startFrom?: 'earliest' | 'committed';
   connectTimeoutMs?: number;
   sessionTimeoutMs?: number;
+  /**
+   * A mapped Kafka topic with no record (and no heartbeat on its mapping's `heartbeatTopic`) for
+   * this long is a stale feed: /ready answers 503, /health says degraded, subscribers get a
+   * `status` message. Absent: feeds are never stale (their age is still measured).
+   */
+  staleAfterMs?: number;
   topics: KafkaTopicMapping[];
 }

@@ -8,7 +8,7 @@ import { KafkaConnectorError } from './errors.ts';
 import type { KafkaAdmin } from './kafka-client.ts';
 import type { KafkaSettings } from './kafka-options.ts';
 import { PartitionPositions } from './partition-positions.ts';
-import type { RecordMapper } from './record-mapper.ts';
+import type { RecordMapper, TopicMappings } from './record-mapper.ts';
 
 /** Patterns never match internal topics (`__consumer_offsets`, ...) or the dead-letter topic. */
 export function resolveTopics(settings: KafkaSettings, mappers: readonly RecordMapper[], existing: readonly string[], log: Logger): string[] {
@@ -33,9 +33,45 @@ export function resolveTopics(settings: KafkaSettings, mappers: readonly RecordM
   return [...out].sort();
 }
 
-/** Start and end offsets of every partition of `topics`. */
-export async function readStartOffsets(admin: KafkaAdmin, settings: KafkaSettings, topics: readonly string[]): Promise<PartitionPositions> {
+/**
+ * The mappings' heartbeat topics that exist, each with the consumed Kafka topics it vouches for
+ * (those whose first matching mapping names it). A missing one is only logged: Debezium creates
+ * it with its first heartbeat, and until tidewire follows it the feeds it vouches for show stale.
+ */
+export function resolveHeartbeats(
+  settings: KafkaSettings,
+  mappings: TopicMappings,
+  topics: readonly string[],
+  existing: readonly string[],
+  log: Logger,
+): Map<string, string[]> {
+  const have = new Set(existing);
+  const consumed = new Set(topics);
+  const out = new Map<string, string[]>();
+  settings.topics.forEach((spec, i) => {
+    const hb = spec.heartbeatTopic;
+    if (hb === undefined) return;
+    if (consumed.has(hb)) throw new KafkaConnectorError('KAFKA_TOPIC_MISSING', `kafka.topics.${i}.heartbeatTopic: "${hb}" is also a mapped topic; a heartbeat topic's records never become topics, so map it in one role only`);
+    if (!have.has(hb)) {
+      log.warn({ heartbeatTopic: hb }, `kafka.topics.${i}.heartbeatTopic: Kafka has no topic "${hb}" yet (Debezium creates it with its first heartbeat, when heartbeat.interval.ms is set); it is followed from the next start`);
+      return;
+    }
+    const feeds = out.get(hb) ?? [];
+    for (const t of topics) if (mappings.forTopic(t) === mappings.mappers[i] && !feeds.includes(t)) feeds.push(t);
+    out.set(hb, feeds);
+  });
+  return out;
+}
+
+/**
+ * Start and end offsets of every partition of `topics`; `heartbeats` are read from their end
+ * (only heartbeats from now on say anything), with nothing to catch up with.
+ */
+export async function readStartOffsets(admin: KafkaAdmin, settings: KafkaSettings, topics: readonly string[], heartbeats: readonly string[] = []): Promise<PartitionPositions> {
   const positions = new PartitionPositions();
+  for (const topic of heartbeats) {
+    for (const w of await admin.fetchWatermarks(topic)) positions.add(topic, w.partition, Number(w.high), Number(w.high));
+  }
   for (const topic of topics) {
     const committed = settings.startFrom === 'committed' ? await admin.fetchCommittedOffsets(settings.groupId, topic) : null;
     for (const w of await admin.fetchWatermarks(topic)) {

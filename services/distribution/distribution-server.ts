@@ -22,6 +22,7 @@ import { CloseCode } from '../../core/messages.ts';
 import { OriginPolicy, isLoopbackName } from './origin-policy.ts';
 import { type DistributionOptions, connectionLimits, sessionLimits, validate } from './server-limits.ts';
 import { Session, type SessionHost } from './session.ts';
+import type { StaleSources } from './feed-status.ts';
 import { StaticFiles } from './static-files.ts';
 import { type DisconnectReason, type DistributionStats, type QueueDepth, newStats } from './stats.ts';
 
@@ -77,6 +78,7 @@ export class DistributionServer {
   private stopReloads: (() => void) | null = null;
   private readonly guard: ConnectionGuard;
   private readonly origins: OriginPolicy;
+  private staleSources: StaleSources = new Map();
 
   constructor(
     private readonly handoff: Handoff,
@@ -98,6 +100,7 @@ export class DistributionServer {
       limits: sessionLimits(config),
       scheduleFlush: (s) => this.flusher.schedule(s),
       sessionEnded: (s, reason) => this.sessionEnded(s, reason),
+      staleSources: () => this.staleSources,
     };
     // closeTimeout exists since ws 8.19; @types/ws does not list it yet.
     const wsOptions: ServerOptions & { closeTimeout: number } = {
@@ -171,6 +174,22 @@ export class DistributionServer {
       if (q.behind) depth.behind++;
     }
     return depth;
+  }
+
+  /**
+   * The sources whose feed is stale now (Topic.source → the feed's name, e.g. the Kafka topic),
+   * replacing the previous set. Each session gets a `status` for every subscription whose answer
+   * changed (docs/PROTOCOL.md, "Feed status").
+   */
+  setStaleSources(stale: StaleSources): void {
+    this.staleSources = new Map(stale);
+    for (const s of [...this.sessions]) {
+      try {
+        s.feedStatus();
+      } catch (err) {
+        s.deliveryFailed(err); // that session's failure alone (1011)
+      }
+    }
   }
 
   /** Live subscriptions over every session (for metrics). */

@@ -162,6 +162,12 @@ export function authenticatedMessage(id: string | undefined, exp: number | null)
   return `${head},"exp":${exp === null ? 'null' : Math.floor(exp)}}`;
 }
 
+/** A subscription's feed went stale (`stale: true`) or is live again; `sources` only where the session may see feed names (security off). */
+export function statusMessage(id: string, stale: boolean, sources?: readonly string[]): string {
+  const tail = sources === undefined ? '' : `,"sources":${JSON.stringify(sources)}`;
+  return `{"type":"status","id":${JSON.stringify(id)},"stale":${stale}${tail}}`;
+}
+
 /** Opens part `part` of `parts` frames of one group (docs/PROTOCOL.md, "Transactions"). */
 export function txnMessage(seq: number, part: number, parts: number): string {
   return `{"type":"txn","seq":${seq},"part":${part},"parts":${parts}}`;

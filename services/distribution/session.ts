@@ -22,8 +22,10 @@ import {
   pongMessage,
   protocolErrorMessage,
   subscribedMessage,
+  statusMessage,
   unsubscribedMessage,
 } from './protocol.ts';
+import { type StaleSources, staleFeedsOf } from './feed-status.ts';
 import { ABUSE_FACTOR, RateLimiter } from './rate-limiter.ts';
 import { SessionAccess, reconcile } from './session-access.ts';
 import type { DeliveryOptions, SessionDelivery } from './session-delivery.ts';
@@ -53,6 +55,8 @@ export interface SessionHost {
   scheduleFlush(session: Session): void;
   /** The session is gone (closed by either side); called exactly once. */
   sessionEnded(session: Session, reason: DisconnectReason): void;
+  /** Sources whose feed is stale now (see feed-status.ts); absent: none ever is. */
+  staleSources?(): StaleSources;
 }
 
 export class Session implements DeliveryTarget {
@@ -89,6 +93,8 @@ export class Session implements DeliveryTarget {
   private failure: DisconnectReason | null = null;
   /** Characters of the live subscriptions' filters (bounded: see FILTER_LIMITS.maxTotalPerSession). */
   private filterChars = 0;
+  /** Subscription id → the stale status last sent for it (the feed list, or '*' without names); absent: fresh. */
+  private readonly statusSent = new Map<string, string>();
 
   constructor(
     readonly id: string,
@@ -155,6 +161,30 @@ export class Session implements DeliveryTarget {
       return;
     }
     this.switchPrincipal(result.principal);
+    this.feedStatus();
+  }
+
+  /**
+   * The set of stale sources changed (or the session's permissions did): sends a `status` to
+   * each subscription whose answer changed: `stale: true` with the feeds (names only with
+   * security off, so a session never learns of topics beyond its grants), `stale: false` when
+   * its feeds are fresh again.
+   */
+  feedStatus(): void {
+    if (this.ended) return;
+    const stale = this.host.staleSources?.();
+    if (stale === undefined) return;
+    for (const sub of this.subscriptions.values()) this.sendStatus(sub.id, sub.selector, stale);
+  }
+
+  private sendStatus(id: string, selector: Subscription['selector'], stale: StaleSources): void {
+    const feeds = staleFeedsOf(this.host.view, this.permissions, selector, stale);
+    const named = this.host.security === null;
+    const key = feeds.length === 0 ? '' : named ? feeds.join('\n') : '*';
+    if ((this.statusSent.get(id) ?? '') === key) return;
+    if (key === '') this.statusSent.delete(id);
+    else this.statusSent.set(id, key);
+    this.send(statusMessage(id, feeds.length > 0, named ? feeds : undefined));
   }
 
   /**
@@ -438,6 +468,8 @@ export class Session implements DeliveryTarget {
     }
     const done = subscribedMessage(id, selector.text, answer.topics, answer.resumed);
     this.output.push(done, Buffer.byteLength(done));
+    const stale = this.host.staleSources?.();
+    if (stale !== undefined && stale.size > 0) this.sendStatus(id, selector, stale);
     this.log('debug', { id, selector: selector.text, topics: answer.topics, resumed: answer.resumed }, 'subscribed');
   }
 
@@ -448,6 +480,7 @@ export class Session implements DeliveryTarget {
       return;
     }
     this.subscriptions.delete(id);
+    this.statusSent.delete(id);
     this.host.fanOut.remove(sub);
     this.delivery.count(sub, -1);
     if (sub.filter) this.filterChars -= sub.filter.text.length;

@@ -120,7 +120,7 @@ function readableProjection(permissions: PermissionSet | null, topic: Topic, seg
  * Every topic the selector matches that the session may read, with its projection. With
  * permissions, walks only the selector's intersections with the grants.
  */
-function forEachReadable(req: AnswerRequest, visit: (topic: Topic, p: Projection) => void): void {
+export function forEachReadable(req: Pick<AnswerRequest, 'view' | 'permissions' | 'selector'>, visit: (topic: Topic, p: Projection) => void): void {
   const { view, permissions, selector } = req;
   if (permissions === null) {
     view.forEachMatching(selector, (topic) => visit(topic, Projection.ALL));

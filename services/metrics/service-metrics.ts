@@ -215,5 +215,15 @@ function registerKafka(registers: Registry[], kafka: NonNullable<MetricsInputs['
       this.reset();
       for (const [reason, n] of Object.entries(kafka.stats().ignored)) total(this, n, { reason });
     } });
+  new Gauge({ name: 'tidewire_kafka_feed_age_seconds', help: 'Seconds since the last record of each consumed Kafka topic, or heartbeat on its mapping\'s heartbeatTopic (since the connector started when none came)', labelNames: ['topic'], registers,
+    collect() {
+      this.reset();
+      for (const f of kafka.stats().feeds) this.set({ topic: f.topic }, f.ageMs / 1000);
+    } });
+  new Gauge({ name: 'tidewire_kafka_feed_stale', help: '1 when the Kafka topic\'s feed is stale: no record or heartbeat for kafka.staleAfterMs (never without it)', labelNames: ['topic'], registers,
+    collect() {
+      this.reset();
+      for (const f of kafka.stats().feeds) this.set({ topic: f.topic }, f.stale ? 1 : 0);
+    } });
   new Counter({ name: 'tidewire_kafka_dead_lettered_total', help: 'Bad records copied to kafka.deadLetterTopic', registers, collect() { this.reset(); total(this, kafka.stats().deadLettered); } });
 }

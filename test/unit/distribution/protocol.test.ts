@@ -13,6 +13,7 @@ import {
   pongMessage,
   protocolErrorMessage,
   subscribedMessage,
+  statusMessage,
   unsubscribedMessage,
 } from '../../../services/distribution/protocol.ts';
 import { TopicStore } from '../../../services/topics/topic-store.ts';
@@ -136,6 +137,9 @@ describe('schemas/protocol', () => {
       removalMessage('orders/1', 4, 'filter'),
       subscribedMessage('s1', 'orders/**', 12),
       unsubscribedMessage('s1'),
+      statusMessage('s1', true, ['dbz.public.orders']),
+      statusMessage('s"1', false, []),
+      statusMessage('s1', true),
       pongMessage(undefined),
       pongMessage('p"1'),
       ...ERROR_CODES.map((code) => protocolErrorMessage({ code, message: `bad "thing"\n`, id: 'r1' })),
