@@ -133,3 +133,56 @@ test('a feed that stops is stale everywhere it shows; heartbeats keep one fresh;
   assert.match((await getJson('/ready')).body.reasons.join('\n'), /dbz\.public\.orders/);
   client.close();
 });
+
+test('with security on, the status names no feed and /ready tells a stranger only the state', async () => {
+  const kafka = new Kafka({ brokers: broker.brokers, logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic: 'sec.quotes' }, { topic: 'sec.hidden' }], waitForLeaders: true });
+  await admin.disconnect();
+  const config = parseConfig(
+    {
+      server: { port: 0 },
+      security: {
+        jwt: { algorithms: ['HS256'], secret: 'a-test-secret-of-at-least-32-characters!' },
+        roles: { public: { read: ['quotes/**'] } },
+        anonymous: { role: 'public', tenant: 'public' },
+      },
+      kafka: {
+        brokers: broker.brokers,
+        groupId: 'stale-feed-secure',
+        staleAfterMs: STALE_AFTER_MS,
+        topics: [
+          { topic: 'sec.quotes', format: 'json', path: 'quotes/{key}', tenant: 'public' },
+          { topic: 'sec.hidden', format: 'json', path: 'hidden/{key}', tenant: 'public' },
+        ],
+      },
+    },
+    {},
+  );
+  const secure = new TidewireService(config, { logger: pino({ level: 'silent' }), processMetrics: false });
+  const { port: securePort } = await secure.start();
+  const client = new TidewireClient({ url: `ws://127.0.0.1:${securePort}/ws` });
+  try {
+    await producer.send({ topic: 'sec.quotes', messages: [{ key: 'ACME', value: '{"bid":1}' }] });
+    await producer.send({ topic: 'sec.hidden', messages: [{ key: 'X', value: '{"secret":1}' }] });
+    const seen: FeedStatus[] = [];
+    const hiddenSeen: FeedStatus[] = [];
+    const quotes = client.subscribe('quotes/**', { onStatus: (s) => seen.push(s) });
+    const hidden = client.subscribe('hidden/**', { onStatus: (s) => hiddenSeen.push(s) });
+    await client.connect();
+    await waitFor('quotes value', () => quotes.values.has('quotes/ACME'));
+    await waitFor('stale', () => quotes.stale, 10_000);
+    assert.deepEqual(seen, [{ stale: true }], 'no feed names with security on');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(hiddenSeen, [], 'a feed behind topics the session may not read is not reported');
+    assert.equal(hidden.stale, false);
+    const res = await fetch(`http://127.0.0.1:${securePort}/ready`);
+    assert.equal(res.status, 503);
+    const body = (await res.json()) as { reasons: string[] };
+    assert.deepEqual(body.reasons, ['kafka: degraded']);
+  } finally {
+    client.close();
+    await secure.stop();
+  }
+});
