@@ -3,7 +3,7 @@
  * once per client and updated by deltas, reconnects with backoff and jitter and resumes where it
  * left off. Runs in browsers and in Node (no Node-only import at the top level).
  */
-import { type AuthenticatedMessage, type HelloMessage, PROTOCOL_VERSION, type ServerMessage } from '../core/messages.ts';
+import { type AuthenticatedMessage, type HelloMessage, MAX_RATE, PROTOCOL_VERSION, type ServerMessage } from '../core/messages.ts';
 import { FilterError, compileFilter } from '../core/filter.ts';
 import { SelectorError, parseSelector } from '../core/selector.ts';
 import { Backoff, type BackoffOptions } from '../core/backoff.ts';
@@ -165,8 +165,8 @@ export class TidewireClient {
       }
     }
     const maxRate = options.maxRate;
-    if (maxRate !== undefined && !(typeof maxRate === 'number' && maxRate > 0 && maxRate <= 1000)) {
-      throw new TidewireClientError('INVALID_MESSAGE', `maxRate must be a number of updates per second above 0 and at most 1000, not ${String(maxRate)}`, { selector: String(selector) });
+    if (maxRate !== undefined && !(typeof maxRate === 'number' && maxRate >= MAX_RATE.min && maxRate <= MAX_RATE.max)) {
+      throw new TidewireClientError('INVALID_MESSAGE', `maxRate must be a number of updates per second from ${MAX_RATE.min} to ${MAX_RATE.max}, not ${String(maxRate)}`, { selector: String(selector) });
     }
     const core: SubscriptionCore = {
       selector: parsed, handlers, state: 'pending', wireId: null, paths: new Set(), stale: null, retry: null, filter, maxRate, resuming: null, resumed: null,

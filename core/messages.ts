@@ -26,6 +26,11 @@ export interface SubscribeMessage {
   /** Send only what changed since these versions (same epoch), removals for what is gone. */
   resume?: ResumeState;
 }
+/**
+ * Bounds of a subscription's `maxRate`, updates per second per topic (schemas/protocol/subscribe.schema.json):
+ * the minimum keeps every throttle interval at 100 s or less, a timer any runtime can arm.
+ */
+export const MAX_RATE = { min: 0.01, max: 1000 } as const;
 export interface UnsubscribeMessage { type: 'unsubscribe'; id: string }
 export interface PingMessage { type: 'ping'; id?: string }
 /** A fresh bearer token for the live session (same subject and tenant), sent before the current one expires. */

@@ -3,10 +3,9 @@
  * tenant) has room for another subscription, the selector, the filter and the rate are valid.
  * Returns what the subscription needs, or the error that answers the request.
  */
-import subscribeSchema from '../../schemas/protocol/subscribe.schema.json' with { type: 'json' };
 import { FILTER_LIMITS, type Filter, FilterError, compileFilter } from '../../core/filter.ts';
 import { type Selector, SelectorError, parseSelector } from '../../core/selector.ts';
-import type { SubscribeMessage } from '../../core/messages.ts';
+import { MAX_RATE, type SubscribeMessage } from '../../core/messages.ts';
 import type { ProtocolError } from './protocol.ts';
 
 export interface SubscribeLimits {
@@ -24,12 +23,8 @@ export type CheckedSubscribe =
   | { ok: true; selector: Selector; filter: Filter | null; /** Updates per second per topic; 0: every update. */ maxRate: number }
   | { ok: false; error: ProtocolError };
 
-/**
- * Bounds of `maxRate` in updates per second per topic, as schemas/protocol/subscribe.schema.json
- * states them. The minimum keeps every throttle interval at 100 s or less: a rate near zero would
- * ask for a timer no runtime can arm (issue #13).
- */
-export const MAX_RATE_BOUNDS = { min: subscribeSchema.properties.maxRate.minimum, max: subscribeSchema.properties.maxRate.maximum } as const;
+/** Bounds of `maxRate` (core/messages.ts), the same as schemas/protocol/subscribe.schema.json states (a unit test holds them together). */
+export const MAX_RATE_BOUNDS = MAX_RATE;
 
 /** Why a `maxRate` cannot be used, saying what to send instead; null when it can. */
 export function maxRateProblem(rate: unknown): string | null {

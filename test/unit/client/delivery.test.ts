@@ -234,6 +234,7 @@ describe('tokens', () => {
     const c = new TidewireClient({ url: 'ws://x/ws', WebSocket: FakeSocket });
     assert.throws(() => c.subscribe('o/*', {}, { filter: 'a = ' }), (e: unknown) => e instanceof TidewireClientError && e.code === 'FILTER_INVALID' && /at 5; expected a value/.test(e.message));
     assert.throws(() => c.subscribe('o/*', {}, { maxRate: 0 }), (e: unknown) => e instanceof TidewireClientError && e.code === 'INVALID_MESSAGE');
+    assert.throws(() => c.subscribe('o/*', {}, { maxRate: 0.001 }), (e: unknown) => e instanceof TidewireClientError && e.code === 'INVALID_MESSAGE', 'below the server minimum of 0.01: refused here, not by the server');
     assert.equal(c.subscribe('o/*', {}, { filter: 'a = 1', maxRate: 2 }).filter, 'a = 1');
   });
 });

@@ -22,6 +22,8 @@ const limits = { live: new Map(), serverMax: 10, tenantMax: Infinity, filterChar
 describe('maxRate bounds', () => {
   it('are 0.01 to 1000 updates per second, as the schema and docs/PROTOCOL.md state', () => {
     assert.deepEqual(MAX_RATE_BOUNDS, { min: 0.01, max: 1000 });
+    const schema = JSON.parse(readFileSync(new URL('../../../schemas/protocol/subscribe.schema.json', import.meta.url), 'utf8'));
+    assert.deepEqual({ min: schema.properties.maxRate.minimum, max: schema.properties.maxRate.maximum }, MAX_RATE_BOUNDS, 'the schema states the same bounds');
     const doc = readFileSync(new URL('../../../docs/PROTOCOL.md', import.meta.url), 'utf8');
     assert.match(doc, /`maxRate` \(optional\): at most this many updates per second per topic, from 0\.01 \(one update\s+per 100 s\) to 1,000/);
   });
