@@ -7,12 +7,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type ChangeContext, FanOut, type Subscription } from '../../../services/distribution/fan-out.ts';
-import { type DeliveryPort, SessionDelivery } from '../../../services/distribution/session-delivery.ts';
-import { newStats } from '../../../services/distribution/stats.ts';
+import { SessionDelivery } from '../../../services/distribution/session-delivery.ts';
 import { InProcessHandoff } from '../../../services/handoff/handoff.ts';
 import { parseSelector } from '../../../core/selector.ts';
 import { TopicStore } from '../../../services/topics/topic-store.ts';
 import { type ChangeBatch } from '../../../core/topic.ts';
+import { recordingDeliveryPort } from '../../support/fake-delivery-port.ts';
 import { recordingTarget } from '../../support/fake-target.ts';
 
 /** Stands in for a session on fan-out's fast path; `throws` makes its enqueue fail. */
@@ -67,25 +67,14 @@ describe('SessionDelivery timers', () => {
     const store = new TopicStore();
     const sub = { id: 's1', selector: parseSelector('t/**'), target: recordingTarget(), maxRate: 100 } satisfies Subscription;
     const failures: unknown[] = [];
-    const sent: string[] = [];
-    const port: DeliveryPort = {
-      view: store,
-      stats: newStats(),
-      permissions: () => null,
-      subscriptions: () => [sub],
-      backlog: () => 0,
-      queuedBytes: () => 0,
-      enqueue: (wire) => sent.push(wire),
-      push: (wire) => sent.push(wire),
-      group: () => {},
+    const port = recordingDeliveryPort(store, [sub], {
       // The tick asks for a flush once the throttled update is due: that is where the bug is injected.
       requestFlush: () => {
         throw new Error('injected tick failure');
       },
-      overflow: (why) => assert.fail(why),
-      simple: () => {},
       failed: (err) => failures.push(err),
-    };
+    });
+    const sent = port.sent;
     const delivery = new SessionDelivery(port, { slowClientPolicy: 'conflate', slowClientBytes: 1 << 20, slowClientGraceMs: 10_000, maxConflatedTopics: 10 });
     const uncaught: unknown[] = [];
     const onUncaught = (err: unknown) => uncaught.push(err);

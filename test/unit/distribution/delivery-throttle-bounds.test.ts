@@ -8,12 +8,12 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { parseClientMessage } from '../../../services/distribution/protocol.ts';
-import { type DeliveryPort, MAX_TIMER_MS, SessionDelivery, timerDelay } from '../../../services/distribution/session-delivery.ts';
+import { MAX_TIMER_MS, SessionDelivery, timerDelay } from '../../../services/distribution/session-delivery.ts';
 import type { ChangeContext, Subscription } from '../../../services/distribution/fan-out.ts';
-import { newStats } from '../../../services/distribution/stats.ts';
 import { MAX_RATE_BOUNDS, checkSubscribe } from '../../../services/distribution/subscribe-request.ts';
 import { parseSelector } from '../../../core/selector.ts';
 import { TopicStore } from '../../../services/topics/topic-store.ts';
+import { recordingDeliveryPort } from '../../support/fake-delivery-port.ts';
 import { recordingTarget } from '../../support/fake-target.ts';
 
 const subscribe = (maxRate: number) => ({ type: 'subscribe' as const, id: 's1', selector: 'ticks/**', maxRate });
@@ -69,22 +69,8 @@ describe('throttle timers', () => {
     // future entry point might, and the delivery must still not spin.
     const store = new TopicStore();
     const sub = { id: 's1', selector: parseSelector('ticks/**'), target: recordingTarget(), maxRate: 1e-9 } satisfies Subscription;
-    const pushed: string[] = [];
-    const port: DeliveryPort = {
-      view: store,
-      stats: newStats(),
-      permissions: () => null,
-      subscriptions: () => [sub],
-      backlog: () => 0,
-      queuedBytes: () => 0,
-      enqueue: (wire) => pushed.push(wire),
-      push: (wire) => pushed.push(wire),
-      group: () => {},
-      requestFlush: () => {},
-      overflow: (why) => assert.fail(why),
-      simple: () => {},
-      failed: (err) => assert.fail(err as Error),
-    };
+    const port = recordingDeliveryPort(store, [sub]);
+    const pushed = port.sent;
     let clockReads = 0;
     const delivery = new SessionDelivery(port, { slowClientPolicy: 'conflate', slowClientBytes: 1 << 20, slowClientGraceMs: 10_000, maxConflatedTopics: 10 }, () => {
       clockReads++;
