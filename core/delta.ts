@@ -8,12 +8,10 @@
  * wrong for clients and rarely smaller.
  */
 import { Operation, diff, type IChange } from 'json-diff-ts';
-import { type JsonObject, type JsonValue, isJsonObject, jsonEqual } from './json.ts';
+import { type JsonObject, isJsonObject, jsonEqual } from './json.ts';
+import type { PatchOp } from './patch.ts';
 
-export type PatchOp =
-  | { op: 'add'; path: string; value: JsonValue }
-  | { op: 'replace'; path: string; value: JsonValue }
-  | { op: 'remove'; path: string };
+export type { PatchOp };
 
 /** RFC 6901: `~` becomes `~0`, `/` becomes `~1`. */
 export function pointerSegment(key: string): string {

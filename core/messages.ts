@@ -4,7 +4,7 @@
  * types and guards with no runtime imports, so the browser client shares them with the server.
  */
 import type { JsonObject } from './json.ts';
-import type { PatchOp } from './delta.ts';
+import type { PatchOp } from './patch.ts';
 
 export type { JsonObject, JsonValue } from './json.ts';
 export type PatchOperation = PatchOp;

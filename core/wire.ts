@@ -5,7 +5,7 @@
  * the text and the rule cannot diverge between the store, fan-out, resumes and merged updates.
  * Part of the floor: imports nothing above services/topics.
  */
-import type { PatchOp } from './delta.ts';
+import type { PatchOp } from './patch.ts';
 
 /**
  * Why a topic that still exists stops arriving: `access` (the session may no longer read it),
