@@ -11,11 +11,12 @@
  *   `MicroTimestamp`: µs since the epoch, of a timestamp without time zone; the millisecond and
  *   nanosecond variants (`Time`, `Timestamp`, `NanoTime`, `NanoTimestamp`, Connect's `Date`,
  *   `Time`, `Timestamp`) likewise. `ZonedTimestamp`: ISO text in UTC with 6 fraction digits and
- *   `Z`; `ZonedTime`: `HH:MM:SS[.f]Z` in UTC.
+ *   `Z`; `ZonedTime`: `HH:MM:SS[.f]Z` in UTC. Both paths write RFC 3339 (core/datetime-text.ts).
  * - `io.debezium.data.Json`: the JSON as text. `io.debezium.data.Bits`: base64 of the bits as an
  *   integer, little-endian, the first bit the most significant; `parameters.length` the width.
  * - `bytes` without a name: base64.
  */
+import { UTC_OFFSET, isoYear } from '../../core/datetime-text.ts';
 import { type JsonObject, type JsonValue, isJsonObject } from '../../core/json.ts';
 import { DEBEZIUM_UNAVAILABLE_VALUE } from './debezium-envelope.ts';
 
@@ -159,7 +160,7 @@ function floorDiv(a: bigint, b: bigint): bigint {
   return (a % b !== 0n && a < 0n) !== b < 0n ? q - 1n : q;
 }
 
-/** Days since 1970-01-01 → `YYYY-MM-DD` (proleptic Gregorian, as Postgres prints AD dates). */
+/** Days since 1970-01-01 → `YYYY-MM-DD` (proleptic Gregorian, as Postgres; BC years expanded, as the direct path). */
 function dateText(days: bigint): string {
   // Howard Hinnant's civil_from_days.
   const z = Number(days) + 719468;
@@ -171,8 +172,7 @@ function dateText(days: bigint): string {
   const d = doy - Math.floor((153 * mp + 2) / 5) + 1;
   const m = mp < 10 ? mp + 3 : mp - 9;
   const y = yoe + era * 400 + (m <= 2 ? 1 : 0);
-  if (y < 1) throw new Error(`is a date before 0001-01-01 (${days} days)`);
-  return `${String(y).padStart(4, '0')}-${pad2(m)}-${pad2(d)}`;
+  return `${isoYear(y)}-${pad2(m)}-${pad2(d)}`;
 }
 
 /** µs since midnight → `HH:MM:SS[.ffffff]` with trailing zeros dropped, as Postgres prints time. */
@@ -188,12 +188,16 @@ function timestampText(us: bigint): string {
   return `${dateText(days)}T${timeText(us - days * US_PER_DAY)}`;
 }
 
-/** `2026-01-01T09:30:00.500000Z` → `2026-01-01T09:30:00.5+00` (`sep` '' for a ZonedTime). */
+/**
+ * `2026-01-01T09:30:00.500000Z` → `2026-01-01T09:30:00.5Z`: the direct path's text, which drops
+ * trailing zeros of the fraction as Postgres does (`sep` '' for a ZonedTime). Java writes years
+ * past 9999 as `+10000` and BC years as negative proleptic years (`-0043`, 44 BC): expanded years.
+ */
 function zonedText(v: string, sep: 'T' | ''): string {
-  const m = (sep === 'T' ? /^(\d{4,}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?Z$/ : /^(\d\d:\d\d:\d\d)(?:\.(\d+))?Z$/).exec(v);
+  const m = (sep === 'T' ? /^([+-]?\d{4,})(-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?Z$/ : /^()(\d\d:\d\d:\d\d)(?:\.(\d+))?Z$/).exec(v);
   if (!m) throw new Error(`${JSON.stringify(v)} is not ${sep === 'T' ? 'an ISO timestamp' : 'a time'} in UTC`);
-  const f = (m[2] ?? '').replace(/0+$/, '');
-  return `${m[1]}${f === '' ? '' : `.${f}`}+00`;
+  const f = (m[3] ?? '').replace(/0+$/, '');
+  return `${m[1] === '' ? '' : isoYear(Number(m[1]))}${m[2]}${f === '' ? '' : `.${f}`}${UTC_OFFSET}`;
 }
 
 function fraction(us: number): string {

@@ -4,9 +4,10 @@
  * converters, so a row looks the same whichever way it arrived.
  *
  * No silent precision loss: int8 beyond 2^53 and numeric stay strings; timestamps stay text
- * (a JS Date would drop the microseconds and the offset). Both connections run with the session
+ * (a JS Date would drop the microseconds), in the RFC 3339 form `new Date()` parses. Both connections run with the session
  * settings in connection.ts (TimeZone=UTC, DateStyle=ISO, ...) so the text itself is identical.
  */
+import { UTC_OFFSET, isoYear } from '../../core/datetime-text.ts';
 import type { JsonValue } from '../../core/json.ts';
 
 /** Converts one non-null text value. */
@@ -58,10 +59,52 @@ const asFloat: Converter = (text) => {
 
 const asJson: Converter = (text) => JSON.parse(text) as JsonValue;
 
-/** `2024-01-02 03:04:05.123456+00` → `2024-01-02T03:04:05.123456+00`; infinity stays as is. */
+/**
+ * Dates and times as RFC 3339 text (core/datetime-text.ts): `2024-01-02 03:04:05.123456+00` →
+ * `2024-01-02T03:04:05.123456Z`. Postgres prints a BC year as `0044-03-15 BC` and years past 9999
+ * with more digits; both become the expanded years Date parses. `infinity` and `-infinity` stay.
+ */
+const DATE_TIME = /^(\d{4,})-(\d\d-\d\d)(?: (\d\d:\d\d:\d\d(?:\.\d+)?)([+-]\d\d(?::\d\d){0,2})?)?( BC)?$/;
+
+function dateTime(text: string): string {
+  const m = DATE_TIME.exec(text);
+  if (m === null) return text; // infinity, -infinity
+  const year = Number(m[1]);
+  const date = `${isoYear(m[5] === undefined ? year : 1 - year)}-${m[2]}`;
+  return m[3] === undefined ? date : `${date}T${m[3]}${m[4] === undefined ? '' : offset(m[4])}`;
+}
+
+/** `+00` → `Z`, `+05` → `+05:00`, `-03:30` as it is. (An offset with seconds, `+00:53:28`, has no RFC 3339 form and stays.) */
+function offset(o: string): string {
+  if (o.length === 3) return o === '+00' || o === '-00' ? UTC_OFFSET : `${o}:00`;
+  return o === '+00:00' || o === '-00:00' ? UTC_OFFSET : o;
+}
+
+/** timestamptz, the common case first: with TimeZone=UTC every value ends in `+00`. */
+const asTimestamptz: Converter = (text) => {
+  const n = text.length;
+  if (n >= 22 && n <= 29 && text.charCodeAt(4) === 0x2d /* - */ && text.charCodeAt(10) === 0x20 /* space */ && text.endsWith('+00')) {
+    return `${text.slice(0, 10)}T${text.slice(11, n - 3)}${UTC_OFFSET}`;
+  }
+  return dateTime(text);
+};
+
+/** timestamp (no time zone): a local date-time, `T` between date and time, no offset. */
 const asTimestamp: Converter = (text) => {
-  const space = text.indexOf(' ');
-  return space < 0 ? text : `${text.slice(0, space)}T${text.slice(space + 1)}`;
+  const n = text.length;
+  if (n >= 19 && n <= 26 && text.charCodeAt(4) === 0x2d && text.charCodeAt(10) === 0x20 && text.charCodeAt(n - 1) !== 0x43 /* C of BC */) {
+    return `${text.slice(0, 10)}T${text.slice(11)}`;
+  }
+  return dateTime(text);
+};
+
+/** date: `YYYY-MM-DD` as it is; BC and five-digit years as expanded years. */
+const asDate: Converter = (text) => (text.length === 10 ? text : dateTime(text));
+
+/** timetz: `09:30:00+00` → `09:30:00Z`, `09:30:00+05:30` as it is. */
+const asTimetz: Converter = (text) => {
+  const m = /^(\d\d:\d\d:\d\d(?:\.\d+)?)([+-]\d\d(?::\d\d){0,2})$/.exec(text);
+  return m === null ? text : `${m[1]}${offset(m[2])}`;
 };
 
 const SCALARS = new Map<number, Converter>([
@@ -75,7 +118,9 @@ const SCALARS = new Map<number, Converter>([
   [OID.json, asJson],
   [OID.jsonb, asJson],
   [OID.timestamp, asTimestamp],
-  [OID.timestamptz, asTimestamp],
+  [OID.timestamptz, asTimestamptz],
+  [OID.date, asDate],
+  [OID.timetz, asTimetz],
   // numeric and money keep their exact text; bytea its \x hex text; the rest are text anyway.
   [OID.numeric, asText],
   [OID.money, asText],
@@ -86,9 +131,7 @@ const SCALARS = new Map<number, Converter>([
   [OID.char, asText],
   [OID.name, asText],
   [OID.uuid, asText],
-  [OID.date, asText],
   [OID.time, asText],
-  [OID.timetz, asText],
   [OID.interval, asText],
 ]);
 

@@ -197,11 +197,11 @@ function debeziumValue(op: 'c' | 'r' | 'u' | 'd', before: JsonObject | null, aft
     ts_ns: (ts + 3) * 1_000_000,
   };
   if (!withSchema) return payload;
-  // With its schema, a ZonedTimestamp is written as Debezium writes it (UTC, `Z`); tidewire turns
-  // it back into the direct path's `+00` (debezium-values.ts).
+  // With its schema, a ZonedTimestamp is written as Debezium writes it (UTC, six fraction digits,
+  // `Z`); tidewire drops the trailing zeros, as the direct path's text has none (debezium-values.ts).
   for (const image of ['before', 'after']) {
     const r = payload[image];
-    if (r && typeof r === 'object' && !Array.isArray(r) && typeof r.updated_at === 'string') payload[image] = { ...r, updated_at: r.updated_at.replace(/\+00$/, 'Z') };
+    if (r && typeof r === 'object' && !Array.isArray(r) && typeof r.updated_at === 'string') payload[image] = { ...r, updated_at: r.updated_at.replace(/(\.\d+)?Z$/, (_, f?: string) => `${(f ?? '.').padEnd(7, '0')}Z`) };
   }
   const rowSchema = (field: string) => ({ type: 'struct', fields: ROW_FIELDS, optional: true, name: 'shop.public.prices.Value', field });
   return {
@@ -279,11 +279,11 @@ test('JSON records become values; a changed record becomes a delta; tombstones r
 
 test('Debezium envelopes, with and without the schema wrapper, give the same topic state as the equivalent JSON; op d and tombstones remove', async () => {
   const rows: Record<number, JsonObject> = {
-    1: { id: 1, venue: 'XNYS', price: '101.25', qty: 9007199254740991, updated_at: '2026-01-01T09:30:00.123456+00' },
-    2: { id: 2, venue: 'XLON', price: '0.000100', qty: 5, updated_at: '2026-01-01T09:30:01+00' },
-    3: { id: 3, venue: 'XPAR', price: '-7.5', qty: null, updated_at: '2026-01-01T09:30:02.5+00' },
+    1: { id: 1, venue: 'XNYS', price: '101.25', qty: 9007199254740991, updated_at: '2026-01-01T09:30:00.123456Z' },
+    2: { id: 2, venue: 'XLON', price: '0.000100', qty: 5, updated_at: '2026-01-01T09:30:01Z' },
+    3: { id: 3, venue: 'XPAR', price: '-7.5', qty: null, updated_at: '2026-01-01T09:30:02.5Z' },
   };
-  const updated2 = { ...rows[2], price: '0.000200', updated_at: '2026-01-01T09:31:00+00' };
+  const updated2 = { ...rows[2], price: '0.000200', updated_at: '2026-01-01T09:31:00Z' };
   const moved4 = { ...rows[3], id: 4 }; // a primary-key change 3 → 4
 
   const json = await createTopic(name('rows-json'));
@@ -350,7 +350,7 @@ test('Debezium envelopes, with and without the schema wrapper, give the same top
 });
 
 test('Debezium tombstones: all counted in stats().tombstones; one alone (its delete compacted away) removes the topic; ignored.tombstone only when nothing is left to remove', async () => {
-  const row = (id: number): JsonObject => ({ id, venue: 'XNYS', price: '1.00', qty: 1, updated_at: '2026-01-01T09:30:00+00' });
+  const row = (id: number): JsonObject => ({ id, venue: 'XNYS', price: '1.00', qty: 1, updated_at: '2026-01-01T09:30:00Z' });
   const topic = await createTopic(name('dbz-tombstones'));
   await produce(topic, [
     { key: debeziumKey(5, true), value: debeziumValue('c', null, row(5), true) },
@@ -384,7 +384,7 @@ test('Debezium ids beyond 2^53 stay exact: two neighbouring snowflake ids are tw
   // JSON.parse rounds both ids to 1234567890123456800: one topic, and the delete removed it.
   const ids = ['1234567890123456789', '1234567890123456790'];
   const big = (text: string, id: string) => text.replaceAll('"BIG_ID"', id);
-  const row: JsonObject = ({ id: 'BIG_ID', venue: 'XNYS', price: '1.50', qty: 'BIG_QTY', updated_at: '2026-01-01T09:30:00+00' });
+  const row: JsonObject = ({ id: 'BIG_ID', venue: 'XNYS', price: '1.50', qty: 'BIG_QTY', updated_at: '2026-01-01T09:30:00Z' });
   const topic = await createTopic(name('big-ids'));
   const records: Rec[] = [];
   for (const withSchema of [true, false]) {
@@ -397,7 +397,7 @@ test('Debezium ids beyond 2^53 stay exact: two neighbouring snowflake ids are tw
   await produce(topic, records);
   const h = harness({ topics: [{ topic, format: 'debezium', path: 'shop/{topic}/{key.id}' }] });
   await h.connector.start();
-  const expected = (id: string) => ({ id, venue: 'XNYS', price: '1.50', qty: '-9007199254740993', updated_at: '2026-01-01T09:30:00+00' });
+  const expected = (id: string) => ({ id, venue: 'XNYS', price: '1.50', qty: '-9007199254740993', updated_at: '2026-01-01T09:30:00Z' });
   // The exact text, as the Postgres connector gives int8 beyond 2^53, names the path and the value.
   assert.deepEqual([...storeState(h.store)].sort(), ids.map((id) => [`shop/${topic}/${id}`, expected(id)]));
 

@@ -53,11 +53,11 @@ function debezium(op: string, before: JsonObject | null, after: JsonObject | nul
     ts_ns: (ts + 5) * 1_000_000,
   };
   if (!withSchema) return payload;
-  // With its schema, a ZonedTimestamp is written as Debezium writes it (UTC, `Z`); tidewire turns
-  // it back into the direct path's `+00` (debezium-values.ts).
+  // With its schema, a ZonedTimestamp is written as Debezium writes it (UTC, six fraction digits,
+  // `Z`); tidewire drops the trailing zeros, as the direct path's text has none (debezium-values.ts).
   for (const image of ['before', 'after']) {
     const r = payload[image];
-    if (r && typeof r === 'object' && !Array.isArray(r) && typeof r.updated_at === 'string') payload[image] = { ...r, updated_at: r.updated_at.replace(/\+00$/, 'Z') };
+    if (r && typeof r === 'object' && !Array.isArray(r) && typeof r.updated_at === 'string') payload[image] = { ...r, updated_at: r.updated_at.replace(/(\.\d+)?Z$/, (_, f?: string) => `${(f ?? '.').padEnd(7, '0')}Z`) };
   }
   const row = (name: string): JsonObject => ({
     type: 'struct', optional: true, name: 'shop.public.prices.Value', field: name,
@@ -83,7 +83,7 @@ function debezium(op: string, before: JsonObject | null, after: JsonObject | nul
   return { schema: envelope, payload };
 }
 
-const row = { id: 7, venue: 'XNYS', price: '101.25', updated_at: '2026-01-01T00:00:00.123456+00' };
+const row = { id: 7, venue: 'XNYS', price: '101.25', updated_at: '2026-01-01T00:00:00.123456Z' };
 
 test('templates read the key, JSON key fields, nested value fields, headers, topic and partition', () => {
   const m = mapper({ path: 'p/{topic}/{partition}/{headers.region}/{value.venue}/{value.quote.ccy}/{key}' });

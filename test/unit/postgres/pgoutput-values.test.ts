@@ -42,14 +42,71 @@ test('bool, json, bytea, uuid, text', () => {
   assert.equal(builtinConverter(123456), undefined, 'unknown OIDs are left to the type registry');
 });
 
-test('timestamps keep microseconds and offset, with T between date and time; no Date objects', () => {
-  assert.equal(conv(OID.timestamptz, '2024-05-06 07:08:09.123456+00'), '2024-05-06T07:08:09.123456+00');
+test('timestamps keep microseconds, with T between date and time and an RFC 3339 offset (Z for UTC); no Date objects', () => {
+  assert.equal(conv(OID.timestamptz, '2024-05-06 07:08:09.123456+00'), '2024-05-06T07:08:09.123456Z');
+  assert.equal(conv(OID.timestamptz, '2024-05-06 07:08:09+00'), '2024-05-06T07:08:09Z');
   assert.equal(conv(OID.timestamptz, '2024-05-06 07:08:09.123456+05:30'), '2024-05-06T07:08:09.123456+05:30');
+  assert.equal(conv(OID.timestamptz, '2024-05-06 07:08:09-03'), '2024-05-06T07:08:09-03:00');
   assert.equal(conv(OID.timestamp, '2024-05-06 07:08:09.000001'), '2024-05-06T07:08:09.000001');
   assert.equal(conv(OID.timestamp, 'infinity'), 'infinity');
-  assert.equal(conv(OID.timestamptz, '0044-03-15 12:00:00+00 BC'), '0044-03-15T12:00:00+00 BC');
+  assert.equal(conv(OID.timestamptz, '-infinity'), '-infinity');
+  assert.equal(conv(OID.date, 'infinity'), 'infinity');
+  assert.equal(conv(OID.timestamptz, '0044-03-15 12:00:00+00 BC'), '-000043-03-15T12:00:00Z', '44 BC is the astronomical year -43');
+  assert.equal(conv(OID.timestamp, '0001-01-01 00:00:00 BC'), '0000-01-01T00:00:00', '1 BC is year 0');
+  assert.equal(conv(OID.timestamptz, '10000-01-01 00:00:00.5+00'), '+010000-01-01T00:00:00.5Z');
   assert.equal(conv(OID.date, '2024-05-06'), '2024-05-06');
+  assert.equal(conv(OID.date, '0044-03-15 BC'), '-000043-03-15');
+  assert.equal(conv(OID.date, '12345-06-07'), '+012345-06-07');
   assert.equal(conv(OID.time, '07:08:09.123456'), '07:08:09.123456');
+  assert.equal(conv(OID.timetz, '07:08:09.5+00'), '07:08:09.5Z');
+  assert.equal(conv(OID.timetz, '07:08:09+05:30'), '07:08:09+05:30');
+  assert.equal(conv(OID.timetz, '07:08:09-08'), '07:08:09-08:00');
+});
+
+/** The instant `text` names, to the millisecond Date keeps, or NaN when Date cannot parse it. */
+const instant = (text: unknown) => new Date(text as string).getTime();
+
+test('every date and time value is one JavaScript parses: new Date(value) is the instant it names', () => {
+  // timestamptz: an instant. Each case: Postgres's text (TimeZone=UTC), the instant.
+  const instants: [string, string][] = [
+    ['2024-05-06 07:08:09.123456+00', '2024-05-06T07:08:09.123Z'],
+    ['2024-05-06 07:08:09+00', '2024-05-06T07:08:09.000Z'],
+    ['2024-05-06 07:08:09.5+05:30', '2024-05-06T01:38:09.500Z'],
+    ['1999-12-31 23:00:00-05', '2000-01-01T04:00:00.000Z'],
+    ['1969-12-31 23:59:59.999999+00', '1969-12-31T23:59:59.999Z'],
+    ['0044-03-15 12:00:00+00 BC', '-000043-03-15T12:00:00.000Z'],
+    ['10000-01-01 00:00:00+00', '+010000-01-01T00:00:00.000Z'],
+  ];
+  for (const [text, iso] of instants) {
+    const v = conv(OID.timestamptz, text);
+    assert.equal(instant(v), Date.parse(iso), `timestamptz ${text} → ${String(v)}`);
+    assert.equal(new Date(v as string).toISOString(), iso);
+  }
+  // timestamp: a wall-clock time without a zone; Date reads it as local time, field by field.
+  for (const [text, fields] of [
+    ['2024-05-06 07:08:09.123456', [2024, 4, 6, 7, 8, 9, 123]],
+    ['1900-02-28 00:00:00', [1900, 1, 28, 0, 0, 0, 0]],
+  ] as const) {
+    const v = conv(OID.timestamp, text) as string;
+    const d = new Date(v);
+    assert.deepEqual([d.getFullYear(), d.getMonth(), d.getDate(), d.getHours(), d.getMinutes(), d.getSeconds(), d.getMilliseconds()], fields, `timestamp ${text} → ${v}`);
+  }
+  // date: Date reads a date alone as midnight UTC of that day.
+  for (const [text, iso] of [
+    ['2024-05-06', '2024-05-06T00:00:00.000Z'],
+    ['0044-03-15 BC', '-000043-03-15T00:00:00.000Z'],
+    ['12345-06-07', '+012345-06-07T00:00:00.000Z'],
+  ]) {
+    assert.equal(new Date(conv(OID.date, text) as string).toISOString(), iso, `date ${text}`);
+  }
+  // time and timetz: a time of day; on a date they parse as one.
+  assert.equal(new Date(`2024-05-06T${conv(OID.time, '07:08:09.123456') as string}Z`).toISOString(), '2024-05-06T07:08:09.123Z');
+  assert.equal(new Date(`2024-05-06T${conv(OID.timetz, '07:08:09.5+00') as string}`).toISOString(), '2024-05-06T07:08:09.500Z');
+  assert.equal(new Date(`2024-05-06T${conv(OID.timetz, '07:08:09-08') as string}`).toISOString(), '2024-05-06T15:08:09.000Z');
+  // Arrays convert each element alike.
+  assert.deepEqual((conv(1185, '{"2024-05-06 07:08:09.123456+00",NULL}') as (string | null)[]).map((v) => v && new Date(v).toISOString()), ['2024-05-06T07:08:09.123Z', null]);
+  // The forms Date cannot hold stay Postgres's text, and are the only ones it does not parse.
+  assert.ok(Number.isNaN(instant(conv(OID.timestamptz, 'infinity'))));
 });
 
 test('arrays: one dimension becomes a JSON array of converted elements', () => {
@@ -60,7 +117,7 @@ test('arrays: one dimension becomes a JSON array of converted elements', () => {
   assert.deepEqual(conv(1231, '{12345678901234567890.123456789,1}'), ['12345678901234567890.123456789', '1']);
   assert.deepEqual(conv(1016, '{1,9007199254740993}'), [1, '9007199254740993']);
   assert.deepEqual(conv(1000, '{t,f}'), [true, false]);
-  assert.deepEqual(conv(1185, '{"2024-05-06 07:08:09.123456+00"}'), ['2024-05-06T07:08:09.123456+00']);
+  assert.deepEqual(conv(1185, '{"2024-05-06 07:08:09.123456+00"}'), ['2024-05-06T07:08:09.123456Z']);
   assert.deepEqual(conv(3807, '{"{\\"a\\": 1}","[1, 2]"}'), [{ a: 1 }, [1, 2]]);
 });
 
