@@ -56,10 +56,17 @@ function run(command: string, args: string[], cwd: string, timeoutMs = 120_000):
   });
 }
 
-async function ok(command: string, args: string[], cwd: string): Promise<Run> {
-  const r = await run(command, args, cwd);
+async function ok(command: string, args: string[], cwd: string, timeoutMs?: number): Promise<Run> {
+  const r = await run(command, args, cwd, timeoutMs);
   assert.equal(r.code, 0, `${command} ${args.join(' ')} in ${cwd} failed:\n${r.out}\n${r.err}`);
   return r;
+}
+
+/** Rejects naming the step when it takes longer than `ms`, so a slow setup says which part was slow. */
+function within<T>(ms: number, step: string, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${step} took longer than ${ms / 1000} s`)), ms)));
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
 /**
@@ -96,14 +103,18 @@ before(async () => {
   mkdirSync(project);
   mkdirSync(packs);
   // `npm pack` runs each package's prepack, its build: the tarballs always hold a fresh dist.
-  const [pg] = await Promise.all([startPostgres(), ok('npm', ['pack', '--workspaces', '--pack-destination', packs], ROOT)]);
+  const [pg] = await Promise.all([
+    within(120_000, 'starting Postgres', startPostgres()),
+    within(150_000, 'npm pack --workspaces', ok('npm', ['pack', '--workspaces', '--pack-destination', packs], ROOT, 150_000)),
+  ]);
   db = pg;
   assert.deepEqual(readdirSync(packs).sort(), ['tidewire-0.1.0.tgz', 'tidewire-client-0.1.0.tgz']);
   tarballs = { client: join(packs, 'tidewire-client-0.1.0.tgz'), server: join(packs, 'tidewire-0.1.0.tgz') };
 
   writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'tidewire-user', private: true, type: 'module' }));
   // vite and ws at the repository's versions, which the cache holds; ws because Node 20 has no global WebSocket.
-  await ok('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', tarballs.server, tarballs.client, `vite@${installedVersion('vite')}`, `ws@${installedVersion('ws')}`], project);
+  const install = ['install', '--prefer-offline', '--no-audit', '--no-fund', tarballs.server, tarballs.client, `vite@${installedVersion('vite')}`, `ws@${installedVersion('ws')}`];
+  await within(120_000, 'npm install of the tarballs', ok('npm', install, project, 120_000));
 
   await db.query('CREATE TABLE orders (id int PRIMARY KEY, customer_id int NOT NULL, item text NOT NULL, status text NOT NULL)');
   await db.query(`INSERT INTO orders VALUES (1, 1, 'kettle', 'new'), (2, 1, 'mug', 'paid'), (3, 2, 'scale', 'new')`);
@@ -124,7 +135,7 @@ before(async () => {
       '',
     ].join('\n'),
   );
-}, { timeout: 300_000 });
+}, { timeout: 280_000 });
 
 after(async () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
@@ -142,7 +153,7 @@ function bareImports(js: string): string[] {
   return names.filter((n) => !n.startsWith('.') && !n.startsWith('node:')).map((n) => (n.startsWith('@') ? n.split('/').slice(0, 2).join('/') : n.split('/')[0]));
 }
 
-test('tidewire installs compiled: no TypeScript at run time, and its dependencies are exactly what its code imports', () => {
+test('tidewire installs compiled: no TypeScript at run time, and its dependencies are exactly what its code imports', async () => {
   const pkgDir = join(project, 'node_modules/tidewire');
   const pkg = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as { version: string; bin: Record<string, string>; dependencies: Record<string, string>; optionalDependencies: Record<string, string> };
   assert.equal(pkg.version, '0.1.0');
@@ -160,6 +171,9 @@ test('tidewire installs compiled: no TypeScript at run time, and its dependencie
   assert.ok(existsSync(join(pkgDir, 'dist/dashboard/dist/index.html')));
   assert.ok(readdirSync(join(pkgDir, 'dist/dashboard/dist/assets')).some((f) => f.endsWith('.js')));
   for (const f of filesUnder(join(ROOT, 'schemas'))) assert.ok(existsSync(join(pkgDir, 'dist', f.slice(ROOT.length))), f);
+  // The embedding entries its README shows.
+  const api = await ok(process.execPath, ['--input-type=module', '-e', "const { TidewireService } = await import('tidewire'); const { loadConfigFile } = await import('tidewire/config'); console.log(typeof TidewireService, loadConfigFile('x.yaml').postgres.slot)"], project);
+  assert.equal(api.out.trim(), 'function tidewire_packages');
 });
 
 test('npx tidewire check --config x.yaml passes every check from the installed package', { timeout: 60_000 }, async () => {
