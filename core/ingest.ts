@@ -3,6 +3,7 @@
  * where it hands its updates. Owned by the pipeline side; connectors implement Source and call
  * IngestSink, and know nothing above it.
  */
+import type { JsonObject } from './json.ts';
 import type { TopicUpdate } from './topic.ts';
 
 export type SourceState = 'starting' | 'snapshotting' | 'streaming' | 'degraded' | 'stopped' | 'failed';
@@ -29,14 +30,71 @@ export interface StaleFeed {
   readonly ageMs: number;
 }
 
+/** Where a source has read up to, by the source's own name for it (`postgres`, `kafka:<topic>/<partition>`). */
+export interface SourcePosition {
+  readonly name: string;
+  /** Opaque to everything but the source: an LSN (`0/16B3748`), an offset (`42`). */
+  readonly position: string;
+}
+
 /**
- * Where a connector hands its updates. Resolves once the updates are applied and handed off;
- * only then may the connector acknowledge the source position (LSN, offset) covering them.
+ * Where a connector hands its updates. Resolves once the updates are applied and handed off (not
+ * necessarily durable: see SourceCheckpoints). `position`, when given, is where the source stands
+ * once these updates are applied: stored in the same state transaction as them, so state and
+ * position never disagree after a crash.
  */
 export interface IngestSink {
-  apply(updates: readonly TopicUpdate[]): Promise<void>;
+  apply(updates: readonly TopicUpdate[], position?: SourcePosition): Promise<void>;
   /** Removes every topic produced by `source` (TRUNCATE). */
-  removeSource(source: string): Promise<void>;
+  removeSource(source: string, position?: SourcePosition): Promise<void>;
+}
+
+/**
+ * What a source may ask of the durable state it feeds (services/state): where it was read up to,
+ * what its mapping looked like, and when a position may be acknowledged upstream. Owned by the
+ * pipeline side; a source given none keeps no position (state in memory: every start reads all).
+ */
+export interface SourceCheckpoints {
+  /**
+   * Which system a source reads (e.g. Postgres's system identifier and database): recorded with
+   * the state on first use; rejects (naming state.dir and what to do) when the state was written
+   * for another one, so topics and positions of one database are never resumed against another.
+   */
+  claim(name: string, identity: string): Promise<void>;
+  /** True when the state holds any topic (a re-read must then be diffed, never applied blind). */
+  holdsTopics(): boolean;
+  /** The topics `source` produced, as the state holds them (e.g. to rebuild a source's own indexes on resume). */
+  topicsOf(source: string): Iterable<{ readonly path: string; readonly value: JsonObject }>;
+  /** The position stored for `name` with the state, or null (first start, or never stored). */
+  stored(name: string): string | null;
+  /** Mapping fingerprints by table, as stored with the state. */
+  fingerprints(): Readonly<Record<string, string>>;
+  /** Records fingerprints (null forgets one), in order with the updates applied so far. */
+  setFingerprints(fingerprints: Readonly<Record<string, string | null>>): Promise<void>;
+  /**
+   * Resolves once every update applied so far, and `position`, are durable: only then may the
+   * source acknowledge `position` upstream (the LSN to Postgres, the offset to Kafka).
+   */
+  checkpoint(position: SourcePosition): Promise<void>;
+  /**
+   * A re-read of `sources` (a snapshot of tables whose state may be stale) starts. Its updates are
+   * diffed against the state and held back; `finish` applies what differs, and removes the topics
+   * of these sources the re-read did not produce, as one batch: clients see one step from the old
+   * state to the new one, never a blank, and rows that did not change send nothing.
+   */
+  resync(sources: readonly string[]): Resync;
+}
+
+export interface Resync {
+  /** Rows read so far (each update of the re-read), and how many differ from the state. */
+  readonly read: number;
+  readonly differing: number;
+  /** Takes updates of the re-read (synchronously diffed; nothing is applied yet). */
+  take(updates: readonly TopicUpdate[]): void;
+  /** Applies what differed and removes what was not read, with `position`; resolves once handed off. */
+  finish(position?: SourcePosition): Promise<{ readonly changed: number; readonly removed: number }>;
+  /** Drops what was held (a failed re-read, to be started over). */
+  abort(): void;
 }
 
 export interface Source {

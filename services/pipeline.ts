@@ -1,8 +1,14 @@
-/** Applies connector updates to topic state and hands the resulting batches to distribution. */
-import type { IngestSink } from '../core/ingest.ts';
+/**
+ * Applies connector updates to topic state, hands the resulting batches to distribution and, with
+ * durable state, writes them to the state journal; answers the sources' checkpoints and re-reads.
+ */
+import type { IngestSink, Resync, SourceCheckpoints, SourcePosition } from '../core/ingest.ts';
+import { diffValues } from '../core/delta.ts';
+import type { JsonObject } from '../core/json.ts';
+import { DEFAULT_TENANT, type ChangeBatch, type TopicChange, type TopicUpdate } from '../core/topic.ts';
 import type { Handoff } from './handoff/handoff.ts';
+import type { StateJournal } from './state/state-journal.ts';
 import type { TopicStore } from './topics/topic-store.ts';
-import type { ChangeBatch, TopicChange, TopicUpdate } from '../core/topic.ts';
 
 export interface PipelineOptions {
   /**
@@ -12,6 +18,8 @@ export interface PipelineOptions {
    * cost. Default false.
    */
   measureWireBytes?: boolean;
+  /** Durable state: every applied batch is written to it. Absent: state lives in memory only. */
+  journal?: StateJournal;
 }
 
 /** Wire bytes (UTF-8) of the changes emitted, once per change, before fan-out. */
@@ -23,7 +31,7 @@ export interface WireBytes {
   deltaAsValue: number;
 }
 
-export class Pipeline implements IngestSink {
+export class Pipeline implements IngestSink, SourceCheckpoints {
   /** Row changes applied and changes emitted, for metrics and benchmarks. */
   updatesApplied = 0;
   changesEmitted = 0;
@@ -32,6 +40,7 @@ export class Pipeline implements IngestSink {
   /** Counted only with `measureWireBytes`. */
   readonly wireBytes: WireBytes = { value: 0, delta: 0, removal: 0, deltaAsValue: 0 };
   private readonly measure: boolean;
+  private journal: StateJournal | null;
 
   constructor(
     readonly store: TopicStore,
@@ -39,22 +48,80 @@ export class Pipeline implements IngestSink {
     options: PipelineOptions = {},
   ) {
     this.measure = options.measureWireBytes ?? false;
+    this.journal = options.journal ?? null;
   }
 
-  apply(updates: readonly TopicUpdate[]): Promise<void> {
+  /**
+   * Makes state durable from now on (null: in memory). The service does it at start, when topic
+   * state equals what the journal's store holds (just loaded from it, or flushed to it at a stop).
+   */
+  useJournal(journal: StateJournal | null): void {
+    this.journal = journal;
+  }
+
+  /** True when state is durable: positions are stored and checkpoints wait for the disk. */
+  get durable(): boolean {
+    return this.journal !== null;
+  }
+
+  apply(updates: readonly TopicUpdate[], position?: SourcePosition): Promise<void> {
     this.updatesApplied += updates.length;
-    return this.publish(this.store.apply(updates));
+    return this.publish(this.store.apply(updates), position);
   }
 
-  removeSource(source: string): Promise<void> {
-    return this.publish(this.store.removeSource(source));
+  removeSource(source: string, position?: SourcePosition): Promise<void> {
+    return this.publish(this.store.removeSource(source), position);
   }
 
-  private publish(batch: ChangeBatch | null): Promise<void> {
-    if (!batch) return Promise.resolve();
+  claim(name: string, identity: string): Promise<void> {
+    return this.journal ? this.journal.claim(name, identity) : Promise.resolve();
+  }
+
+  holdsTopics(): boolean {
+    return this.store.size > 0;
+  }
+
+  *topicsOf(source: string): Iterable<{ readonly path: string; readonly value: JsonObject }> {
+    for (const t of this.store.all()) if (t.source === source) yield t;
+  }
+
+  stored(name: string): string | null {
+    return this.journal?.store.positions()[name] ?? null;
+  }
+
+  fingerprints(): Readonly<Record<string, string>> {
+    return this.journal?.store.fingerprints() ?? {};
+  }
+
+  setFingerprints(fingerprints: Readonly<Record<string, string | null>>): Promise<void> {
+    return this.journal ? this.journal.setFingerprints(fingerprints) : Promise.resolve();
+  }
+
+  checkpoint(position: SourcePosition): Promise<void> {
+    return this.journal ? this.journal.checkpoint(position) : Promise.resolve();
+  }
+
+  /** Resolves once everything applied so far is durable (at once in memory). */
+  flushed(): Promise<void> {
+    return this.journal ? this.journal.flushed() : Promise.resolve();
+  }
+
+  resync(sources: readonly string[]): Resync {
+    return new PipelineResync(this, sources);
+  }
+
+  /** @internal the resync's end: one batch of what differed, and the removals. */
+  applyResync(updates: readonly TopicUpdate[], position?: SourcePosition): Promise<void> {
+    return this.publish(this.store.apply(updates), position);
+  }
+
+  private publish(batch: ChangeBatch | null, position?: SourcePosition): Promise<void> {
+    const wait = this.journal?.write(batch, position) ?? null;
+    if (!batch) return wait ?? Promise.resolve();
     this.changesEmitted += batch.changes.length;
     if (this.measure) this.count(batch.changes);
-    return this.handoff.publish(batch);
+    const handed = this.handoff.publish(batch);
+    return wait ? Promise.all([handed, wait]).then(() => {}) : handed;
   }
 
   private count(changes: readonly TopicChange[]): void {
@@ -71,5 +138,69 @@ export class Pipeline implements IngestSink {
         bytes.deltaAsValue += n - patchBytes + c.valueBytes;
       }
     }
+  }
+}
+
+/**
+ * One re-read of some sources: rows equal to the state are only marked seen; rows that differ are
+ * held until `finish`, which applies them with the removal of every topic of these sources not
+ * read, as one batch. Only the differing rows are kept, so a re-read after a short outage holds
+ * almost nothing; the marks are one set of paths.
+ */
+class PipelineResync implements Resync {
+  read = 0;
+  differing = 0;
+  private readonly sources: ReadonlySet<string>;
+  private seen = new Set<string>();
+  private held = new Map<string, TopicUpdate>();
+  private done = false;
+
+  constructor(
+    private readonly pipeline: Pipeline,
+    sources: readonly string[],
+  ) {
+    this.sources = new Set(sources);
+  }
+
+  take(updates: readonly TopicUpdate[]): void {
+    if (this.done) throw new Error('this re-read has finished');
+    const store = this.pipeline.store;
+    for (const u of updates) {
+      this.read++;
+      if (u.value === null) continue; // a snapshot reads rows; it never removes one
+      this.seen.add(u.path);
+      const t = store.get(u.path);
+      const same = t !== undefined && t.source === u.source && t.tenant === (u.tenant ?? DEFAULT_TENANT) && diffValues(t.value, u.value).length === 0;
+      if (same) {
+        this.held.delete(u.path);
+        continue;
+      }
+      if (!this.held.has(u.path)) this.differing++;
+      this.held.set(u.path, u);
+    }
+  }
+
+  async finish(position?: SourcePosition): Promise<{ changed: number; removed: number }> {
+    if (this.done) throw new Error('this re-read has finished');
+    this.done = true;
+    const updates: TopicUpdate[] = [...this.held.values()];
+    let removed = 0;
+    for (const t of this.pipeline.store.all()) {
+      if (this.sources.has(t.source) && !this.seen.has(t.path)) {
+        updates.push({ path: t.path, source: t.source, value: null });
+        removed++;
+      }
+    }
+    const changed = updates.length - removed;
+    this.seen = new Set();
+    this.held = new Map();
+    await this.pipeline.applyResync(updates, position);
+    return { changed, removed };
+  }
+
+  abort(): void {
+    this.done = true;
+    this.seen = new Set();
+    this.held = new Map();
   }
 }

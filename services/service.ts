@@ -1,8 +1,11 @@
 /**
- * Wires one tidewire node: topic state, the hand-off, the distribution service and the configured
- * sources. A fresh TopicStore (and so a fresh epoch) per process: sources rebuild state at start
- * (see docs/DESIGN.md, "Durability"), and clients see from the epoch that their versions are stale.
+ * Wires one tidewire node: topic state (durable in `state.dir`, or in memory), the hand-off, the
+ * distribution service and the configured sources. With durable state a start loads the stored
+ * topics under their epoch before it listens, so reconnecting clients resume in the same epoch;
+ * in memory every process starts a new epoch and its sources read everything again (see
+ * docs/DESIGN.md, "State and restarts").
  */
+import { resolve } from 'node:path';
 import type { Registry } from 'prom-client';
 import type { Source, SourceHealth } from '../core/ingest.ts';
 import { KafkaConnector } from '../connectors/kafka/index.ts';
@@ -15,6 +18,9 @@ import type { Logger } from './logger.ts';
 import { type Readiness, SnapshotProgressLog, type SnapshotProgressReport, createServiceMetrics, opsRoutes, readiness } from './metrics/index.ts';
 import { Pipeline } from './pipeline.ts';
 import { type ReloadSummary, SecurityManager } from './security/index.ts';
+import { LmdbStateStore } from './state/lmdb-state-store.ts';
+import { StateJournal } from './state/state-journal.ts';
+import type { StateStore } from './state/state-store.ts';
 import { TopicStore } from './topics/topic-store.ts';
 
 export interface ServiceOptions {
@@ -46,12 +52,16 @@ export class TidewireService {
   private readonly lag: ReplicationLagPoller | null = null;
   private progress: SnapshotProgressLog;
   private stopping = false;
+  /** The durable state's folder (absolute), or null when state is kept in memory. */
+  readonly stateDir: string | null;
+  private state: StateStore | null = null;
 
   constructor(
     readonly config: Config,
     options: ServiceOptions,
   ) {
     this.log = options.logger;
+    this.stateDir = config.state?.dir && config.state.memory !== true ? resolve(config.state.dir) : null;
     this.store = new TopicStore({ history: { perTopic: config.server.historyPerTopic, maxBytes: config.server.historyBytes } });
     this.handoff = new InProcessHandoff(this.store, {
       onListenerError: (err, batch) => this.log.error({ err, seq: batch.seq }, 'a hand-off listener failed: the other listeners got the batch, ingest goes on'),
@@ -79,6 +89,7 @@ export class TidewireService {
     if (config.postgres) {
       postgres = new PostgresConnector(config.postgres, this.pipeline, {
         logger: this.log.child({ component: 'postgres' }),
+        checkpoints: this.pipeline,
         onSnapshotProgress: (p) => {
           const report = this.progress.report(p);
           options.onSnapshotProgress?.(report);
@@ -149,6 +160,7 @@ export class TidewireService {
   /** Starts listening, then the sources; resolves when every source has finished its snapshot. */
   async start(): Promise<{ port: number }> {
     this.stopping = false;
+    await this.openState();
     const { port } = await this.distribution.listen();
     this.log.info({ port, epoch: this.store.epoch }, 'distribution service listening');
     this.progress = new SnapshotProgressLog(this.log.child({ component: 'postgres' }), this.config.log.progressIntervalMs);
@@ -173,5 +185,38 @@ export class TidewireService {
     await this.distribution.close();
     await Promise.allSettled(this.sources.map((s) => s.stop()));
     await this.lag?.stop();
+    await this.closeState();
+  }
+
+  /**
+   * Opens the durable state (once per process; a restart of the service in the same process keeps
+   * it open): a store with state is loaded into topic state under its epoch; a new one records
+   * this process's epoch. Every later applied batch is written to it.
+   */
+  private async openState(): Promise<void> {
+    if (this.stateDir === null || this.state !== null) return;
+    const started = Date.now();
+    const state = await LmdbStateStore.open(this.stateDir, { identity: {}, epoch: this.store.epoch });
+    try {
+      if (state.epoch === null) await state.setEpoch(this.store.epoch);
+      else if (!state.created && this.store.size === 0 && this.store.position === 0) {
+        const topics = this.store.restore({ epoch: state.epoch, seq: state.seq, versionFloor: state.versionFloor }, state.topics());
+        this.log.info({ dir: this.stateDir, topics, epoch: state.epoch, seq: state.seq, positions: state.positions(), ms: Date.now() - started }, 'state loaded');
+      }
+    } catch (err) {
+      await state.close();
+      throw err;
+    }
+    if (state.created) this.log.info({ dir: this.stateDir, epoch: this.store.epoch }, 'state created: the sources are read from the start');
+    this.state = state;
+    this.pipeline.useJournal(new StateJournal(state));
+  }
+
+  private async closeState(): Promise<void> {
+    const state = this.state;
+    if (!state) return;
+    this.state = null;
+    this.pipeline.useJournal(null);
+    await state.close();
   }
 }

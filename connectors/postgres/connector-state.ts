@@ -3,17 +3,19 @@
  * connector, so it throws rather than being ignored.
  *
  *   stopped → starting → snapshotting → streaming ⇄ degraded
+ *   starting → streaming (resumed from durable state, nothing to read)
+ *   starting | snapshotting → degraded → snapshotting (a snapshot interrupted, started over)
  *   any running state → failed | stopped;  failed → starting (a new start())
  */
 import type { SourceState } from '../../core/ingest.ts';
 
 const ALLOWED: Readonly<Record<SourceState, readonly SourceState[]>> = {
   stopped: ['starting'],
-  starting: ['snapshotting', 'failed', 'stopped'],
+  starting: ['snapshotting', 'streaming', 'degraded', 'failed', 'stopped'],
   // degraded: the replication connection dropped before streaming got going
   snapshotting: ['streaming', 'degraded', 'failed', 'stopped'],
   streaming: ['degraded', 'failed', 'stopped'],
-  degraded: ['streaming', 'degraded', 'failed', 'stopped'],
+  degraded: ['streaming', 'snapshotting', 'degraded', 'failed', 'stopped'],
   failed: ['starting', 'stopped'],
 };
 

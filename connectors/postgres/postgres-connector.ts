@@ -4,27 +4,31 @@
  * is lost or applied twice across the hand-off: the snapshot shows exactly the transactions
  * committed before the consistent point, the slot sends exactly those after it.
  *
- * Durability: topic state lives in memory, so every start() re-snapshots under a new slot; the
- * caller gives each process a fresh TopicStore (a new epoch) so clients can tell.
+ * Durability: with `checkpoints` (durable state) a start resumes from the stored LSN when the
+ * slot still covers it, and positions are acknowledged only once the state covering them is
+ * durable. Without, topic state lives in memory, so every start() re-snapshots under a new slot.
  */
 import type { Logger } from 'pino';
 import type pg from 'pg';
 import type { PostgresConfig } from './postgres-options.ts';
 import { ConfigError, TidewireError } from '../../core/errors.ts';
 import { PathTemplate } from '../mapping/path-template.ts';
-import type { IngestSink, Source, SourceHealth, SourceState } from '../../core/ingest.ts';
-import { type BackoffOptions, DEFAULT_BACKOFF } from '../../core/backoff.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { IngestSink, Resync, Source, SourceCheckpoints, SourceHealth, SourceState } from '../../core/ingest.ts';
+import { Backoff, type BackoffOptions, DEFAULT_BACKOFF } from '../../core/backoff.ts';
 import { clientConfig, closeClient, openClient } from './connection.ts';
 import { ConnectorState } from './connector-state.ts';
 import { PostgresConnectorError, describeTarget, toConnectorError } from './errors.ts';
-import { formatLsn } from './lsn.ts';
+import { type Lsn, formatLsn, parseLsn } from './lsn.ts';
+import { mappingFingerprints } from './mapping-fingerprint.ts';
 import { runPreflight } from './preflight.ts';
 import { ensurePublication } from './publication.ts';
-import { createSlotWithSnapshot, dropSlotWhenFree } from './slot.ts';
+import { removeFromSink } from './sink.ts';
+import { createSlotWithSnapshot, dropSlotWhenFree, freeSlot } from './slot.ts';
 import { type SnapshotProgress, SnapshotSource } from './snapshot-source.ts';
 import { DEFAULT_QUEUE_BYTES, StreamSource } from './stream-source.ts';
 import { TableMapper } from './table-mapper.ts';
-import { TransactionApplier } from './transaction-applier.ts';
+import { POSITION_NAME, TransactionApplier } from './transaction-applier.ts';
 import { TypeRegistry } from './type-registry.ts';
 
 export interface PostgresConnectorOptions {
@@ -40,6 +44,22 @@ export interface PostgresConnectorOptions {
    * seconds. Default 10 000.
    */
   slotBusyTimeoutMs?: number;
+  /**
+   * Durable state: where this source was read up to, and when a position may be acknowledged.
+   * Absent: every start re-reads every table under a new slot (state in memory).
+   */
+  checkpoints?: SourceCheckpoints;
+}
+
+/** How a start reaches a complete state (PostgresConnector.plan). */
+type StartPlan =
+  | { readonly kind: 'snapshot' | 'resnapshot' }
+  | { readonly kind: 'resume'; readonly lsn: Lsn; readonly reread: readonly string[]; readonly gone: readonly string[] };
+
+/** `<system identifier>/<database>`: the cluster and database a stored state belongs to. */
+async function systemIdentity(client: pg.Client, database: string): Promise<string> {
+  const { rows } = await client.query<{ id: string }>('SELECT system_identifier::text AS id FROM pg_control_system()');
+  return `${rows[0].id}/${database}`;
 }
 
 export interface PostgresHealth extends SourceHealth {
@@ -60,6 +80,8 @@ export interface PostgresHealth extends SourceHealth {
   readonly transactionsSkipped: number;
   /** Rows applied per table by the initial snapshot. */
   readonly snapshot: readonly SnapshotProgress[];
+  /** How the last start reached a complete state (null before one did). */
+  readonly startedBy: 'snapshot' | 're-snapshot' | 'resumed' | 'resumed, some tables re-read' | null;
 }
 
 const SLOT_NAME = /^[a-z0-9_]{1,63}$/;
@@ -89,6 +111,8 @@ export class PostgresConnector implements Source {
   private snapshot: SnapshotSource | null = null;
   private applier: TransactionApplier | null = null;
   private stream: StreamSource | null = null;
+  /** How the last start reached its state: for health and tests. */
+  private startedBy: 'snapshot' | 're-snapshot' | 'resumed' | 'resumed, some tables re-read' | null = null;
 
   constructor(
     config: PostgresConfig,
@@ -104,7 +128,11 @@ export class PostgresConnector implements Source {
     this.log = options.logger.child({ slot: this.config.slot });
   }
 
-  /** Resolves once the snapshot is applied and streaming has begun; rejects with a TidewireError. */
+  /**
+   * Resolves once the state is complete and streaming has begun; rejects with a TidewireError.
+   * With durable state (`checkpoints`) a start resumes from the stored position when it can, and
+   * re-reads only the tables whose mapping changed (see `plan`).
+   */
   async start(): Promise<void> {
     const { config, log, target } = this;
     this.lifecycle.transition('starting', `connecting to ${target}`);
@@ -113,9 +141,9 @@ export class PostgresConnector implements Source {
     this.snapshot = null;
     this.applier = null;
     this.stream = null;
+    this.startedBy = null;
     let doing = 'connecting';
     let meta: pg.Client | null = null;
-    let repl: pg.Client | null = null;
     try {
       meta = await this.open('query');
       doing = 'checking the server and the configured tables';
@@ -123,51 +151,68 @@ export class PostgresConnector implements Source {
       const types = new TypeRegistry();
       await types.resolve(meta, preflight.tables.flatMap((t) => t.table.columns.map((c) => c.typeOid)));
       const mappers = preflight.tables.map((spec) => new TableMapper(spec, types, log));
+      const fingerprints = mappingFingerprints(mappers);
+      const cp = this.options.checkpoints ?? null;
+      if (cp) {
+        doing = 'checking the stored state belongs to this database';
+        await cp.claim(POSITION_NAME, await systemIdentity(meta, preflight.server.database));
+      }
 
       // The slot first: while another tidewire streams from it, this one must not touch its publication.
       doing = 'preparing the replication slot';
-      await dropSlotWhenFree(meta, { slot: config.slot, database: preflight.server.database, busyTimeoutMs: this.slotBusyTimeoutMs, log, target, signal: this.abort.signal });
+      const plan = await this.plan(meta, cp, fingerprints, mappers, preflight.server.database);
       doing = 'setting up the publication';
       await ensurePublication(meta, { name: config.publication, tables: preflight.tables.map((t) => t.table), serverVersionNum: preflight.server.versionNum, log, target });
-
-      doing = 'creating the replication slot';
-      repl = await this.open('replication');
-      const slot = await createSlotWithSnapshot(repl, config.slot, preflight.server.versionNum, target);
-      log.info({ lsn: formatLsn(slot.consistentPoint) }, 'created replication slot with an exported snapshot');
-
-      this.throwIfStopping();
-      this.lifecycle.transition('snapshotting', `reading ${mappers.length} table(s) at ${formatLsn(slot.consistentPoint)}`);
-      doing = 'taking the snapshot';
-      const started = Date.now();
-      this.snapshot = new SnapshotSource({
-        client: meta,
-        snapshotName: slot.snapshotName,
-        tables: mappers,
-        batchRows: config.snapshotBatchRows,
-        sink: this.sink,
-        log,
-        target,
-        onProgress: this.options.onSnapshotProgress,
-      });
-      await this.snapshot.run();
-      const rows = this.snapshot.tables.reduce((n, t) => n + t.rows, 0);
-      const ms = Date.now() - started;
-      log.info({ rows, ms, rowsPerSecond: Math.round((rows * 1000) / Math.max(1, ms)) }, 'snapshot applied');
-      // The exported snapshot lives only as long as the connection that created the slot.
-      await this.close(repl);
-      repl = null;
       await this.close(meta);
       meta = null;
 
+      let startLsn: Lsn;
+      let holds: Map<string, Lsn> | undefined;
+      if (plan.kind === 'resume') {
+        startLsn = plan.lsn;
+        for (const source of plan.gone) await removeFromSink(this.sink, source);
+        if (plan.gone.length > 0) await cp!.setFingerprints(Object.fromEntries(plan.gone.map((g) => [g, null])));
+        if (plan.reread.length > 0) {
+          const reread = mappers.filter((m) => plan.reread.includes(m.source));
+          const at = await this.readSnapshot(reread, preflight.server.versionNum, {
+            temporary: true,
+            resync: cp!,
+            position: false,
+            detail: `re-reading ${reread.map((m) => m.name).join(', ')}; the other tables resume at ${formatLsn(startLsn)}`,
+          });
+          holds = new Map(plan.reread.map((source) => [source, at]));
+        }
+        this.startedBy = plan.reread.length > 0 ? 'resumed, some tables re-read' : 'resumed';
+        log.info({ lsn: formatLsn(startLsn), reread: plan.reread }, plan.reread.length > 0 ? 'resuming from the stored position; re-reading the tables whose mapping changed' : 'resuming from the stored position');
+      } else {
+        this.startedBy = plan.kind === 'resnapshot' ? 're-snapshot' : 'snapshot';
+        startLsn = await this.readSnapshot(mappers, preflight.server.versionNum, {
+          temporary: false,
+          resync: cp && cp.holdsTopics() ? cp : null,
+          position: true,
+          database: preflight.server.database,
+        });
+        if (cp) await cp.setFingerprints(Object.fromEntries([...Object.keys(cp.fingerprints()).map((k) => [k, null] as const), ...fingerprints]));
+      }
+
       doing = 'starting to stream';
       this.throwIfStopping();
+      const changed = plan.kind === 'resume' ? plan.reread : [];
       this.applier = new TransactionApplier({
         sink: this.sink,
         mappers,
         types,
         resolveTypes: (oids) => this.resolveTypes(types, oids),
         log,
-        startLsn: slot.consistentPoint,
+        startLsn,
+        holds,
+        // The re-read tables are caught up: their fingerprints may be stored, with a position past
+        // the snapshot they were read at (a crash before that re-reads them again).
+        onHoldsPassed: (lsn) =>
+          void cp!
+            .checkpoint({ name: POSITION_NAME, position: formatLsn(lsn) })
+            .then(() => cp!.setFingerprints(Object.fromEntries(changed.map((c) => [c, fingerprints.get(c)!]))))
+            .catch((err: unknown) => log.error({ err }, 'could not store the fingerprints of the re-read tables: they are re-read at the next start')),
       });
       this.stream = new StreamSource({
         connection: clientConfig(config.url, 'replication'),
@@ -177,6 +222,7 @@ export class PostgresConnector implements Source {
         queueBytes: config.ingestQueueBytes,
         reconnect: this.reconnect,
         applier: this.applier,
+        checkpoint: cp ? (lsn) => cp.checkpoint({ name: POSITION_NAME, position: formatLsn(lsn) }) : undefined,
         log,
         target,
         onStreaming: () => this.transitionUnlessStopping('streaming'),
@@ -185,7 +231,6 @@ export class PostgresConnector implements Source {
       });
       await this.stream.start();
     } catch (err) {
-      await this.close(repl);
       await this.close(meta);
       const error = this.stopping
         ? new PostgresConnectorError('PG_STOPPED', 'the connector was stopped while starting', { cause: err })
@@ -195,6 +240,128 @@ export class PostgresConnector implements Source {
       if (!this.stopping && this.lifecycle.state !== 'failed') this.lifecycle.transition('failed', error.message);
       if (!this.stopping) log.error({ code: error.code, err: error }, 'postgres connector could not start');
       throw error;
+    }
+  }
+
+  /**
+   * How this start gets to a complete state. With no stored position (no durable state, or a first
+   * start): a snapshot. With one: resume from it when the slot still covers it (it exists, its WAL
+   * is kept, and it was not acknowledged past the stored position), re-reading only tables whose
+   * mapping fingerprint changed (or that need their row index rebuilt); otherwise a re-snapshot,
+   * diffed against the state.
+   */
+  private async plan(
+    meta: pg.Client,
+    cp: SourceCheckpoints | null,
+    fingerprints: ReadonlyMap<string, string>,
+    mappers: readonly TableMapper[],
+    database: string,
+  ): Promise<StartPlan> {
+    const { config, log, target } = this;
+    const slotOptions = { slot: config.slot, database, busyTimeoutMs: this.slotBusyTimeoutMs, log, target, signal: this.abort.signal };
+    // Waits while another process streams from the slot: this one must not touch its publication meanwhile.
+    const slot = await freeSlot(meta, slotOptions);
+    const storedText = cp?.stored(POSITION_NAME) ?? null;
+    if (storedText === null) return { kind: cp && cp.holdsTopics() ? 'resnapshot' : 'snapshot' };
+    const stored = parseLsn(storedText);
+    const why =
+      slot === null
+        ? `replication slot "${config.slot}" no longer exists`
+        : slot.walStatus === 'lost'
+          ? `replication slot "${config.slot}" lost the WAL it needed (max_slot_wal_keep_size)`
+          : slot.confirmedFlushLsn === null || slot.confirmedFlushLsn > stored
+            ? `replication slot "${config.slot}" was acknowledged past the stored position ${storedText} (${slot.confirmedFlushLsn === null ? 'unknown' : formatLsn(slot.confirmedFlushLsn)}): it was used by another reader`
+            : null;
+    if (why !== null) {
+      log.warn({ lsn: storedText }, `${why}: re-reading every table, diffed against the stored state`);
+      return { kind: 'resnapshot' };
+    }
+    const storedFingerprints = cp!.fingerprints();
+    const reread = [...fingerprints].filter(([source, fp]) => storedFingerprints[source] !== fp).map(([source]) => source);
+    // A table whose paths use columns outside its key needs its row index: rebuilt from the stored
+    // topics, or, when a key column is not in the value, by reading the table again.
+    for (const m of mappers) {
+      if (m.needsRowIndex && !reread.includes(m.source) && !m.restoreIndex(cp!.topicsOf(m.source))) reread.push(m.source);
+    }
+    const gone = Object.keys(storedFingerprints).filter((source) => !fingerprints.has(source));
+    return { kind: 'resume', lsn: stored, reread, gone };
+  }
+
+  /**
+   * Reads `mappers` through a slot's exported snapshot and returns the slot's consistent point.
+   * The main slot is dropped and created again; a `temporary` one leaves it in place (a re-read
+   * of some tables). Through `resync` the rows are diffed against the state and applied in one
+   * step; without it (nothing held yet) each batch is applied as it is read. A lost connection
+   * or a Postgres restart starts the read over in a new snapshot, with backoff, until it
+   * succeeds or the connector is stopped; a retry is always diffed.
+   */
+  private async readSnapshot(
+    mappers: readonly TableMapper[],
+    serverVersionNum: number,
+    how: { temporary: boolean; resync: SourceCheckpoints | null; position: boolean; database?: string; detail?: string },
+  ): Promise<Lsn> {
+    const { config, log, target } = this;
+    const backoff = new Backoff({ ...this.reconnect, stableMs: Number.MAX_SAFE_INTEGER });
+    const sources = [...new Set(mappers.map((m) => m.source))];
+    for (let attempt = 1; ; attempt++) {
+      let meta: pg.Client | null = null;
+      let repl: pg.Client | null = null;
+      let resync: Resync | null = null;
+      let doing = 'connecting';
+      try {
+        meta = await this.open('query');
+        if (!how.temporary) {
+          doing = 'preparing the replication slot';
+          await dropSlotWhenFree(meta, { slot: config.slot, database: how.database!, busyTimeoutMs: this.slotBusyTimeoutMs, log, target, signal: this.abort.signal });
+        }
+        doing = 'creating the replication slot';
+        repl = await this.open('replication');
+        const name = how.temporary ? `${config.slot}_reread_${process.pid}`.slice(0, 63) : config.slot;
+        const slot = await createSlotWithSnapshot(repl, name, serverVersionNum, target, how.temporary);
+        log.info({ lsn: formatLsn(slot.consistentPoint), temporary: how.temporary }, 'created replication slot with an exported snapshot');
+        this.throwIfStopping();
+        this.lifecycle.transition('snapshotting', `${how.detail ?? `reading ${mappers.length} table(s)`} at ${formatLsn(slot.consistentPoint)}${attempt > 1 ? ` (attempt ${attempt})` : ''}`);
+        doing = 'taking the snapshot';
+        const started = Date.now();
+        const diffed = how.resync ?? (attempt > 1 ? this.options.checkpoints ?? null : null);
+        resync = diffed ? diffed.resync(sources) : null;
+        const into = resync;
+        this.snapshot = new SnapshotSource({
+          client: meta,
+          snapshotName: slot.snapshotName,
+          tables: mappers,
+          batchRows: config.snapshotBatchRows,
+          sink: into ? { apply: (updates) => (into.take(updates), Promise.resolve()), removeSource: () => Promise.resolve() } : this.sink,
+          log,
+          target,
+          onProgress: this.options.onSnapshotProgress,
+        });
+        await this.snapshot.run();
+        const rows = this.snapshot.tables.reduce((n, t) => n + t.rows, 0);
+        const position = how.position ? { name: POSITION_NAME, position: formatLsn(slot.consistentPoint) } : undefined;
+        if (into) {
+          const { changed, removed } = await into.finish(position);
+          log.info({ rows, changed, removed }, 'snapshot diffed against the stored state: only what differs was sent');
+        } else if (position && this.options.checkpoints) {
+          await this.sink.apply([], position);
+        }
+        const ms = Date.now() - started;
+        log.info({ rows, ms, rowsPerSecond: Math.round((rows * 1000) / Math.max(1, ms)) }, 'snapshot applied');
+        return slot.consistentPoint;
+      } catch (err) {
+        resync?.abort();
+        const error = err instanceof TidewireError ? err : toConnectorError(err, doing, target);
+        if (this.stopping || !error.retriable) throw error;
+        const delay = backoff.next();
+        log.warn({ err: error, attempt, delayMs: delay }, 'the snapshot was interrupted: starting it over in a new snapshot');
+        this.lifecycle.transition('degraded', `the snapshot was interrupted (${error.message}); attempt ${attempt + 1} in ${delay} ms`);
+        await sleep(delay, undefined, { signal: this.abort.signal }).catch(() => {});
+        this.throwIfStopping();
+      } finally {
+        // The exported snapshot lives only as long as the connection that created the slot (and a temporary slot with it).
+        await this.close(repl);
+        await this.close(meta);
+      }
     }
   }
 
@@ -225,6 +392,7 @@ export class PostgresConnector implements Source {
       transactionsApplied: this.applier?.transactionsApplied ?? 0,
       transactionsSkipped: this.applier?.transactionsSkipped ?? 0,
       snapshot: this.snapshot?.tables ?? [],
+      startedBy: this.startedBy,
     };
   }
 

@@ -4,7 +4,8 @@
  * the connection drops, resuming from the last durable LSN.
  *
  * Acknowledgement: status updates report `applier.durableLsn` only, the end of the last
- * transaction the sink applied (never a position merely received). Reading is decoupled from
+ * transaction the sink applied (never a position merely received) and, with durable state, only
+ * once `checkpoint` said the state covering it is on disk. Reading is decoupled from
  * applying by a queue counted in wire bytes: past `queueBytes` the connection is paused (the
  * socket stops being read, TCP pushes back on the walsender) until the queue drains to a quarter.
  */
@@ -48,6 +49,11 @@ export interface StreamOptions {
   /** Wire bytes of received, unapplied messages at which reading pauses. Default 8 MiB. */
   readonly queueBytes?: number;
   readonly applier: TransactionApplier;
+  /**
+   * With durable state: resolves once the state covering everything applied up to `lsn` is
+   * durable; only then is `lsn` acknowledged. Absent: applied is acknowledged (state in memory).
+   */
+  readonly checkpoint?: (lsn: Lsn) => Promise<void>;
   readonly log: Logger;
   /** host:port/db, for messages. */
   readonly target: string;
@@ -152,8 +158,12 @@ export class StreamSource {
   private readonly sleeper = new AbortController();
   private readonly liveness: LivenessOptions;
   private readonly queueBytes: number;
+  /** With durable state: the applied position known durable (what may be acknowledged). */
+  private checkpointed: Lsn;
+  private checkpointing = false;
 
   constructor(private readonly options: StreamOptions) {
+    this.checkpointed = options.applier.durableLsn;
     this.liveness = options.liveness ?? DEFAULT_LIVENESS;
     this.queueBytes = options.queueBytes ?? DEFAULT_QUEUE_BYTES;
     if (!(Number.isInteger(this.queueBytes) && this.queueBytes >= 1)) throw new RangeError('StreamSource: queueBytes must be a positive integer');
@@ -323,16 +333,52 @@ export class StreamSource {
   private sendStatus(session: Session, replyRequested: boolean): void {
     const conn = session.connection;
     if (!session.started || !conn) return;
-    const lsn = this.options.applier.durableLsn;
+    const lsn = this.ackable();
     if (!conn.sendStatus(lsn, replyRequested)) return;
     this.noteAcked(lsn);
+  }
+
+  /**
+   * The position that may be acknowledged now. With durable state it trails the applied one by a
+   * checkpoint: one is started whenever the applied position moved, and the next status update
+   * reports it once it is durable.
+   */
+  private ackable(): Lsn {
+    const { applier, checkpoint, log } = this.options;
+    const applied = applier.durableLsn;
+    if (!checkpoint) return applied;
+    if (applied > this.checkpointed && !this.checkpointing) {
+      this.checkpointing = true;
+      checkpoint(applied).then(
+        () => {
+          if (applied > this.checkpointed) this.checkpointed = applied;
+          this.checkpointing = false;
+        },
+        (err: unknown) => {
+          // Nothing past the durable position is acknowledged; ingest fails on its next write.
+          this.checkpointing = false;
+          log.error({ err, lsn: formatLsn(applied) }, 'the state could not be made durable: not acknowledging past the last durable position');
+        },
+      );
+    }
+    return this.checkpointed;
   }
 
   /** On stop: the final position as the last status update, then the connection closed. */
   private async closeConnection(session: Session): Promise<void> {
     const conn = session.connection;
     if (!conn) return;
-    const lsn = this.options.applier.durableLsn;
+    const { applier, checkpoint } = this.options;
+    if (checkpoint && session.started) {
+      const applied = applier.durableLsn;
+      try {
+        await checkpoint(applied);
+        if (applied > this.checkpointed) this.checkpointed = applied;
+      } catch {
+        // logged by ackable's path or the sink; the last durable position is what is reported
+      }
+    }
+    const lsn = this.ackable();
     await conn.close(session.started ? lsn : null, CLOSE_TIMEOUT_MS);
     if (session.started) this.noteAcked(lsn);
   }

@@ -54,6 +54,11 @@ export class TableMapper {
    * One entry per row of the table.
    */
   private readonly pathIndex: Map<string, string> | null;
+  /**
+   * The row key → path index is built from the rows read (it is not kept with durable state), so
+   * a restart that resumes streaming re-reads this table to rebuild it.
+   */
+  readonly needsRowIndex: boolean;
 
   constructor(
     readonly spec: TableSpec,
@@ -68,6 +73,7 @@ export class TableMapper {
     const keySet = new Set(spec.keyColumns);
     const needsIndex = spec.table.replicaIdentity !== 'full' && spec.template.fields.some((f) => !keySet.has(f));
     this.pathIndex = needsIndex ? new Map() : null;
+    this.needsRowIndex = needsIndex;
     this.setColumns(spec.table.columns.filter((c) => !c.generated));
   }
 
@@ -170,6 +176,19 @@ export class TableMapper {
     path ??= this.render(row);
     if (path === undefined) return this.unmappable('delete', row);
     out.push({ path, source: this.source, value: null });
+  }
+
+  /**
+   * Rebuilds the row key → path index from the topics this table produced (read back from durable
+   * state), when every key column is in the value. Returns false when one is not (excluded from
+   * the value): the table must then be re-read to rebuild it.
+   */
+  restoreIndex(topics: Iterable<{ readonly path: string; readonly value: JsonObject }>): boolean {
+    if (!this.pathIndex) return true;
+    const keys = this.spec.keyColumns;
+    if (keys.some((k) => this.exclude.has(k) || (this.include !== null && !this.include.has(k)))) return false;
+    for (const t of topics) this.pathIndex.set(JSON.stringify(keys.map((k) => t.value[k] ?? null)), t.path);
+    return true;
   }
 
   /** A TRUNCATE: the caller removes the topics; forget the keys. */

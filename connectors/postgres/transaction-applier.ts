@@ -33,7 +33,17 @@ export interface ApplierOptions {
   readonly startLsn: Lsn;
   /** Updates per sink.apply call within one large transaction. */
   readonly chunkUpdates?: number;
+  /**
+   * Sources (tables) just re-read through a snapshot taken at an LSN after `startLsn`: their
+   * changes in transactions committed before that LSN are in the snapshot already and are skipped.
+   */
+  readonly holds?: ReadonlyMap<string, Lsn>;
+  /** Called once, when the applied position passes every hold (the re-read tables are caught up). */
+  readonly onHoldsPassed?: (lsn: Lsn) => void;
 }
+
+/** The name positions of this connector are stored under (SourcePosition.name). */
+export const POSITION_NAME = 'postgres';
 
 interface OpenTransaction {
   readonly commitLsn: Lsn;
@@ -65,11 +75,15 @@ export class TransactionApplier {
   private readonly chunkUpdates: number;
   private readonly byName = new Map<string, TableMapper[]>();
   private readonly byRelation = new Map<number, readonly TableMapper[]>();
+  private holds: ReadonlyMap<string, Lsn> | null;
+  private readonly holdsEnd: Lsn;
 
   constructor(private readonly options: ApplierOptions) {
     this.durableLsn = options.startLsn;
     this.lastAppliedLsn = options.startLsn;
     this.chunkUpdates = options.chunkUpdates ?? DEFAULT_CHUNK_UPDATES;
+    this.holds = options.holds && options.holds.size > 0 ? options.holds : null;
+    this.holdsEnd = this.holds ? [...this.holds.values()].reduce((a, b) => maxLsn(a, b), 0n) : 0n;
     for (const m of options.mappers) {
       const list = this.byName.get(m.name);
       if (list) list.push(m);
@@ -123,7 +137,23 @@ export class TransactionApplier {
    * it even if none of it touched a configured table (otherwise an idle table would pin WAL).
    */
   keepalive(walEnd: Lsn): void {
-    if (this.txn === null && this.partial === null && walEnd > this.durableLsn) this.durableLsn = walEnd;
+    if (this.txn === null && this.partial === null && walEnd > this.durableLsn) {
+      this.durableLsn = walEnd;
+      this.checkHolds();
+    }
+  }
+
+  private checkHolds(): void {
+    if (this.holds !== null && this.durableLsn >= this.holdsEnd) {
+      this.holds = null;
+      this.options.onHoldsPassed?.(this.durableLsn);
+    }
+  }
+
+  /** True when the mapper's table was re-read by a snapshot that already holds this transaction. */
+  private held(m: TableMapper, commitLsn: Lsn): boolean {
+    const until = this.holds!.get(m.source);
+    return until !== undefined && commitLsn < until;
   }
 
   private begin(commitLsn: Lsn, commitTime: bigint): void {
@@ -144,7 +174,7 @@ export class TransactionApplier {
     if (txn.skip) {
       this.transactionsSkipped++;
     } else {
-      if (txn.updates.length > 0) await this.flush(txn);
+      if (txn.updates.length > 0) await this.flush(txn, txn.seen, endLsn);
       this.lastCommitLsn = txn.commitLsn;
       this.lastAppliedLsn = endLsn;
       this.lastCommitTimeMs = Number(txn.commitTime / 1000n);
@@ -153,6 +183,7 @@ export class TransactionApplier {
     }
     this.txn = null;
     this.durableLsn = maxLsn(this.durableLsn, endLsn);
+    this.checkHolds();
   }
 
   private async relation(oid: number, name: string, columns: readonly ColumnType[]): Promise<void> {
@@ -174,7 +205,11 @@ export class TransactionApplier {
     if (txn.skip || txn.seen++ < txn.resumeAfter) return;
     const mappers = this.byRelation.get(relationOid);
     if (!mappers) throw this.protocol(`a row change for relation ${relationOid} before its Relation message`);
-    for (const m of mappers) map(m, txn.updates);
+    if (this.holds === null) {
+      for (const m of mappers) map(m, txn.updates);
+    } else {
+      for (const m of mappers) if (!this.held(m, txn.commitLsn)) map(m, txn.updates);
+    }
     this.changesApplied++;
     if (txn.updates.length >= this.chunkUpdates) return this.flush(txn);
   }
@@ -188,6 +223,7 @@ export class TransactionApplier {
     const sources = new Set<string>();
     for (const oid of relationOids) {
       for (const m of this.byRelation.get(oid) ?? []) {
+        if (this.holds !== null && this.held(m, txn.commitLsn)) continue;
         m.truncate();
         sources.add(m.source);
       }
@@ -196,11 +232,14 @@ export class TransactionApplier {
     this.partial = { commitLsn: txn.commitLsn, applied: txn.seen };
   }
 
-  /** Applies the pending updates; `appliedThrough` counts the change messages they cover. */
-  private async flush(txn: OpenTransaction, appliedThrough = txn.seen): Promise<void> {
+  /**
+   * Applies the pending updates; `appliedThrough` counts the change messages they cover. The last
+   * chunk of a transaction carries its end LSN: stored with it, the position resumed from.
+   */
+  private async flush(txn: OpenTransaction, appliedThrough = txn.seen, endLsn?: Lsn): Promise<void> {
     const updates = txn.updates;
     txn.updates = [];
-    await applyToSink(this.options.sink, updates);
+    await applyToSink(this.options.sink, updates, endLsn === undefined ? undefined : { name: POSITION_NAME, position: formatLsn(endLsn) });
     this.partial = { commitLsn: txn.commitLsn, applied: appliedThrough };
   }
 

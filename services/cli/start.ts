@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
-import { existsSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { type Config, loadConfigFile, parseConfig } from '../config/config.ts';
 import { startDemoDatabase, startDemoWriter } from '../demo/demo.ts';
 import { createLogger } from '../logger.ts';
@@ -11,6 +12,15 @@ const DASHBOARD_DIR = fileURLToPath(new URL('../../dashboard/dist', import.meta.
 
 /** A shutdown that has not finished by then (a hung connection) ends the process anyway, with exit code 1. */
 const SHUTDOWN_DEADLINE_MS = 15_000;
+
+/** Where `start --config` keeps durable state when the file does not say: under the working directory. */
+export const DEFAULT_STATE_DIR = '.tidewire/state';
+
+/** `state.dir` defaults to DEFAULT_STATE_DIR unless the file asks for state in memory. */
+export function withDefaultStateDir(config: Config): Config {
+  if (config.state?.memory === true || config.state?.dir) return config;
+  return { ...config, state: { ...config.state, dir: DEFAULT_STATE_DIR } };
+}
 
 /** Runs until SIGINT/SIGTERM; returns -1 so the exit code is left to the shutdown path. */
 export async function startCommand(opts: { config?: string; port?: number }): Promise<number> {
@@ -30,7 +40,13 @@ export async function startCommand(opts: { config?: string; port?: number }): Pr
       server: config.server,
       log: config.log,
       postgres: { url: db.url, slot: 'tidewire_demo', publication: 'tidewire_demo', tables: [{ table: 'public.orders', path: 'orders/{customer_id}/{id}' }] },
+      // The demo's database is thrown away at exit; so is its state.
+      state: { dir: mkdtempSync(join(tmpdir(), 'tidewire-demo-state-')) },
     }, {});
+    const stateDir = config.state!.dir!;
+    cleanups.push(async () => rmSync(stateDir, { recursive: true, force: true }));
+  } else {
+    config = withDefaultStateDir(config);
   }
   const service = new TidewireService(config, {
     logger: log,

@@ -28,6 +28,14 @@ export interface Config {
   log: { level: string; progressIntervalMs: number };
   /** GET /metrics (Prometheus) and the replication-lag poll. */
   metrics: { enabled: boolean; replicationLagIntervalMs: number };
+  /** Durable topic state (services/state); absent or `memory: true`: in memory. `start --config` fills in `dir`. */
+  state?: StateConfig;
+}
+
+export interface StateConfig {
+  /** The store's folder; relative paths are resolved against the working directory. */
+  dir?: string;
+  memory?: boolean;
 }
 
 // ajv is CommonJS; its default export arrives wrapped under ESM.

@@ -6,7 +6,8 @@
  *
  * Format 1, four named databases in one environment (a transaction spans all four):
  * - `meta`: `format` → `{"store":"tidewire-state","format":1}`, `identity` → JSON object of
- *   source → identity, `epoch` → the epoch, `seq` → the last commit's seq (decimal text);
+ *   source → identity, `epoch` → the epoch, `seq` → the last commit's seq (decimal text),
+ *   `floor` → the highest version of a removed topic (decimal text; absent: 0);
  * - `topics`: path → `[version, tenant, source, value]` as JSON text (state-records.ts);
  * - `positions`: name → opaque position text; `fingerprints`: table → fingerprint text.
  * Beside it: lmdb's `lock.mdb`, and `owner.pid`, the process that has the dir open (dir-owner.ts).
@@ -46,6 +47,8 @@ export class LmdbStateStore implements StateStore {
   private durableWrites = 0;
   private _epoch: string | null;
   private _seq: number;
+  private _floor: number;
+  private acceptedFloor: number;
   private _identity: Record<string, string>;
   private readonly _positions: Record<string, string>;
   private readonly _fingerprints: Record<string, string>;
@@ -64,11 +67,12 @@ export class LmdbStateStore implements StateStore {
     readonly created: boolean,
     private readonly env: RootDatabase,
     private readonly dbs: Record<(typeof DB_NAMES)[number], Database<string, string>>,
-    state: { epoch: string | null; seq: number; identity: Record<string, string>; positions: Record<string, string>; fingerprints: Record<string, string> },
+    state: { epoch: string | null; seq: number; floor: number; identity: Record<string, string>; positions: Record<string, string>; fingerprints: Record<string, string> },
     maxChangesPerWrite: number,
   ) {
     this._epoch = state.epoch;
     this._seq = this.acceptedSeq = state.seq;
+    this._floor = this.acceptedFloor = state.floor;
     this._identity = state.identity;
     this._positions = state.positions;
     this._fingerprints = state.fingerprints;
@@ -145,7 +149,7 @@ export class LmdbStateStore implements StateStore {
         meta.put('seq', '0');
         if (epoch !== null) meta.put('epoch', epoch);
       });
-      return new LmdbStateStore(path, true, env, dbs, { epoch, seq: 0, identity, positions: {}, fingerprints: {} }, maxChangesPerWrite);
+      return new LmdbStateStore(path, true, env, dbs, { epoch, seq: 0, floor: 0, identity, positions: {}, fingerprints: {} }, maxChangesPerWrite);
     }
     const format = decodeFormat(formatText);
     if (format === null) throw corrupt(path, 'its format marker does not decode');
@@ -172,6 +176,9 @@ export class LmdbStateStore implements StateStore {
     const seqText = meta.get('seq');
     const seq = Number(seqText);
     if (seqText === undefined || !Number.isSafeInteger(seq) || seq < 0) throw corrupt(path, 'its seq does not decode');
+    const floorText = meta.get('floor') ?? '0';
+    const floor = Number(floorText);
+    if (!Number.isSafeInteger(floor) || floor < 0) throw corrupt(path, 'its version floor does not decode');
     const storedEpoch = meta.get('epoch') ?? null;
     const positions = readStrings(dbs.positions);
     const fingerprints = readStrings(dbs.fingerprints);
@@ -180,7 +187,7 @@ export class LmdbStateStore implements StateStore {
       await env.transaction(() => meta.put('identity', JSON.stringify(merged)));
     }
     const created = seq === 0 && dbs.topics.getKeysCount({ limit: 1 }) === 0 && Object.keys(positions).length === 0;
-    return new LmdbStateStore(path, created, env, dbs, { epoch: storedEpoch, seq, identity: merged, positions, fingerprints }, maxChangesPerWrite);
+    return new LmdbStateStore(path, created, env, dbs, { epoch: storedEpoch, seq, floor, identity: merged, positions, fingerprints }, maxChangesPerWrite);
   }
 
   get epoch(): string | null {
@@ -193,6 +200,10 @@ export class LmdbStateStore implements StateStore {
 
   get seq(): number {
     return this._seq;
+  }
+
+  get versionFloor(): number {
+    return this._floor;
   }
 
   get identity(): SourceIdentity {
@@ -235,6 +246,10 @@ export class LmdbStateStore implements StateStore {
     const positions = commit.positions ? this.validPositions(commit.positions) : null;
     if (positions instanceof StateError) return Promise.reject(positions);
     this.acceptedSeq = commit.seq;
+    let floor = this.acceptedFloor;
+    for (const c of commit.changes) if (c.type === 'removal' && c.version !== undefined && c.version > floor) floor = c.version;
+    const raisesFloor = floor > this.acceptedFloor;
+    this.acceptedFloor = floor;
     const { topics, meta } = this.dbs;
     const positionsDb = this.dbs.positions;
     return this.enqueue(
@@ -246,9 +261,11 @@ export class LmdbStateStore implements StateStore {
         }
         if (positions) for (const [name, p] of positions) positionsDb.put(name, p);
         meta.put('seq', String(commit.seq));
+        if (raisesFloor) meta.put('floor', String(floor));
       },
       () => {
         this._seq = commit.seq;
+        if (raisesFloor) this._floor = floor;
         if (positions) for (const [name, p] of positions) this._positions[name] = p;
       },
     );
@@ -331,6 +348,7 @@ export class LmdbStateStore implements StateStore {
         throw this.invalid(`change ${i}: a stored path is a non-empty string of at most ${MAX_PATH_BYTES} UTF-8 bytes`);
       }
       if (c.type === 'removal') {
+        if (c.version !== undefined && (!Number.isSafeInteger(c.version) || c.version < 1)) throw this.invalid(`change ${i} (${path}): a removal's version is an integer ≥ 1`);
         records[i] = [path, null];
         continue;
       }

@@ -41,7 +41,10 @@ export interface StoredTopic {
 }
 
 /** One change in a commit: a topic written whole, or removed. */
-export type StateChange = ({ readonly type: 'upsert' } & StoredTopic) | { readonly type: 'removal'; readonly path: string };
+export type StateChange =
+  | ({ readonly type: 'upsert' } & StoredTopic)
+  /** `version`: the removal's version; the store keeps the highest as `versionFloor`. */
+  | { readonly type: 'removal'; readonly path: string; readonly version?: number };
 
 export interface StateCommit {
   /** Applied in order; a later change of the same path wins. */
@@ -79,6 +82,11 @@ export interface StateStore {
   readonly identity: SourceIdentity;
   /** The `seq` of the last durable commit (0 before any). */
   readonly seq: number;
+  /**
+   * The highest version a removed topic reached, as of the last durable commit (0: none): a path
+   * created again after a restart starts above it, so a (path, version) pair names one state.
+   */
+  readonly versionFloor: number;
   /** Positions as of the last durable commit. */
   positions(): Readonly<Record<string, string>>;
   /** Mapping fingerprints by table, as of the last durable write. */

@@ -20,6 +20,15 @@ export interface HistoryOptions {
   tombstones?: number;
 }
 
+export interface HistoryStart {
+  /**
+   * A topic created at a path not remembered starts after this version: the highest version any
+   * removed path reached in the epoch (kept with durable state, so a restart that forgets the
+   * tombstones never reuses a (path, version) pair). Default 0.
+   */
+  versionFloor?: number;
+}
+
 export const HISTORY_DEFAULTS: Required<HistoryOptions> = { perTopic: 64, maxBytes: 32 * 1024 * 1024, tombstones: 100_000 };
 
 /** What one entry costs beyond its patch's JSON (the object, its slot in two arrays). */
@@ -49,8 +58,11 @@ export class TopicHistory {
   /** Entries not dead, to know when the fifo is mostly dead ones (the per-topic cap kills entries mid-fifo). */
   private live = 0;
 
-  constructor(options: HistoryOptions = {}) {
+  constructor(options: HistoryOptions = {}, start: HistoryStart = {}) {
     const o = { ...HISTORY_DEFAULTS, ...stripUndefined(options) };
+    const floor = start.versionFloor ?? 0;
+    if (!Number.isSafeInteger(floor) || floor < 0) throw new RangeError(`history versionFloor must be an integer ≥ 0, not ${floor}`);
+    this.forgotten = floor;
     for (const [k, v] of Object.entries(o)) {
       if (!Number.isInteger(v) || v < 0) throw new RangeError(`history ${k} must be an integer ≥ 0, not ${v}`);
     }

@@ -27,17 +27,61 @@ export interface TopicStoreOptions {
   history?: HistoryOptions;
 }
 
-export class TopicStore implements TopicView {
+/** Where a state read back from disk stands (see TopicStore.restore). */
+export interface RestoredState {
   readonly epoch: string;
+  /** The seq of the last batch the state covers. */
+  readonly seq: number;
+  /** The highest version a removed path reached (see HistoryStart). */
+  readonly versionFloor: number;
+}
+
+/** A topic as durable state holds it (services/state's StoredTopic has this shape). */
+export interface LoadedTopic {
+  readonly path: string;
+  readonly tenant: string;
+  readonly source: string;
+  readonly version: number;
+  readonly value: JsonObject;
+}
+
+export class TopicStore implements TopicView {
+  private _epoch: string;
   /** Recent changes per topic and the last versions of removed paths. */
-  readonly history: TopicHistory;
+  history: TopicHistory;
+  private readonly historyOptions: HistoryOptions | undefined;
   private readonly topics = new Map<string, Topic>();
   private readonly root: PathNode = { children: null, topic: null };
   private seq = 0;
 
   constructor(options: TopicStoreOptions = {}) {
-    this.epoch = options.epoch ?? newEpoch();
+    this._epoch = options.epoch ?? newEpoch();
+    this.historyOptions = options.history;
     this.history = new TopicHistory(options.history);
+  }
+
+  get epoch(): string {
+    return this._epoch;
+  }
+
+  /**
+   * Takes over a state read back from durable storage: its epoch, seq and version floor, and its
+   * topics as they were (no change is emitted: they are the state clients of this epoch already
+   * hold). Only before anything was applied; a path given twice keeps the last. Returns the count.
+   */
+  restore(state: RestoredState, topics: Iterable<LoadedTopic>): number {
+    if (this.seq !== 0 || this.topics.size > 0) throw new Error('TopicStore.restore: the store already holds state');
+    this._epoch = state.epoch;
+    this.seq = state.seq;
+    this.history = new TopicHistory(this.historyOptions, { versionFloor: state.versionFloor });
+    let n = 0;
+    for (const t of topics) {
+      const topic: Topic = { path: t.path, tenant: t.tenant, source: t.source, value: t.value, version: t.version };
+      this.topics.set(t.path, topic);
+      this.nodeFor(t.path).topic = topic;
+      n++;
+    }
+    return n;
   }
 
   get size(): number {

@@ -88,6 +88,8 @@ test('half-open and silent connections under a descriptor limit: every tenant st
   const file = join(tmpdir(), `tidewire-hardening-${process.pid}.json`);
   writeFileSync(file, JSON.stringify({
     log: { level: 'warn' },
+    // Descriptors are counted: state in memory keeps the store's files out of the count.
+    state: { memory: true },
     server: { handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS, maxPendingConnections: GLOBAL, maxPendingConnectionsPerAddress: PER_ADDRESS },
     postgres: { url: db.url, slot: 'hardening', publication: 'hardening', tables: [{ table: 'public.orders', path: 'orders/{org}/{id}', tenantColumn: 'org' }] },
     security: { jwt: { algorithms: ['HS256'], secret: SECRET }, roles: { reader: { read: ['orders/**'] } } },

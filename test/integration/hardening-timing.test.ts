@@ -11,7 +11,7 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,6 +40,7 @@ before(async () => {
   const file = join(tmpdir(), `tidewire-timing-${process.pid}.json`);
   writeFileSync(file, JSON.stringify({
     log: { level: 'info' },
+    state: { dir: mkdtempSync(join(tmpdir(), 'tidewire-timing-state-')) },
     postgres: { url: db.url, slot: 'timing', publication: 'timing', tables: [{ table: 'public.orders', path: 'orders/{org}/{id}', tenantColumn: 'org' }] },
     security: { jwt: { algorithms: ['HS256'], secret: SECRET }, roles: { reader: { read: ['orders/acme/100'] } } },
   }));

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,6 +50,7 @@ test('/ready is 503 while the big table is snapshotted, with a progress bar on t
   const file = join(tmpdir(), `tidewire-lifecycle-${process.pid}.json`);
   writeFileSync(file, JSON.stringify({
     log: { level: 'info', progressIntervalMs: 200 },
+    state: { dir: mkdtempSync(join(tmpdir(), 'tidewire-lifecycle-state-')) },
     postgres: { url: db.url, slot: 'big_slot', publication: 'big_pub', snapshotBatchRows: 500, tables: [{ table: 'big', path: 'big/{grp}/{id}' }] },
   }));
   // script(1) gives the process a terminal, as a user starting tidewire by hand has.

@@ -21,6 +21,8 @@ test('exactly these transitions are allowed', () => {
   const allowed = new Set([
     'stopped→starting',
     'starting→snapshotting',
+    'starting→streaming',
+    'starting→degraded',
     'starting→failed',
     'starting→stopped',
     'snapshotting→streaming',
@@ -31,6 +33,7 @@ test('exactly these transitions are allowed', () => {
     'streaming→failed',
     'streaming→stopped',
     'degraded→streaming',
+    'degraded→snapshotting',
     'degraded→degraded',
     'degraded→failed',
     'degraded→stopped',

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
-import type { IngestSink } from '../../../core/ingest.ts';
+import type { IngestSink, SourcePosition } from '../../../core/ingest.ts';
 import type { TopicUpdate } from '../../../core/topic.ts';
 import type { TableInfo } from '../../../connectors/postgres/catalog.ts';
 import { PostgresConnectorError } from '../../../connectors/postgres/errors.ts';
@@ -48,14 +48,14 @@ const relation = {
   keyColumns: ['id'],
 } as const;
 
-type Call = { kind: 'apply'; updates: TopicUpdate[] } | { kind: 'remove'; source: string };
+type Call = { kind: 'apply'; updates: TopicUpdate[]; position?: SourcePosition } | { kind: 'remove'; source: string };
 
 class FakeSink implements IngestSink {
   calls: Call[] = [];
   /** When set, apply() waits for it. */
   gate: Promise<void> | null = null;
-  async apply(updates: readonly TopicUpdate[]): Promise<void> {
-    this.calls.push({ kind: 'apply', updates: [...updates] });
+  async apply(updates: readonly TopicUpdate[], position?: SourcePosition): Promise<void> {
+    this.calls.push({ kind: 'apply', updates: [...updates], position });
     if (this.gate) await this.gate;
   }
   async removeSource(source: string): Promise<void> {
@@ -66,7 +66,7 @@ class FakeSink implements IngestSink {
   }
 }
 
-function setup(mapping: Partial<TableMapping> = {}, options: { chunkUpdates?: number; info?: TableInfo } = {}) {
+function setup(mapping: Partial<TableMapping> = {}, options: { chunkUpdates?: number; info?: TableInfo; holds?: Map<string, bigint>; onHoldsPassed?: (lsn: bigint) => void } = {}) {
   const types = new TypeRegistry();
   const spec = checkTable({ table: 'orders', path: 'orders/{id}', ...mapping }, 0, options.info ?? ordersInfo, server);
   const sink = new FakeSink();
@@ -81,6 +81,8 @@ function setup(mapping: Partial<TableMapping> = {}, options: { chunkUpdates?: nu
     log,
     startLsn: parseLsn('0/100'),
     chunkUpdates: options.chunkUpdates,
+    holds: options.holds,
+    onHoldsPassed: options.onHoldsPassed,
   });
   const feed = async (...msgs: unknown[]) => {
     for (const m of msgs) await applier.handle(m as PgoutputMessage);
@@ -267,4 +269,26 @@ test('a sink that refuses updates is PG_SINK_FAILED, and the position does not m
   };
   await assert.rejects(feed(relation, ...txn([insert(1)], 0x2000)), (err: unknown) => err instanceof PostgresConnectorError && err.code === 'PG_SINK_FAILED' && /handoff closed/.test(err.message) && !err.retriable);
   assert.equal(applier.durableLsn, 0x100n);
+});
+
+test('the last chunk of a transaction carries its end LSN as the position; earlier chunks none', async () => {
+  const { sink, feed } = setup({}, { chunkUpdates: 2 });
+  await feed(relation, ...txn([insert(1), insert(2), insert(3)], 0x7000));
+  const applies = sink.calls.filter((c) => c.kind === 'apply');
+  assert.equal(applies.length, 2);
+  assert.equal(applies[0].position, undefined, 'a chunk inside the transaction is not a place to resume from');
+  assert.deepEqual(applies[1].position, { name: 'postgres', position: formatLsn(0x7028n) });
+});
+
+test('a table re-read at an LSN skips its changes committed before it, applies those after, and says when it caught up', async () => {
+  const passed: bigint[] = [];
+  const { sink, feed } = setup({}, { holds: new Map([['postgres:public.orders', 0x8100n]]), onHoldsPassed: (lsn) => passed.push(lsn) });
+  await feed(relation, ...txn([insert(1)], 0x8000));
+  assert.equal(sink.applied.length, 0, 'in the snapshot already');
+  assert.deepEqual(passed, []);
+  await feed(...txn([insert(2)], 0x8100));
+  assert.deepEqual(sink.applied.map((u) => u.path), ['orders/2'], 'committed at the snapshot point or later: applied');
+  assert.deepEqual(passed, [0x8128n], 'caught up once the applied position passed the snapshot point');
+  await feed(...txn([insert(3)], 0x8200));
+  assert.deepEqual(passed, [0x8128n], 'told once');
 });

@@ -1,0 +1,129 @@
+/**
+ * Writes what topic state applies into the durable store, in order, and says when a source
+ * position may be acknowledged: the seam between the in-memory state (services/topics) and its
+ * durable copy (state-store.ts).
+ *
+ * Writes are not awaited by ingest (clients get a change as soon as it is applied; the store's
+ * group commit turns many batches into one fsync), with two exceptions that bound what is at risk:
+ * - back-pressure: once `maxPendingChanges` are written but not yet durable, `write` hands back a
+ *   promise, and ingest waits for the store before it reads more;
+ * - acknowledgement: `checkpoint` resolves only once everything written before it, and the
+ *   position, are durable. A position goes into the same store transaction as the changes it
+ *   covers, so after a crash the stored state is exactly the one at the stored position.
+ *
+ * A failed write fails every later one (StateError STATE_WRITE_FAILED): ingest stops, nothing
+ * more is acknowledged, and a restart resumes from the last durable position.
+ */
+import type { SourcePosition } from '../../core/ingest.ts';
+import type { ChangeBatch } from '../../core/topic.ts';
+import { StateError, rebuildAdvice } from './state-error.ts';
+import type { StateChange, StateStore } from './state-store.ts';
+
+function foreignSource(dir: string, name: string, recorded: string, now: string): StateError {
+  return new StateError(
+    'STATE_FOREIGN_SOURCE',
+    dir,
+    `tidewire state in ${dir} was written for source ${name} = ${recorded}, but ${name} is now ${now} (another cluster or database): its positions and topics do not belong to it. ${rebuildAdvice(dir).replace(/^./, (c) => c.toUpperCase())}`,
+  );
+}
+
+export interface JournalOptions {
+  /** Changes written and not yet durable past which ingest waits for the store. Default 200,000. */
+  readonly maxPendingChanges?: number;
+}
+
+export const JOURNAL_DEFAULTS = { maxPendingChanges: 200_000 } as const;
+
+export class StateJournal {
+  /** Changes handed to the store whose write is not durable yet. */
+  pendingChanges = 0;
+  private readonly maxPending: number;
+  private last: Promise<void> = Promise.resolve();
+  private seq: number;
+  private failure: unknown = null;
+  /** Positions handed to the store, durable or not: a checkpoint at one of them needs no write of its own. */
+  private readonly written = new Map<string, string>();
+
+  constructor(
+    readonly store: StateStore,
+    options: JournalOptions = {},
+  ) {
+    this.maxPending = options.maxPendingChanges ?? JOURNAL_DEFAULTS.maxPendingChanges;
+    if (!Number.isInteger(this.maxPending) || this.maxPending < 1) throw new RangeError('state journal maxPendingChanges must be an integer ≥ 1');
+    this.seq = store.seq;
+    for (const [name, p] of Object.entries(store.positions())) this.written.set(name, p);
+  }
+
+  /**
+   * Writes one applied batch (and the position it brings its source to). Returns null when ingest
+   * may go on at once, or a promise to wait for when too much is pending (back-pressure).
+   */
+  write(batch: ChangeBatch | null, position?: SourcePosition): Promise<void> | null {
+    this.throwIfFailed();
+    if (batch === null && position === undefined) return null;
+    const changes: StateChange[] = batch === null ? [] : new Array(batch.changes.length);
+    if (batch !== null) {
+      this.seq = batch.seq;
+      for (let i = 0; i < batch.changes.length; i++) {
+        const c = batch.changes[i];
+        changes[i] =
+          c.type === 'removal'
+            ? { type: 'removal', path: c.topic.path, version: c.version }
+            : { type: 'upsert', path: c.topic.path, tenant: c.topic.tenant, source: c.topic.source, version: c.version, value: c.after };
+      }
+    }
+    if (position !== undefined) this.written.set(position.name, position.position);
+    const count = changes.length;
+    this.pendingChanges += count;
+    const done = this.store.commit({ changes, seq: this.seq, positions: position ? { [position.name]: position.position } : undefined }).then(
+      () => {
+        this.pendingChanges -= count;
+      },
+      (err: unknown) => {
+        this.pendingChanges -= count;
+        this.failure ??= err;
+        throw err;
+      },
+    );
+    // The failure is reported to ingest by the next write or checkpoint, not as an unhandled rejection here.
+    done.catch(() => {});
+    this.last = done;
+    return this.pendingChanges > this.maxPending ? done : null;
+  }
+
+  /** Resolves once everything written so far and `position` are durable. */
+  checkpoint(position: SourcePosition): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.written.get(position.name) !== position.position) this.write(null, position);
+    return this.flushed();
+  }
+
+  /** Records the identity of source `name`, or rejects (STATE_FOREIGN_SOURCE) when another one is recorded. */
+  claim(name: string, identity: string): Promise<void> {
+    const recorded = this.store.identity[name];
+    if (recorded === identity) return Promise.resolve();
+    if (recorded !== undefined) return Promise.reject(foreignSource(this.store.dir, name, recorded, identity));
+    const write = this.store.setIdentity({ [name]: identity });
+    this.last = write;
+    return write;
+  }
+
+  /** Records mapping fingerprints, in order with what was written. */
+  setFingerprints(fingerprints: Readonly<Record<string, string | null>>): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    const writes = Object.entries(fingerprints).map(([table, fp]) => this.store.setFingerprint(table, fp));
+    const all = Promise.all(writes).then(() => {});
+    this.last = all;
+    return all;
+  }
+
+  /** Resolves once everything written so far is durable; rejects with the store's failure. */
+  flushed(): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    return this.last;
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure) throw this.failure;
+  }
+}
