@@ -161,6 +161,9 @@ export class TidewireService {
   async start(): Promise<{ port: number }> {
     this.stopping = false;
     await this.openState();
+    // Nothing restored: subscribes wait for the first complete state instead of taking a part of it.
+    const building = this.store.size === 0 && this.store.position === 0;
+    this.distribution.setLoading(building);
     const { port } = await this.distribution.listen();
     this.log.info({ port, epoch: this.store.epoch }, 'distribution service listening');
     this.progress = new SnapshotProgressLog(this.log.child({ component: 'postgres' }), this.config.log.progressIntervalMs);
@@ -168,9 +171,11 @@ export class TidewireService {
     try {
       for (const s of this.sources) await s.start();
     } catch (err) {
+      this.distribution.setLoading(false);
       await this.stop();
       throw err;
     }
+    this.distribution.setLoading(false);
     this.log.info({ topics: this.store.size }, 'sources started');
     return { port };
   }

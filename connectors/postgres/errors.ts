@@ -78,14 +78,14 @@ export function toConnectorError(err: unknown, doing: string, target: string, st
     const why = typeof code === 'string' ? code : err instanceof Error ? err.message : String(err);
     return new PostgresConnectorError(
       'PG_UNREACHABLE',
-      `lost or could not open the connection to Postgres at ${target} while ${doing} (${why}): check that the server is running and postgres.url is right; tidewire retries`,
+      `lost or could not open the connection to Postgres at ${target} while ${doing} (${why}): check that the server is running and postgres.url is right`,
       { retriable: true, cause: err },
     );
   }
   const state = err.code ?? '';
   const detail = `${err.message} [SQLSTATE ${state}]`;
   if (state.startsWith('08') || TRANSIENT_SQLSTATES.has(state)) {
-    return new PostgresConnectorError('PG_UNREACHABLE', `Postgres at ${target} is not available while ${doing}: ${detail}; tidewire retries`, {
+    return new PostgresConnectorError('PG_UNREACHABLE', `Postgres at ${target} is not available while ${doing}: ${detail}`, {
       retriable: true,
       cause: err,
     });

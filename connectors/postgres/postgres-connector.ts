@@ -16,7 +16,7 @@ import { PathTemplate } from '../mapping/path-template.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { IngestSink, Resync, Source, SourceCheckpoints, SourceHealth, SourceState } from '../../core/ingest.ts';
 import { Backoff, type BackoffOptions, DEFAULT_BACKOFF } from '../../core/backoff.ts';
-import { clientConfig, closeClient, openClient } from './connection.ts';
+import { DEFAULT_CONNECT_RETRIES, clientConfig, closeClient, openClientWithRetry } from './connection.ts';
 import { ConnectorState } from './connector-state.ts';
 import { PostgresConnectorError, describeTarget, toConnectorError } from './errors.ts';
 import { type Lsn, formatLsn, parseLsn } from './lsn.ts';
@@ -145,7 +145,7 @@ export class PostgresConnector implements Source {
     let doing = 'connecting';
     let meta: pg.Client | null = null;
     try {
-      meta = await this.open('query');
+      meta = await this.open('query', config.connectRetries);
       doing = 'checking the server and the configured tables';
       const preflight = await runPreflight(meta, config.tables);
       const types = new TypeRegistry();
@@ -405,8 +405,9 @@ export class PostgresConnector implements Source {
     if (!this.stopping) this.lifecycle.transition(to, detail);
   }
 
-  private async open(kind: 'query' | 'replication'): Promise<pg.Client> {
-    const client = await openClient(clientConfig(this.config.url, kind), this.target, this.log);
+  /** `retries`: for the first connection of a start (postgres.connectRetries); later ones have their own retry loops. */
+  private async open(kind: 'query' | 'replication', retries = 0): Promise<pg.Client> {
+    const client = await openClientWithRetry(clientConfig(this.config.url, kind), this.target, this.log, { retries, backoff: this.reconnect, signal: this.abort.signal });
     this.clients.add(client);
     return client;
   }
@@ -438,6 +439,7 @@ function validateConfig(config: PostgresConfig): Required<PostgresConfig> {
     snapshotBatchRows: config.snapshotBatchRows ?? 5000,
     statusIntervalMs: config.statusIntervalMs ?? 1000,
     ingestQueueBytes: config.ingestQueueBytes ?? DEFAULT_QUEUE_BYTES,
+    connectRetries: config.connectRetries ?? DEFAULT_CONNECT_RETRIES,
     tables: config.tables,
   };
   if (typeof c.url !== 'string' || c.url.length === 0) throw new ConfigError('postgres.url', 'is required, e.g. postgres://user:pass@host:5432/db');

@@ -22,5 +22,10 @@ export interface PostgresConfig {
   statusIntervalMs: number;
   /** Wire bytes of received, unapplied replication messages past which reading pauses. Default 8 MiB. */
   ingestQueueBytes?: number;
+  /**
+   * At start, attempts after the first to reach an unreachable server (full-jitter backoff, each
+   * one logged) before the start fails. Default 10 (DEFAULT_CONNECT_RETRIES); 0 fails at once.
+   */
+  connectRetries?: number;
   tables: TableMapping[];
 }

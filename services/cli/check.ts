@@ -5,12 +5,15 @@
  *   ✔ config: tidewire.yaml is valid
  *   ✔ database: connected to db:5432/shop as role "tidewire" (Postgres 17.2)
  *   ✘ wal_level: wal_level is "replica", but logical replication needs "logical": set wal_level = logical …
+ *   ! tenants: every topic belongs to tenant "default" …: a token of tenant "acme" gets 404 for every topic …
  */
-import { type Config, loadConfigFile } from '../config/config.ts';
+import { dirname, resolve } from 'node:path';
+import { type Config, ConfigErrors, loadConfigFile } from '../config/config.ts';
 import { TidewireError } from '../../core/errors.ts';
 import { CheckReport, fail, ok } from './check-report.ts';
 import { checkKafka } from './kafka-checks.ts';
 import { checkPostgres } from './postgres-checks.ts';
+import { checkTenants } from './tenant-checks.ts';
 
 export async function checkCommand(file: string | undefined, out: NodeJS.WritableStream = process.stdout): Promise<number> {
   if (file === undefined) throw new TidewireError('USAGE', 'check needs --config <file>');
@@ -20,11 +23,13 @@ export async function checkCommand(file: string | undefined, out: NodeJS.Writabl
     config = loadConfigFile(file);
   } catch (err) {
     if (!(err instanceof TidewireError)) throw err;
-    report.add(fail('config', err.message));
+    // Each problem on its own line, all of them at once.
+    for (const e of err instanceof ConfigErrors ? err.errors : [err]) report.add(fail('config', e.message));
     return 1;
   }
   report.add(ok('config', `${file} is valid`));
   if (!config.postgres && !config.kafka) report.add(fail('config', 'no source is configured: add a postgres or a kafka section'));
+  for (const r of checkTenants(config, dirname(resolve(file)))) report.add(r);
   if (config.postgres) await checkPostgres(config.postgres, report);
   if (config.kafka) await checkKafka(config.kafka, report);
   out.write(report.failed === 0 ? 'all checks passed\n' : `${report.failed} check(s) failed\n`);

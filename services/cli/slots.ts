@@ -22,18 +22,20 @@ export interface SlotsOptions {
 export async function slotsCommand(opts: SlotsOptions, out: NodeJS.WritableStream = process.stdout): Promise<number> {
   let url = opts.url;
   let configured: string | undefined;
+  let publication: string | undefined;
   if (url === undefined && opts.config !== undefined) {
     const config = loadConfigFile(opts.config);
     if (!config.postgres) throw new TidewireError('USAGE', `${opts.config} has no postgres section: pass --url <postgres url> instead`);
     url = config.postgres.url;
     configured = config.postgres.slot ?? 'tidewire';
+    publication = config.postgres.publication ?? 'tidewire';
   }
   url ??= process.env.TIDEWIRE_DATABASE_URL || undefined;
   if (url === undefined) throw new TidewireError('USAGE', 'slots needs --config <file> or --url <postgres url> (or TIDEWIRE_DATABASE_URL)');
   const target = describeTarget(url);
   const client = await openClient(clientConfig(url, 'query'), target, pino({ level: 'silent' }));
   try {
-    if (opts.drop !== undefined) return await drop(client, opts.drop, target, out);
+    if (opts.drop !== undefined) return await drop(client, opts.drop, configured === opts.drop ? publication : undefined, target, out);
     const slots = (await readSlots(client)).filter((s) => opts.all || isTidewireSlot(s, configured));
     if (opts.json) out.write(`${JSON.stringify(slots, null, 2)}\n`);
     else out.write(slots.length === 0 ? `no ${opts.all ? '' : "tidewire "}replication slots on ${target}${opts.all ? '' : ' (--all lists every slot)'}\n` : table(slots));
@@ -43,7 +45,12 @@ export async function slotsCommand(opts: SlotsOptions, out: NodeJS.WritableStrea
   }
 }
 
-async function drop(client: pg.Client, name: string, target: string, out: NodeJS.WritableStream): Promise<number> {
+/**
+ * Drops slot `name`. Its publication (`publication`, the configuration's for its own slot; else
+ * one of the slot's name, as tidewire names both alike by default) holds no WAL and is left in
+ * place: the output says so, and how to drop it once no tidewire uses it.
+ */
+async function drop(client: pg.Client, name: string, publication: string | undefined, target: string, out: NodeJS.WritableStream): Promise<number> {
   const [slot] = await readSlots(client, name);
   if (!slot) throw new TidewireError('SLOT_MISSING', `${target} has no replication slot named "${name}" (tidewire slots --all lists them)`);
   if (slot.slotType !== 'logical' || slot.plugin !== 'pgoutput') {
@@ -58,7 +65,19 @@ async function drop(client: pg.Client, name: string, target: string, out: NodeJS
     throw err;
   }
   out.write(`dropped replication slot "${name}" (it held ${slot.lagBytes === null ? 'an unknown amount of' : formatBytes(slot.lagBytes)} WAL); the next tidewire start with it creates it again, with a fresh snapshot\n`);
+  out.write(`${await publicationNote(client, publication ?? name, publication !== undefined)}\n`);
   return 0;
+}
+
+/** What dropping the slot did with the publication: nothing, said plainly. */
+async function publicationNote(client: pg.Client, publication: string, configured: boolean): Promise<string> {
+  const { rows } = await client.query<{ tables: string }>(
+    'SELECT count(pt.*)::text AS tables FROM pg_publication p LEFT JOIN pg_publication_tables pt ON pt.pubname = p.pubname WHERE p.pubname = $1 GROUP BY p.pubname',
+    [publication],
+  );
+  const which = configured ? `the configured publication "${publication}"` : `publication "${publication}" (the slot's name)`;
+  if (rows.length === 0) return `no ${which} exists: nothing else to drop${configured ? '' : ' (--config names the publication of a configuration)'}`;
+  return `${which} was left in place (${rows[0].tables} table(s); a publication holds no WAL, and tidewire start reuses it): once no tidewire uses it, DROP PUBLICATION ${client.escapeIdentifier(publication)} removes it`;
 }
 
 function activeSlot(s: SlotStatus): TidewireError {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { type Config, loadConfigFile, parseConfig } from '../config/config.ts';
 import { startDemoDatabase, startDemoWriter } from '../demo/demo.ts';
-import { createLogger } from '../logger.ts';
+import { createLogger, resolveLogFormat } from '../logger.ts';
 import { TidewireService } from '../service.ts';
 import { ProgressBar } from './progress-bar.ts';
 
@@ -30,7 +30,7 @@ export async function startCommand(opts: { config?: string; port?: number }): Pr
   // In a terminal the initial snapshot draws a progress bar (stderr); logs get a `snapshot progress`
   // record either way. Log lines to the same terminal are written around the bar, not through it.
   const bar = process.stderr.isTTY ? new ProgressBar(process.stderr) : null;
-  const log = createLogger(config.log.level, bar && process.stdout.isTTY ? { write: (line) => bar.around(() => process.stdout.write(line)) } : 1);
+  const log = createLogger(config.log.level, destination, { format, color: format === 'pretty' && process.stdout.isTTY === true });
   const cleanups: Array<() => Promise<void>> = [];
 
   if (demo) {

@@ -4,9 +4,9 @@
  */
 import { readFileSync } from 'node:fs';
 import AjvModule, { type ErrorObject } from 'ajv';
-import YAML from 'yaml';
 import schema from '../../schemas/config.schema.json' with { type: 'json' };
 import { ConfigError } from '../../core/errors.ts';
+import { parseConfigText } from './config-text.ts';
 import type { KafkaConfig } from '../../connectors/kafka/kafka-settings.ts';
 import type { PostgresConfig } from '../../connectors/postgres/postgres-options.ts';
 import type { DistributionOptions } from '../distribution/server-limits.ts';
@@ -14,6 +14,9 @@ import type { DistributionOptions } from '../distribution/server-limits.ts';
 /** The distribution service owns its options; the file's `server` section is exactly them. */
 export type ServerConfig = DistributionOptions;
 
+
+/** `log.format`: JSON lines, human-readable lines, or pretty in a terminal and JSON otherwise. */
+export type LogFormat = 'auto' | 'json' | 'pretty';
 
 // Each connector owns its settings' types; the configuration file's sections are exactly them.
 export type { PostgresConfig, TableMapping } from '../../connectors/postgres/postgres-options.ts';
@@ -24,8 +27,8 @@ export interface Config {
   kafka?: KafkaConfig;
   /** Settings for SecurityManager.fromConfig: inline, or `{ file }`; validated there against schemas/security.schema.json. */
   security?: { file: string } | Record<string, unknown>;
-  /** `level` is overridden by TIDEWIRE_LOG_LEVEL. */
-  log: { level: string; progressIntervalMs: number };
+  /** `level` is overridden by TIDEWIRE_LOG_LEVEL, `format` by TIDEWIRE_LOG_FORMAT. */
+  log: { level: string; format: LogFormat; progressIntervalMs: number };
   /** GET /metrics (Prometheus) and the replication-lag poll. */
   metrics: { enabled: boolean; replicationLagIntervalMs: number };
   /** Durable topic state (services/state); absent or `memory: true`: in memory. `start --config` fills in `dir`. */
@@ -69,10 +72,17 @@ export function parseConfig(input: unknown, env: NodeJS.ProcessEnv = process.env
     (cfg.log as Record<string, unknown>).level = env.TIDEWIRE_LOG_LEVEL;
     fromEnv.set('log.level', 'TIDEWIRE_LOG_LEVEL');
   }
+  if (env.TIDEWIRE_LOG_FORMAT && cfg.log && typeof cfg.log === 'object') {
+    (cfg.log as Record<string, unknown>).format = env.TIDEWIRE_LOG_FORMAT;
+    fromEnv.set('log.format', 'TIDEWIRE_LOG_FORMAT');
+  }
   if (!validate(cfg)) {
-    const err = toConfigError(validate.errors ?? []);
-    const variable = [...fromEnv].find(([key]) => err.key === key || err.key.startsWith(`${key}.`))?.[1];
-    throw variable ? new ConfigError(err.key, `${err.message.slice(err.key.length + 2)} (it comes from ${variable})`) : err;
+    // Every problem at once, so a file is fixed in one pass rather than one error per run.
+    const errors = toConfigErrors(validate.errors ?? []).map((err) => {
+      const variable = [...fromEnv].find(([key]) => err.key === key || err.key.startsWith(`${key}.`))?.[1];
+      return variable ? new ConfigError(err.key, `${err.message.slice(err.key.length + 2)} (it comes from ${variable})`) : err;
+    });
+    throw errors.length === 1 ? errors[0] : new ConfigErrors(errors);
   }
   return cfg as unknown as Config;
 }
@@ -84,23 +94,41 @@ export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
   } catch (err) {
     throw new ConfigError(file, `cannot read the configuration file (${(err as NodeJS.ErrnoException).code ?? err})`, { cause: err });
   }
-  let parsed: unknown;
-  try {
-    parsed = /\.json$/i.test(file) ? JSON.parse(text) : YAML.parse(text);
-  } catch (err) {
-    throw new ConfigError(file, `is not valid ${/\.json$/i.test(file) ? 'JSON' : 'YAML'}: ${(err as Error).message}`, { cause: err });
-  }
-  return parseConfig(parsed, env);
+  return parseConfig(parseConfigText(file, text), env);
 }
 
-function toConfigError(errors: ErrorObject[]): ConfigError {
+/**
+ * Several problems in one configuration: each is a ConfigError of its own (`errors`); the message
+ * lists them all, one per line. `key` is the first one's.
+ */
+export class ConfigErrors extends ConfigError {
+  readonly errors: readonly ConfigError[];
+  constructor(errors: readonly ConfigError[]) {
+    super(errors[0].key, 'has problems');
+    this.name = 'ConfigErrors';
+    this.errors = errors;
+    this.message = `the configuration has ${errors.length} problems:\n${errors.map((e) => `  ${e.message}`).join('\n')}`;
+  }
+}
+
+/** One ConfigError per problem ajv found, the most specific first, never two for one setting. */
+function toConfigErrors(errors: ErrorObject[]): ConfigError[] {
   // A oneOf's branches fail for their own reasons ("must have required property 'topic'"); only
-  // the oneOf error itself says what to do, so the branch errors under it are dropped.
+  // the oneOf error itself says what to do, so the branch errors under it are dropped. An `if`
+  // error only says "must match then": the error of its `then` says what.
   const oneOfs = errors.filter((e) => e.keyword === 'oneOf').map((e) => `${e.schemaPath}/`);
-  const relevant = errors.filter((e) => !oneOfs.some((p) => e.schemaPath.startsWith(p)));
-  // The most specific error is the most useful one: prefer the deepest instance path.
+  const relevant = errors.filter((e) => e.keyword !== 'if' && !oneOfs.some((p) => e.schemaPath.startsWith(p)));
+  // The most specific error is the most useful one: the deepest instance paths first.
   const depth = (e: ErrorObject) => e.instancePath.split('/').length;
-  const e = [...(relevant.length > 0 ? relevant : errors)].sort((a, b) => depth(b) - depth(a))[0];
+  const byKey = new Map<string, ConfigError>();
+  for (const e of [...(relevant.length > 0 ? relevant : errors)].sort((a, b) => depth(b) - depth(a))) {
+    const err = toConfigError(e);
+    if (!byKey.has(err.key)) byKey.set(err.key, err);
+  }
+  return [...byKey.values()];
+}
+
+function toConfigError(e: ErrorObject): ConfigError {
   const key = e.instancePath ? e.instancePath.slice(1).replace(/\//g, '.') : '(root)';
   let reason = e.message ?? 'is invalid';
   // The schema can word a message itself: "x-messages": { "<keyword>": "..." } beside the keyword.

@@ -79,6 +79,7 @@ export class DistributionServer {
   private readonly guard: ConnectionGuard;
   private readonly origins: OriginPolicy;
   private staleSources: StaleSources = new Map();
+  private loading = false;
 
   constructor(
     private readonly handoff: Handoff,
@@ -101,6 +102,7 @@ export class DistributionServer {
       scheduleFlush: (s) => this.flusher.schedule(s),
       sessionEnded: (s, reason) => this.sessionEnded(s, reason),
       staleSources: () => this.staleSources,
+      loading: () => this.loading,
     };
     // closeTimeout exists since ws 8.19; @types/ws does not list it yet.
     const wsOptions: ServerOptions & { closeTimeout: number } = {
@@ -181,6 +183,17 @@ export class DistributionServer {
    * replacing the previous set. Each session gets a `status` for every subscription whose answer
    * changed (docs/PROTOCOL.md, "Feed status").
    */
+  /**
+   * While true, subscribes wait: topic state is being built for the first time and would answer
+   * with a part of a table. Set false once every source has its state complete; the waiting
+   * subscribes are then answered, in order, from the complete state.
+   */
+  setLoading(loading: boolean): void {
+    const was = this.loading;
+    this.loading = loading;
+    if (was && !loading) for (const s of [...this.sessions]) s.stateComplete();
+  }
+
   setStaleSources(stale: StaleSources): void {
     this.staleSources = new Map(stale);
     for (const s of [...this.sessions]) {

@@ -57,6 +57,12 @@ export interface SessionHost {
   sessionEnded(session: Session, reason: DisconnectReason): void;
   /** Sources whose feed is stale now (see feed-status.ts); absent: none ever is. */
   staleSources?(): StaleSources;
+  /**
+   * True while topic state is being built for the first time (no state was restored): a
+   * subscribe is answered only once it is complete (`Session.stateComplete`), so no client takes
+   * a half-read table for the whole one. Absent: never.
+   */
+  loading?(): boolean;
 }
 
 export class Session implements DeliveryTarget {
@@ -70,6 +76,8 @@ export class Session implements DeliveryTarget {
   /** True while the session waits for a flush round. */
   flushPending = false;
   private ended: DisconnectReason | null = null;
+  /** Subscribes received while the state was loading (see SessionHost.loading). */
+  private deferred: SubscribeMessage[] = [];
   /** What the session may read (read by fan-out for every change); null without security. */
   permissions: PermissionSet | null = null;
   readonly queue: SessionQueue;
@@ -371,9 +379,11 @@ export class Session implements DeliveryTarget {
     const msg = parsed.message;
     switch (msg.type) {
       case 'subscribe':
-        this.subscribe(msg);
+        if (this.host.loading?.()) this.defer(msg);
+        else this.subscribe(msg);
         return;
       case 'unsubscribe':
+        if (this.undefer(msg.id)) return;
         this.unsubscribe(msg.id);
         return;
       case 'ping':
@@ -428,6 +438,34 @@ export class Session implements DeliveryTarget {
    * batches in this same event loop, so no change can fall between reading the view and being
    * registered (no gap, no duplicate).
    */
+  /** A subscribe waiting for the state to be complete; bounded like live subscriptions. */
+  private defer(msg: SubscribeMessage): void {
+    if (this.deferred.length >= this.host.limits.maxSubscriptionsPerSession) {
+      this.subscribe(msg); // refused there, with the limit's own error, once live ones count too
+      return;
+    }
+    this.deferred.push(msg);
+  }
+
+  /** An unsubscribe of a subscribe still waiting: it is dropped, and answered like any unsubscribe. */
+  private undefer(id: string): boolean {
+    const i = this.deferred.findIndex((m) => m.id === id);
+    if (i < 0) return false;
+    this.deferred.splice(i, 1);
+    this.send(unsubscribedMessage(id));
+    return true;
+  }
+
+  /** The state is complete: the subscribes that waited for it are answered, in order. */
+  stateComplete(): void {
+    const waiting = this.deferred;
+    this.deferred = [];
+    for (const msg of waiting) {
+      if (this.closed) return;
+      this.subscribe(msg);
+    }
+  }
+
   private subscribe(msg: SubscribeMessage): void {
     const { id } = msg;
     const checked = checkSubscribe(msg, {

@@ -134,7 +134,7 @@ test('a wrong password and an unreachable port are refused with what to check', 
   assert.equal(r2.code, 1);
   assert.ok(
     lines(r2.out).includes(
-      `✘ database: lost or could not open the connection to Postgres at 127.0.0.1:1/${database} while connecting (ECONNREFUSED): check that the server is running and postgres.url is right; tidewire retries`,
+      `✘ database: lost or could not open the connection to Postgres at 127.0.0.1:1/${database} while connecting (ECONNREFUSED): check that the server is running and postgres.url is right`,
     ),
     r2.out,
   );

@@ -112,6 +112,25 @@ test('drops an inactive slot, and refuses an active one, a missing one and a phy
   assert.equal(await slotRow('tidewire_idle'), undefined);
 });
 
+test('--drop says what it did with the publication: left in place, with how to drop it', async () => {
+  // By --url: the publication named like the slot, when there is one.
+  await db.query(`SELECT pg_create_logical_replication_slot('tidewire_lone', 'pgoutput')`);
+  const lone = await slots('--url', db.url, '--drop', 'tidewire_lone');
+  assert.equal(lone.code, 0, lone.err);
+  assert.equal(lone.out.split('\n')[1], 'no publication "tidewire_lone" (the slot\'s name) exists: nothing else to drop (--config names the publication of a configuration)');
+  // By --config: the configuration's publication, which the slot's drop leaves as it was.
+  await db.query(`SELECT pg_create_logical_replication_slot('tidewire_cfg', 'pgoutput')`);
+  const file = join(tmpdir(), `tidewire-slots-${process.pid}.json`);
+  writeFileSync(file, JSON.stringify({ postgres: { url: db.url, slot: 'tidewire_cfg', publication: 'slots_pub', tables: [{ table: 'orders', path: 'orders/{id}' }] } }));
+  const cfg = await slots('--config', file, '--drop', 'tidewire_cfg');
+  assert.equal(cfg.code, 0, cfg.err);
+  assert.equal(
+    cfg.out.split('\n')[1],
+    'the configured publication "slots_pub" was left in place (1 table(s); a publication holds no WAL, and tidewire start reuses it): once no tidewire uses it, DROP PUBLICATION "slots_pub" removes it',
+  );
+  assert.equal((await db.query(`SELECT 1 FROM pg_publication WHERE pubname = 'slots_pub'`)).rows.length, 1, 'the publication is still there');
+});
+
 test('without --config or --url it says what it needs', async () => {
   const r = await slots();
   assert.equal(r.code, 1);

@@ -61,6 +61,7 @@ test('kill -9 mid-stream, restart: client state equals the table, no gap, no dup
   const client = new TidewireClient({ url: `ws://127.0.0.1:${port}/ws`, reconnect: { initialMs: 100, maxMs: 500 } });
   const history = new Map<string, JsonObject[]>();
   let duplicates = 0;
+  const removed: string[] = [];
   const sub = client.subscribe('items/**', {
     onValue: (path, value) => {
       const h = history.get(path) ?? [];
@@ -68,7 +69,10 @@ test('kill -9 mid-stream, restart: client state equals the table, no gap, no dup
       h.push(value);
       history.set(path, h);
     },
-    onRemoval: (path) => history.delete(path),
+    onRemoval: (path) => {
+      history.delete(path);
+      removed.push(path);
+    },
   });
   await client.connect();
   await waitFor('initial values', () => sub.live && sub.values.size === 200);
@@ -95,5 +99,8 @@ test('kill -9 mid-stream, restart: client state equals the table, no gap, no dup
   );
   assert.notEqual(client.epoch, firstEpoch, 'the restarted service announces a new epoch');
   assert.equal(duplicates, 0, 'no value was emitted twice in a row to the application');
+  // The writer never re-inserts a deleted id: a removal of a row still in the table would be one
+  // the new epoch's answer made up (an empty or partial state taken for the whole).
+  assert.deepEqual(removed.filter((p) => table.has(p)), [], 'no removal of a row that exists');
   client.close();
 });

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
+import WebSocket from 'ws';
 import { TidewireClient, type Subscription } from '../../client/index.ts';
 import type { JsonObject } from '../../core/json.ts';
 import { jsonEqual } from '../../core/json.ts';
@@ -277,12 +278,26 @@ test('Postgres restarted in the middle of the snapshot: tidewire starts the snap
       const h = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.json() as Promise<{ sources: Array<{ state: string; snapshot: Array<{ rows: number }> }> }>).catch(() => null);
       return h !== null && h.sources[0].state === 'snapshotting' && (h.sources[0].snapshot[0]?.rows ?? 0) > 2000;
     }, 60_000, 20);
+    // A client subscribing now, mid-snapshot, gets no answer until the state is complete.
+    const early = new WebSocket(`ws://127.0.0.1:${port}/ws`);
+    const answers: Array<{ type: string; topics?: number }> = [];
+    early.on('message', (data) => {
+      const frame = JSON.parse(String(data)) as Array<{ type: string; topics?: number }> | { type: string };
+      for (const m of Array.isArray(frame) ? frame : [frame]) if (m.type === 'subscribed' || m.type === 'value') answers.push(m);
+    });
+    await new Promise((r) => early.once('open', r));
+    early.send(JSON.stringify({ type: 'subscribe', id: 'early', selector: 'big/3/**' }));
     await db.restart();
     svc = await started;
     const h = await health(port);
     assert.equal(h.status, 'ok');
     assert.match(svc.output(), /the snapshot was interrupted: starting it over in a new snapshot/);
     assert.equal(h.topics, 150000, 'every row is a topic');
+    await waitFor('the early subscription to be answered', () => answers.some((m) => m.type === 'subscribed'));
+    const subscribed = answers.find((m) => m.type === 'subscribed')!;
+    assert.equal(subscribed.topics, 15000, 'answered only once the table was read whole');
+    assert.equal(answers.filter((m) => m.type === 'value').length, 15000, 'with every value of the branch');
+    early.close();
     // One branch through a client (the whole table's initial values would not fit one send queue).
     const client = new TidewireClient({ url: `ws://127.0.0.1:${port}/ws` });
     const sub = client.subscribe('big/3/**', {});

@@ -4,9 +4,11 @@
  * environment (named by their variable).
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { type Config, parseConfig } from '../../../services/config/config.ts';
+import { type Config, ConfigErrors, loadConfigFile, parseConfig } from '../../../services/config/config.ts';
 import { ConfigError } from '../../../core/errors.ts';
 
 const pg = { url: 'postgres://u:p@db:5432/shop', tables: [{ table: 'public.orders', path: 'orders/{id}' }] };
@@ -87,7 +89,7 @@ test('environment variables override the file, and errors in them name the varia
 test('defaults fill what is not given: metrics on, lag read every 5 s, progress logged every 5 s', () => {
   const c: Config = parseConfig({ postgres: pg }, {});
   assert.deepEqual(c.metrics, { enabled: true, replicationLagIntervalMs: 5000 });
-  assert.deepEqual(c.log, { level: 'info', progressIntervalMs: 5000 });
+  assert.deepEqual(c.log, { level: 'info', format: 'auto', progressIntervalMs: 5000 });
 });
 
 test('the schema is published for editors: an $id, a $schema key allowed in files, the env variables documented', () => {
@@ -102,4 +104,72 @@ test('a table mapping with both a fixed tenant and a tenant column says which to
     () => parseConfig({ postgres: { url: 'postgres://x', tables: [{ table: 'a', path: 'a/{id}', tenant: 'x', tenantColumn: 'y' }] } }, {}),
     /postgres\.tables\.0: set tenant or tenantColumn, not both/,
   );
+});
+
+test('several problems are reported together, each with its key, so one run shows everything to fix', () => {
+  let err: unknown;
+  try {
+    parseConfig({ server: { port: 70000, prot: 1 }, log: { level: 'loud' }, postgres: { ...pg, tables: [{ table: 'orders' }] } }, {});
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err instanceof ConfigErrors, `ConfigErrors, not ${String(err)}`);
+  assert.ok(err instanceof ConfigError && err.code === 'CONFIG_INVALID', 'still a ConfigError: exit code 2');
+  assert.deepEqual(err.errors.map((e) => e.message).sort(), [
+    'log.level: must be one of fatal, error, warn, info, debug, trace, silent',
+    'postgres.tables.0.path: is required',
+    'server.port: must be <= 65535',
+    'server.prot: is not a known setting: did you mean "port"? (see schemas/config.schema.json)',
+  ]);
+  assert.match(err.message, /^the configuration has 4 problems:\n {2}\S/);
+  for (const e of err.errors) assert.ok(err.message.includes(`\n  ${e.message}`), e.message);
+});
+
+test('log.format: auto by default, json or pretty, TIDEWIRE_LOG_FORMAT overrides it', () => {
+  assert.equal(parseConfig({ log: { format: 'json' } }, {}).log.format, 'json');
+  assert.equal(parseConfig({ log: { format: 'json' } }, { TIDEWIRE_LOG_FORMAT: 'pretty' }).log.format, 'pretty');
+  assert.equal(refused({}, { TIDEWIRE_LOG_FORMAT: 'xml' }).message, 'log.format: must be one of auto, json, pretty (it comes from TIDEWIRE_LOG_FORMAT)');
+});
+
+const dir = mkdtempSync(join(tmpdir(), 'tidewire-config-errors-'));
+function fileRefused(name: string, text: string): string {
+  const file = join(dir, name);
+  writeFileSync(file, text);
+  try {
+    loadConfigFile(file, {});
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, String(err));
+    return err.message.replace(dir, '<dir>');
+  }
+  assert.fail('the file was accepted');
+}
+
+test('a YAML error names line and column, and its caret points at the character to fix', () => {
+  // A key indented one space short: the yaml library reports column 1; the bad column is 6.
+  const misindented = 'postgres:\n  url: postgres://x\n  tables:\n    - table: orders\n      path: orders/{id}\n     exclude: [a]\n';
+  assert.equal(
+    fileRefused('a.yaml', misindented),
+    [
+      '<dir>/a.yaml:6:6: is not valid YAML: Sequence item without - indicator',
+      '     5 |       path: orders/{id}',
+      '     6 |      exclude: [a]',
+      '       |      ^',
+    ].join('\n'),
+  );
+  // An unclosed quote is reported where the file ends; the caret goes to the quote that opened it.
+  assert.equal(
+    fileRefused('b.yaml', 'server:\n  port: 80\n  host: "a\n'),
+    ['<dir>/b.yaml:3:9: is not valid YAML: Missing closing "quote', '     2 |   port: 80', '     3 |   host: "a', '       |         ^'].join('\n'),
+  );
+  assert.equal(fileRefused('c.yaml', 'server: {port: 80, host: x y: z}\n').split('\n')[0], '<dir>/c.yaml:1:26: is not valid YAML: Block collections are not allowed within flow collections');
+  // A tab as indentation is the error itself; a tab before the bad character stays a tab under
+  // it, so the caret lines up in a terminal.
+  assert.equal(fileRefused('d.yaml', 'server:\n  port: 1\n\thost: x\n').split('\n').slice(-2).join('\n'), '     3 | \thost: x\n       | ^');
+  assert.equal(fileRefused('e.yaml', 'server: {port: 80,\thost: x y: z}\n').split('\n').slice(-2).join('\n'), '     1 | server: {port: 80,\thost: x y: z}\n       |                   \t      ^');
+});
+
+test('a JSON error with a position gets the same frame', () => {
+  const message = fileRefused('e.json', '{\n  "server": { "port": 80 }\n  "log": {}\n}\n');
+  assert.match(message, /^<dir>\/e\.json:3:3: is not valid JSON: /);
+  assert.match(message, /\n {5}3 \| {3}"log": \{\}\n {7}\| {3}\^$/);
 });
