@@ -30,6 +30,9 @@ export async function startCommand(opts: { config?: string; port?: number }): Pr
   // In a terminal the initial snapshot draws a progress bar (stderr); logs get a `snapshot progress`
   // record either way. Log lines to the same terminal are written around the bar, not through it.
   const bar = process.stderr.isTTY ? new ProgressBar(process.stderr) : null;
+  // log.format auto: human-readable lines in a terminal, JSON lines for files, pipes and collectors.
+  const format = resolveLogFormat(config.log.format, process.stdout.isTTY);
+  const destination = bar && process.stdout.isTTY ? { write: (line: string) => bar.around(() => process.stdout.write(line)) } : 1;
   const log = createLogger(config.log.level, destination, { format, color: format === 'pretty' && process.stdout.isTTY === true });
   const cleanups: Array<() => Promise<void>> = [];
 
