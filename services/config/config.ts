@@ -68,6 +68,7 @@ export function parseConfig(input: unknown, env: NodeJS.ProcessEnv = process.env
   cfg.server ??= {};
   cfg.log ??= {};
   cfg.metrics ??= {};
+  cfg.state ??= {};
   if (env.TIDEWIRE_LOG_LEVEL && cfg.log && typeof cfg.log === 'object') {
     (cfg.log as Record<string, unknown>).level = env.TIDEWIRE_LOG_LEVEL;
     fromEnv.set('log.level', 'TIDEWIRE_LOG_LEVEL');
