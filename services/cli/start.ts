@@ -44,7 +44,7 @@ export async function startCommand(opts: { config?: string; port?: number }): Pr
       log: config.log,
       postgres: { url: db.url, slot: 'tidewire_demo', publication: 'tidewire_demo', tables: [{ table: 'public.orders', path: 'orders/{customer_id}/{id}' }] },
       // The demo's database is thrown away at exit; so is its state.
-      state: { dir: mkdtempSync(join(tmpdir(), 'tidewire-demo-state-')) },
+      state: { dir: mkdtempSync(join(tmpdir(), 'tidewire-state-demo-')) },
     }, {});
     const stateDir = config.state!.dir!;
     cleanups.push(async () => rmSync(stateDir, { recursive: true, force: true }));

@@ -49,7 +49,8 @@ test('/ready is 503 while the big table is snapshotted, with a progress bar on t
   const port = await freePort();
   const file = join(tmpdir(), `tidewire-lifecycle-${process.pid}.json`);
   writeFileSync(file, JSON.stringify({
-    log: { level: 'info', progressIntervalMs: 200 },
+    // JSON lines even on the terminal script(1) gives it, so the test can read the records.
+    log: { level: 'info', format: 'json', progressIntervalMs: 200 },
     state: { dir: mkdtempSync(join(tmpdir(), 'tidewire-lifecycle-state-')) },
     postgres: { url: db.url, slot: 'big_slot', publication: 'big_pub', snapshotBatchRows: 500, tables: [{ table: 'big', path: 'big/{grp}/{id}' }] },
   }));
