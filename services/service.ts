@@ -108,6 +108,7 @@ export class TidewireService {
     if (config.kafka) {
       kafka = new KafkaConnector(config.kafka, this.pipeline, {
         logger: this.log,
+        checkpoints: this.stateDir === null ? undefined : this.pipeline,
         // Subscribers of the topics a stale feed produced learn it (a `status` message).
         onStaleFeeds: (stale) => this.distribution.setStaleSources(new Map(stale.map((f) => [f.source, f.feed]))),
       });

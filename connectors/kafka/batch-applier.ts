@@ -3,16 +3,22 @@
  * dead-letter topic, hands the updates to the sink, and only then moves the partition's position
  * (and the client's resolved offset) past them. Records below the position are skipped: they are
  * in topic state already, and applying them again could move a value back in time.
+ *
+ * Each apply carries the partition's position after it (`kafka:<topic>/<partition>` → the next
+ * offset): with durable state it is stored in the same state transaction as the updates, so a
+ * restart resumes exactly after what the state holds. A partition being re-read hands its updates
+ * to the re-read instead (topic-reread.ts), without a position: the re-read stores it at its end.
  */
 import type { Logger } from 'pino';
 import { errorMessage } from '../../core/errors.ts';
 import type { TopicUpdate } from '../../core/topic.ts';
-import type { IngestSink } from '../../core/ingest.ts';
+import type { IngestSink, SourcePosition } from '../../core/ingest.ts';
 import { type BadRecord, DeadLetterTopic } from './dead-letter.ts';
 import { KafkaConnectorError } from './errors.ts';
 import type { BatchControl, KafkaBatch } from './kafka-client.ts';
 import type { PartitionPositions } from './partition-positions.ts';
 import { BAD_RECORD_REASONS, type BadRecordReason, type IgnoredReason, type TopicMappings } from './record-mapper.ts';
+import type { TopicReread } from './topic-reread.ts';
 
 /** Updates per sink.apply() call at most, so a huge fetch does not become one huge change batch. */
 const MAX_UPDATES_PER_APPLY = 1000;
@@ -49,6 +55,8 @@ export class BatchApplier {
   readonly counts = newRecordCounts();
   /** Set once the dead-letter producer is connected; without it bad records are counted and logged only. */
   deadLetter: DeadLetterTopic | null = null;
+  /** Set while some topics are re-read at start: their updates are held there, not applied. */
+  reread: TopicReread | null = null;
   private readonly badLog = new Map<BadRecordReason, { at: number; suppressed: number }>();
 
   constructor(
@@ -68,6 +76,8 @@ export class BatchApplier {
     p.high = Math.max(p.high, Number(batch.highWatermark));
     const mapper = this.mappings.forTopic(topic)!; // subscribed topics all come from the mappings
     const counts = this.counts;
+    const reread = this.reread?.covers(topic) ? this.reread : null;
+    const at = (next: number): SourcePosition => ({ name: p.name, position: String(next) });
     let updates: TopicUpdate[] = [];
     let bad: BadRecord[] = [];
     let records = 0;
@@ -82,7 +92,10 @@ export class BatchApplier {
         }
         if (this.deadLetter) counts.deadLettered += bad.length;
       }
-      if (updates.length > 0) await this.toSink(() => this.sink.apply(updates));
+      if (updates.length > 0) {
+        if (reread) reread.take(updates);
+        else await this.toSink(() => this.sink.apply(updates, at(last + 1)));
+      }
       counts.applied += records;
       if (last >= 0) {
         positions.advance(p, last + 1);
@@ -116,7 +129,8 @@ export class BatchApplier {
           break;
         case 'truncate':
           await flush();
-          await this.toSink(() => this.sink.removeSource(r.source));
+          if (reread) reread.truncate(r.source);
+          else await this.toSink(() => this.sink.removeSource(r.source, at(offset + 1)));
           records++;
           break;
       }

@@ -114,6 +114,12 @@ export interface PartitionWatermarks {
 
 export interface KafkaAdmin {
   connect(): Promise<void>;
+  /**
+   * The cluster's id (KRaft or ZooKeeper cluster id, as DescribeCluster reports it): which Kafka a
+   * stored state's offsets belong to. Needed with durable state only; a client without it cannot
+   * be used with durable state (the connector refuses to start rather than resume unchecked).
+   */
+  clusterId?(): Promise<string>;
   listTopics(): Promise<string[]>;
   fetchWatermarks(topic: string): Promise<PartitionWatermarks[]>;
   /** The group's committed offsets (partition → next offset); partitions without one are absent. */

@@ -2,23 +2,31 @@
  * The Kafka connector: a consumer group over the configured topics, each record mapped onto a
  * topic update and applied through the sink like a row change.
  *
- * Durability (docs/DESIGN.md): topic state lives in memory and is rebuilt at every start. So the
- * first time this process is assigned a partition it seeks to the partition's earliest offset (a
- * compacted topic then gives current state, like a table), whatever the group committed; later
- * assignments of the same partition (a rebalance, a restart of the consumer after a broker
- * outage) resume at the first offset this process has not applied, since the state before it is
- * already in memory. The group id stays stable and offsets are still committed after every
- * applied batch, so the group's lag is what monitoring should watch.
+ * Durability (docs/DESIGN.md, "State and restarts"). With durable state (`checkpoints`) every
+ * apply carries its partition's position (`kafka:<topic>/<partition>` → the next offset), stored
+ * in the same state transaction as the updates, and a start resumes each Kafka topic at its
+ * stored offsets: only what was produced while tidewire was down is read. A topic whose stored
+ * offsets fall outside its log, whose mapping changed, that is new to a state holding topics, or
+ * whose path needs the key → path index is re-read from its earliest offset instead, diffed
+ * against the state (topic-reread.ts, start-offsets.ts). Without durable state topic state lives
+ * in memory and is rebuilt at every start: the first time this process is assigned a partition it
+ * seeks to the partition's earliest offset (a compacted topic then gives current state, like a
+ * table), whatever the group committed.
+ *
+ * Later assignments of a partition in the same process (a rebalance, a restart of the consumer
+ * after a broker outage) resume at the first offset this process has not applied. The group id
+ * stays stable and offsets are committed after every applied batch — with durable state only once
+ * the state covering them is durable (offset-committer.ts) — so the group's lag is what monitoring
+ * should watch.
  *
  * At-least-once: a batch's offsets are resolved and committed only after sink.apply() resolved
  * for its records (and the dead-letter copies of its bad records were acknowledged). Records
- * below the applied position are never applied again, so a redelivery cannot move a value back;
- * a record re-read by a new process is diffed against identical state and changes nothing.
+ * below the applied position are never applied again, so a redelivery cannot move a value back.
  */
 import type { Logger } from 'pino';
 import type { KafkaConfig } from './kafka-settings.ts';
 import { TidewireError, errorMessage } from '../../core/errors.ts';
-import type { IngestSink, Source, SourceHealth, StaleFeed } from '../../core/ingest.ts';
+import type { IngestSink, Source, SourceCheckpoints, SourceHealth, StaleFeed } from '../../core/ingest.ts';
 import { type BackoffOptions, DEFAULT_BACKOFF, backoffDelay } from '../../core/backoff.ts';
 import { BatchApplier, type RecordCounts } from './batch-applier.ts';
 import { type ConnectorState, IDLE, caughtUp, failed, recovered, running, starting, stopped, toHealth, troubled } from './connector-state.ts';
@@ -28,9 +36,15 @@ import { KafkaConnectorError } from './errors.ts';
 import type { BatchControl, ConsumerEvent, KafkaBatch, KafkaClient, KafkaConsumer, KafkaProducer } from './kafka-client.ts';
 import { type KafkaSettings, resolveKafkaSettings } from './kafka-options.ts';
 import { createKafkajsClient } from './kafkajs-client.ts';
-import { type PartitionPosition, PartitionPositions } from './partition-positions.ts';
+import { prepareDurableStart, topicMapping } from './durable-start.ts';
+import { type CommitKind, OffsetCommitter } from './offset-committer.ts';
+import { type PartitionPosition, PartitionPositions, type StartedFrom } from './partition-positions.ts';
 import { RecordMapper, TopicMappings, kafkaSourceName } from './record-mapper.ts';
-import { readStartOffsets, resolveHeartbeats, resolveTopics } from './start-offsets.ts';
+import { type TopicStart, readStartOffsets, resolveHeartbeats, resolveTopics } from './start-offsets.ts';
+import type { TopicReread } from './topic-reread.ts';
+
+/** The name this connector claims its cluster under in durable state (SourceCheckpoints.claim). */
+export const KAFKA_IDENTITY_NAME = 'kafka';
 
 export interface KafkaConnectorOptions {
   /** Parent logger; the connector logs under `component: 'kafka'` with `topic`, `partition`, `offset`. */
@@ -46,6 +60,11 @@ export interface KafkaConnectorOptions {
   onStaleFeeds?: (stale: readonly StaleFeed[]) => void;
   /** The clock feed ages are measured with. Default Date.now. */
   now?: () => number;
+  /**
+   * Durable state: offsets stored with it are resumed from, and group offsets committed only once
+   * the state covering them is durable. Absent: every start reads from `startFrom` (state in memory).
+   */
+  checkpoints?: SourceCheckpoints;
 }
 
 export interface PartitionStats {
@@ -53,6 +72,8 @@ export interface PartitionStats {
   readonly partition: number;
   /** First offset not yet applied in this process. */
   readonly position: number | null;
+  /** Where reading began at start: the offset stored with the state, the earliest, the group's committed one (null: a partition created since). */
+  readonly from: StartedFrom | null;
   /** The high watermark last seen. */
   readonly highWatermark: number;
   readonly committed: number | null;
@@ -67,6 +88,8 @@ export interface KafkaConnectorStats extends Readonly<RecordCounts> {
   readonly partitions: readonly PartitionStats[];
   /** Each consumed Kafka topic: how long since its last record or heartbeat, and whether that is past kafka.staleAfterMs. */
   readonly feeds: readonly FeedAge[];
+  /** How each consumed Kafka topic started: `resume` from stored offsets, `reread` diffed, `fresh`. */
+  readonly starts: Readonly<Record<string, TopicStart['mode']>>;
 }
 
 /**
@@ -93,12 +116,19 @@ export class KafkaConnector implements Source {
   private generation = 0;
   private producer: KafkaProducer | null = null;
   private readonly applier: BatchApplier;
+  private readonly sink: IngestSink;
+  private readonly checkpoints: SourceCheckpoints | null;
+  private readonly committer: OffsetCommitter;
+  private starts: ReadonlyMap<string, TopicStart> = new Map();
+  /** The topics re-read at this start, until their state is applied (then null). */
+  private reread: TopicReread | null = null;
+  /** Batches and the re-read's end run one at a time, in this order. */
+  private serial: Promise<unknown> = Promise.resolve();
   private restartTimer: NodeJS.Timeout | null = null;
   private restartAttempt = 0;
   private stopping = false;
   /** Rejects a start() still waiting for the catch-up (stop(), or a crash that cannot be retried). */
   private abortStart: ((err: Error) => void) | null = null;
-  private commitFailures = 0;
   private restarts = 0;
   private readonly freshness: FeedFreshness;
   private freshnessTimer: NodeJS.Timeout | null = null;
@@ -115,7 +145,10 @@ export class KafkaConnector implements Source {
     const { settings } = this;
     this.mappings = new TopicMappings(settings.topics.map((t, i) => new RecordMapper(t, i, { maxValueBytes: settings.maxValueBytes })));
     this.log = options.logger.child({ component: 'kafka', group: settings.groupId });
+    this.sink = sink;
+    this.checkpoints = options.checkpoints ?? null;
     this.applier = new BatchApplier(this.mappings, sink, this.log);
+    this.committer = new OffsetCommitter(this.checkpoints, this.log);
     this.freshness = new FeedFreshness(settings.staleAfterMs, options.now ?? Date.now);
     this.onStaleFeeds = options.onStaleFeeds;
     const initialMs = options.restart?.initialMs ?? DEFAULT_BACKOFF.initialMs;
@@ -152,6 +185,7 @@ export class KafkaConnector implements Source {
         this.consumerFailed(err, this.generation);
       }
       await Promise.race([this.positions.whenCaughtUp, aborted]);
+      if (this.reread) await Promise.race([this.exclusive(() => this.finishReread()), aborted]);
       this.setState(caughtUp(this.state));
       const { records, applied } = this.applier.counts;
       this.log.info({ topics: this.topics, records, applied, ms: Date.now() - began }, 'caught up with the end offsets at start: state is built');
@@ -162,6 +196,7 @@ export class KafkaConnector implements Source {
       throw err;
     } finally {
       this.abortStart = null;
+      this.reread = this.applier.reread = null; // a re-read not finished is started over by the next start
     }
   }
 
@@ -195,21 +230,27 @@ export class KafkaConnector implements Source {
         topic: p.topic,
         partition: p.partition,
         position: p.next ?? null,
+        from: p.from ?? null,
         highWatermark: p.high,
         committed: p.committed ?? null,
         lag: p.next === undefined ? null : Math.max(0, p.high - p.next),
       });
     }
     const c = this.applier.counts;
-    return { ...c, ignored: { ...c.ignored }, bad: { ...c.bad }, commitFailures: this.commitFailures, restarts: this.restarts, partitions, feeds: this.freshness.ages() };
+    const starts = Object.fromEntries([...this.starts].map(([topic, s]) => [topic, s.mode]));
+    return { ...c, ignored: { ...c.ignored }, bad: { ...c.bad }, commitFailures: this.committer.failures, restarts: this.restarts, partitions, feeds: this.freshness.ages(), starts };
   }
 
   // ---------------------------------------------------------------------------------------------
   // Start: topics, start offsets, end offsets
 
-  /** Reads topics and offsets with retries until kafka.connectTimeoutMs; then opens the dead-letter producer. */
+  /**
+   * Reads topics and offsets with retries until kafka.connectTimeoutMs (with durable state: claims
+   * the cluster, and plans each topic's start from the stored offsets); then prepares the state
+   * and opens the dead-letter producer.
+   */
   private async prepare(): Promise<void> {
-    const { settings } = this;
+    const { settings, checkpoints } = this;
     const deadline = Date.now() + settings.connectTimeoutMs;
     const unreachable = (why: string, cause?: unknown) =>
       new KafkaConnectorError(
@@ -223,13 +264,19 @@ export class KafkaConnector implements Source {
       // The client retries on its own for several seconds; the deadline must not wait for that.
       const work = (async () => {
         await admin.connect();
+        if (checkpoints) {
+          if (!admin.clusterId) throw new KafkaConnectorError('KAFKA_ERROR', 'this Kafka client cannot tell the cluster id, which durable state records; give it clusterId(), or keep state in memory (state.memory: true)');
+          await checkpoints.claim(KAFKA_IDENTITY_NAME, await admin.clusterId());
+        }
         const existing = await admin.listTopics();
         const topics = resolveTopics(settings, this.mappings.mappers, existing, this.log);
         const heartbeats = resolveHeartbeats(settings, this.mappings, topics, existing, this.log);
-        const positions = await readStartOffsets(admin, settings, topics, [...heartbeats.keys()]);
+        const resume = checkpoints ? { checkpoints, mapping: (topic: string) => topicMapping(settings, this.mappings, topic) } : undefined;
+        const { positions, starts } = await readStartOffsets(admin, settings, topics, [...heartbeats.keys()], resume);
         this.topics = topics;
         this.heartbeats = heartbeats;
         this.positions = positions;
+        this.starts = starts;
       })();
       let outcome: 'done' | 'timeout' | 'retry';
       let timer: NodeJS.Timeout | undefined;
@@ -251,6 +298,10 @@ export class KafkaConnector implements Source {
       this.setState(starting(this.state, `cannot reach Kafka at ${settings.brokers.join(',')} yet (${errorMessage(lastError)}); retrying`));
       await sleep(delay);
     }
+    if (checkpoints) {
+      const { sink, mappings, starts, positions, log } = this;
+      this.reread = this.applier.reread = await this.toSink(() => prepareDurableStart({ checkpoints, sink, settings, mappings, starts, positions, log }));
+    }
     if (settings.deadLetterTopic && !this.stopping) {
       const producer = this.client.producer();
       this.producer = producer;
@@ -259,6 +310,34 @@ export class KafkaConnector implements Source {
       if (this.stopping && this.producer !== producer) await producer.disconnect().catch(() => {});
       else this.applier.deadLetter = new DeadLetterTopic(settings.deadLetterTopic, producer);
     }
+  }
+
+  /** Applies the re-read (diffed), once caught up; run through `exclusive`, between batches. */
+  private async finishReread(): Promise<void> {
+    const reread = this.reread;
+    if (!reread) return;
+    const began = Date.now();
+    const r = await this.toSink(() => reread.finish(this.sink, this.positions.all()));
+    this.reread = this.applier.reread = null;
+    this.log.info({ topics: [...reread.topics], ...r, ms: Date.now() - began }, 're-read diffed against the stored state: only what differs was sent');
+    const consumer = this.consumer;
+    if (consumer) for (const p of this.positions.all()) if (reread.topics.has(p.topic)) await this.committer.afterBatch(consumer, p, 'state');
+  }
+
+  private async toSink<T>(apply: () => Promise<T>): Promise<T> {
+    try {
+      return await apply();
+    } catch (err) {
+      if (err instanceof KafkaConnectorError) throw err;
+      throw new KafkaConnectorError('KAFKA_SINK_FAILED', `applying Kafka records to topic state failed: ${errorMessage(err)}`, { cause: err });
+    }
+  }
+
+  /** Runs `work` after every batch (and re-read end) before it. */
+  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.serial.then(work);
+    this.serial = run.catch(() => {});
+    return run;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -358,21 +437,28 @@ export class KafkaConnector implements Source {
   // ---------------------------------------------------------------------------------------------
   // Batches
 
-  private async onBatch(gen: number, consumer: KafkaConsumer, batch: KafkaBatch, control: BatchControl): Promise<void> {
-    if (gen !== this.generation || !control.isActive()) return;
-    const p = this.positions.get(batch.topic, batch.partition);
-    if (this.freshness.isHeartbeat(batch.topic)) {
-      // A heartbeat's content does not matter, only that it came; it never becomes a topic.
+  private onBatch(gen: number, consumer: KafkaConsumer, batch: KafkaBatch, control: BatchControl): Promise<void> {
+    return this.exclusive(async () => {
+      if (gen !== this.generation || !control.isActive()) return;
+      const p = this.positions.get(batch.topic, batch.partition);
+      if (this.freshness.isHeartbeat(batch.topic)) {
+        // A heartbeat's content does not matter, only that it came; it never becomes a topic.
+        if (batch.messages.length > 0 && this.freshness.heard(batch.topic)) this.staleFeedsChanged();
+        this.positions.advance(p, Number(batch.lastOffset) + 1);
+        control.resolveOffset(batch.lastOffset);
+        await this.committer.afterBatch(consumer, p, 'direct');
+        return;
+      }
+      const done = await this.applier.apply(batch, control, this.positions);
+      // After the apply: a subscriber told the feed is fresh again already has its new values.
       if (batch.messages.length > 0 && this.freshness.heard(batch.topic)) this.staleFeedsChanged();
-      this.positions.advance(p, Number(batch.lastOffset) + 1);
-      control.resolveOffset(batch.lastOffset);
-      await this.commit(consumer, p);
-      return;
-    }
-    const done = await this.applier.apply(batch, control, this.positions);
-    // After the apply: a subscriber told the feed is fresh again already has its new values.
-    if (batch.messages.length > 0 && this.freshness.heard(batch.topic)) this.staleFeedsChanged();
-    if (done) await this.commit(consumer, p);
+      if (done) await this.committer.afterBatch(consumer, p, this.commitKind(p));
+    });
+  }
+
+  private commitKind(p: PartitionPosition): CommitKind {
+    if (this.freshness.isHeartbeat(p.topic)) return 'direct';
+    return this.reread?.topics.has(p.topic) ? 'hold' : 'state';
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -399,22 +485,8 @@ export class KafkaConnector implements Source {
     this.onStaleFeeds?.(stale);
   }
 
-  private async commit(consumer: KafkaConsumer, p: PartitionPosition): Promise<void> {
-    if (p.next === undefined || p.next === p.committed) return;
-    const offset = p.next;
-    try {
-      await consumer.commitOffsets([{ topic: p.topic, partition: p.partition, offset: String(offset) }]);
-      p.committed = offset;
-    } catch (err) {
-      // Committed offsets serve monitoring and resumption in another process; this process
-      // resumes from its own position. The next batch commits again.
-      this.commitFailures++;
-      this.log.warn({ err, topic: p.topic, partition: p.partition, offset }, 'committing the offset failed; it is retried after the next batch');
-    }
-  }
-
   private async commitAll(consumer: KafkaConsumer): Promise<void> {
-    for (const p of this.positions.all()) await this.commit(consumer, p);
+    await this.committer.flush(consumer, this.positions.all(), (p) => this.commitKind(p));
   }
 
   private setState(next: ConnectorState): void {

@@ -238,6 +238,11 @@ class KafkajsAdmin implements KafkaAdmin {
     await wrap('connecting', () => this.admin.connect());
   }
 
+  async clusterId(): Promise<string> {
+    const { clusterId } = await wrap('reading the cluster id', () => this.admin.describeCluster());
+    return clusterId;
+  }
+
   async listTopics(): Promise<string[]> {
     return wrap('listing topics', () => this.admin.listTopics());
   }

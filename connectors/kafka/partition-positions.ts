@@ -10,12 +10,19 @@
  * Offsets are kept as numbers: exact up to 2^53, which no partition reaches.
  */
 
+/** Where a partition's reading began at start. */
+export type StartedFrom = 'stored' | 'earliest' | 'committed' | 'end';
+
 export interface PartitionPosition {
   readonly topic: string;
   readonly partition: number;
   readonly key: string;
-  /** Where to read from the first time this process gets the partition (earliest, or committed). */
+  /** The name its position is stored under with durable state (`kafka:<topic>/<partition>`). */
+  readonly name: string;
+  /** Where to read from the first time this process gets the partition (stored, earliest, or committed). */
   readonly start: number | undefined;
+  /** Which of those `start` is; undefined for a partition created after start. */
+  readonly from: StartedFrom | undefined;
   /** End offset when the connector started: the catch-up is done once `next` reaches it. */
   readonly target: number;
   next: number | undefined;
@@ -35,6 +42,15 @@ export function partitionKey(topic: string, partition: number): string {
   return `${topic}:${partition}`;
 }
 
+/**
+ * The name a partition's position is stored under with durable state (SourcePosition.name); its
+ * value is the next offset to read, as decimal text.
+ * @example positionName('prices', 3) === 'kafka:prices/3'
+ */
+export function positionName(topic: string, partition: number): string {
+  return `kafka:${topic}/${partition}`;
+}
+
 export class PartitionPositions {
   private readonly byKey = new Map<string, PartitionPosition>();
   /** Keys of the partitions in the latest assignment; null before the first one. */
@@ -45,9 +61,10 @@ export class PartitionPositions {
   readonly whenCaughtUp = new Promise<void>((r) => (this.resolveCaughtUp = r));
 
   /** A partition known at start: `start` is where reading begins, `end` its high watermark then. */
-  add(topic: string, partition: number, start: number | undefined, end: number): void {
+  add(topic: string, partition: number, start: number | undefined, end: number, from?: StartedFrom): void {
     const key = partitionKey(topic, partition);
-    this.byKey.set(key, { topic, partition, key, start, target: start === undefined ? 0 : end, next: undefined, high: end, committed: undefined });
+    const name = positionName(topic, partition);
+    this.byKey.set(key, { topic, partition, key, name, start, from, target: start === undefined ? 0 : end, next: undefined, high: end, committed: undefined });
   }
 
   get(topic: string, partition: number): PartitionPosition {
@@ -56,7 +73,7 @@ export class PartitionPositions {
     if (!p) {
       // A partition created after start: no start offset (the client reads it from the group's
       // committed offset, or the earliest), nothing to catch up with.
-      p = { topic, partition, key, start: undefined, target: 0, next: undefined, high: 0, committed: undefined };
+      p = { topic, partition, key, name: positionName(topic, partition), start: undefined, from: undefined, target: 0, next: undefined, high: 0, committed: undefined };
       this.byKey.set(key, p);
     }
     return p;
