@@ -56,6 +56,11 @@ type StartPlan =
   | { readonly kind: 'snapshot' | 'resnapshot' }
   | { readonly kind: 'resume'; readonly lsn: Lsn; readonly reread: readonly string[]; readonly gone: readonly string[] };
 
+/** The tables of this connector among stored fingerprints (sources named `postgres:<schema>.<table>`). */
+function ownSources(fingerprints: Readonly<Record<string, string>>): string[] {
+  return Object.keys(fingerprints).filter((source) => source.startsWith('postgres:'));
+}
+
 /** `<system identifier>/<database>`: the cluster and database a stored state belongs to. */
 async function systemIdentity(client: pg.Client, database: string): Promise<string> {
   const { rows } = await client.query<{ id: string }>('SELECT system_identifier::text AS id FROM pg_control_system()');
@@ -192,7 +197,8 @@ export class PostgresConnector implements Source {
           position: true,
           database: preflight.server.database,
         });
-        if (cp) await cp.setFingerprints(Object.fromEntries([...Object.keys(cp.fingerprints()).map((k) => [k, null] as const), ...fingerprints]));
+        // This connector's tables only: other sources (Kafka) keep theirs.
+        if (cp) await cp.setFingerprints(Object.fromEntries([...ownSources(cp.fingerprints()).map((k) => [k, null] as const), ...fingerprints]));
       }
 
       doing = 'starting to stream';
@@ -283,7 +289,7 @@ export class PostgresConnector implements Source {
     for (const m of mappers) {
       if (m.needsRowIndex && !reread.includes(m.source) && !m.restoreIndex(cp!.topicsOf(m.source))) reread.push(m.source);
     }
-    const gone = Object.keys(storedFingerprints).filter((source) => !fingerprints.has(source));
+    const gone = ownSources(storedFingerprints).filter((source) => !fingerprints.has(source));
     return { kind: 'resume', lsn: stored, reread, gone };
   }
 

@@ -14,6 +14,7 @@ import { after, before, test } from 'node:test';
 import pg from 'pg';
 import WebSocket from 'ws';
 import { TidewireClient, type Subscription } from '../../client/index.ts';
+import { LmdbStateStore } from '../../services/state/index.ts';
 import type { JsonObject } from '../../core/json.ts';
 import { jsonEqual } from '../../core/json.ts';
 import { type TestPostgres, freePort, startPostgres } from '../support/postgres.ts';
@@ -234,6 +235,12 @@ test('slot dropped while stopped: every table is re-read, diffed against the sta
 
 test('the mapping of one table changed: only that table is re-read; the other resumes from the stream', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tidewire-state-map-'));
+  // Another source's topic and fingerprint in the same state (as a Kafka feed leaves them): the
+  // Postgres connector's re-reads and resumes must leave both alone.
+  const seed = await LmdbStateStore.open(dir, { identity: {}, epoch: 'seeded-epoch' });
+  await seed.commit({ changes: [{ type: 'upsert', path: 'feed/1', tenant: 'default', source: 'kafka:feed', version: 3, value: { n: 1 } }], seq: 1 });
+  await seed.setFingerprint('kafka:feed', 'kafka-fingerprint');
+  await seed.close();
   const port = await freePort();
   svc = await startServiceProcess(config(dir, 'st_map'), port);
   const client = new TidewireClient({ url: `ws://127.0.0.1:${port}/ws`, reconnect: { initialMs: 100, maxMs: 400 } });
@@ -254,9 +261,18 @@ test('the mapping of one table changed: only that table is re-read; the other re
   // Changes after the re-read flow as usual.
   await db.query(`UPDATE notes SET body = 'after' WHERE id = 5`);
   await waitFor('a streamed change of the re-read table', () => notes.values.get('notes/5')?.body === 'after');
+  assert.equal(client.epoch, 'seeded-epoch', 'the epoch of the state it found');
+  const feed = await fetch(`http://127.0.0.1:${port}/topics/feed/1`);
+  assert.equal(feed.status, 200, 'the other source\'s topic is still there');
   client.close();
   await svc.kill('SIGTERM');
   svc = undefined;
+  const after = await LmdbStateStore.open(dir, { identity: {} });
+  try {
+    assert.equal(after.fingerprints()['kafka:feed'], 'kafka-fingerprint', 'its fingerprint is kept');
+  } finally {
+    await after.close();
+  }
 });
 
 test('Postgres restarted in the middle of the snapshot: tidewire starts the snapshot over and converges; it does not exit', async () => {
