@@ -19,6 +19,7 @@ const SHAPES: Record<ServerMessage['type'], Shape> = {
   value: { path: 'string', version: 'number', value: 'object' },
   delta: { path: 'string', version: 'number', patch: 'array' },
   removal: { path: 'string', version: 'number' },
+  loading: { id: 'string', sent: 'number', total: 'number' },
   subscribed: { id: 'string', selector: 'string', topics: 'number' },
   unsubscribed: { id: 'string' },
   pong: {},

@@ -46,6 +46,13 @@ export interface SubscriptionHandlers {
   onValue?(path: string, value: JsonObject, version: number): void;
   /** A topic this subscription held is gone. */
   onRemoval?(path: string): void;
+  /**
+   * A large answer is arriving in pages: `sent` of `total` topics so far (docs/PROTOCOL.md,
+   * "Large subscriptions"). Called after each page but the last; onLive follows the last.
+   * @example
+   * client.subscribe('accounts/**', { onProgress: (sent, total) => bar.set(sent / total) });
+   */
+  onProgress?(sent: number, total: number): void;
   /** Every value the server had is in `values` and changes are flowing (again after each re-subscribe). */
   onLive?(): void;
   /** After a reconnect, once the subscription is live again: how it was resumed. Called before onLive. */
@@ -99,6 +106,8 @@ export interface SubscriptionCore {
   resumed?: ResumeKind | null;
   /** The last `status` the server sent; null or absent: fresh. */
   feed?: FeedStatus | null;
+  /** The last `loading` progress of the request in flight; null once it is answered (or when it never paged). */
+  progress?: { sent: number; total: number } | null;
   /** Set by a re-subscribe's `subscribed`: a stale status not confirmed in the same frame is cleared. */
   feedUnconfirmed?: boolean;
 }
@@ -187,6 +196,11 @@ export class Subscription {
 
   get state(): SubscriptionState {
     return this.core.state;
+  }
+
+  /** While a large answer arrives in pages: how far it is (see onProgress); null otherwise. */
+  get progress(): { readonly sent: number; readonly total: number } | null {
+    return this.core.progress ?? null;
   }
 
   /** True when `values` holds everything the server has and changes are flowing. */

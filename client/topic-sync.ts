@@ -13,7 +13,7 @@
  */
 import { type JsonObject, isJsonObject, jsonEqual } from '../core/json.ts';
 import { SelectorIndex } from '../core/selector-index.ts';
-import type { ClientMessage, DeltaMessage, ErrorMessage, ServerMessage, SubscribeMessage, StatusMessage, SubscribedMessage } from '../core/messages.ts';
+import type { ClientMessage, DeltaMessage, ErrorMessage, LoadingMessage, ServerMessage, SubscribeMessage, StatusMessage, SubscribedMessage } from '../core/messages.ts';
 import { TidewireClientError } from './errors.ts';
 import { applyPatch } from './json-patch.ts';
 import { DEFAULT_MAX_PAYLOAD_BYTES, planResume } from './resume.ts';
@@ -130,6 +130,9 @@ export class TopicSync {
       case 'removal':
         this.removal(m.path);
         return;
+      case 'loading':
+        this.loading(m);
+        return;
       case 'subscribed':
         this.subscribed(m);
         return;
@@ -241,10 +244,19 @@ export class TopicSync {
     }
   }
 
+  /** A page of a large answer arrived (the subscription is not live until `subscribed`). */
+  private loading(m: LoadingMessage): void {
+    const core = this.byWireId.get(m.id);
+    if (!core || core.state === 'closed' || core.state === 'failed') return;
+    core.progress = { sent: m.sent, total: m.total };
+    this.call(core, 'onProgress', m.sent, m.total);
+  }
+
   private subscribed(m: SubscribedMessage): void {
     const core = this.byWireId.get(m.id);
     if (!core || core.state === 'closed' || core.state === 'failed') return;
     core.state = 'live';
+    core.progress = null;
     const stale = core.stale;
     core.stale = null;
     if (stale) {
@@ -340,6 +352,7 @@ export class TopicSync {
       truncated = plan.truncated;
     }
     core.resuming = { listed, truncated, epochChanged, afterReconnect };
+    core.progress = null;
     if (core.paths.size > 0) {
       core.state = 'resyncing';
       core.stale = new Set();
@@ -384,7 +397,7 @@ export class TopicSync {
     else fn();
   }
 
-  private call<K extends 'onValue' | 'onRemoval' | 'onLive' | 'onError' | 'onResume' | 'onStatus'>(
+  private call<K extends 'onValue' | 'onRemoval' | 'onLive' | 'onError' | 'onResume' | 'onStatus' | 'onProgress'>(
     core: SubscriptionCore,
     name: K,
     ...args: Parameters<NonNullable<SubscriptionCore['handlers'][K]>>

@@ -50,6 +50,11 @@ export interface RemovalMessage { type: 'removal'; path: string; version: number
 /** How a subscribe with `resume` was answered: only changes, some values where history did not reach, or everything afresh (another epoch). */
 export type ResumeKind = 'exact' | 'partial' | 'fresh';
 export interface SubscribedMessage { type: 'subscribed'; id: string; selector: string; topics: number; resumed?: ResumeKind }
+/**
+ * An answer too large for one page goes out in pages: `sent` of `total` topics so far. Sent after
+ * every page but the last; `subscribed` follows the last one.
+ */
+export interface LoadingMessage { type: 'loading'; id: string; sent: number; total: number }
 export interface UnsubscribedMessage { type: 'unsubscribed'; id: string }
 export interface PongMessage { type: 'pong'; id?: string }
 /** Answers `auth`: the new token is in force; `exp` is its expiry (seconds since the epoch), null for none. */
@@ -68,10 +73,10 @@ export interface TxnMessage { type: 'txn'; seq: number; part: number; parts: num
 export interface StatusMessage { type: 'status'; id: string; stale: boolean; sources?: string[] }
 export type TopicMessage = ValueMessage | DeltaMessage | RemovalMessage;
 export type ServerMessage =
-  | HelloMessage | TopicMessage | SubscribedMessage | UnsubscribedMessage | PongMessage | AuthenticatedMessage | ErrorMessage | TxnMessage | StatusMessage;
+  | HelloMessage | TopicMessage | LoadingMessage | SubscribedMessage | UnsubscribedMessage | PongMessage | AuthenticatedMessage | ErrorMessage | TxnMessage | StatusMessage;
 export type ServerMessageType = ServerMessage['type'];
 export const SERVER_MESSAGE_TYPES: readonly ServerMessageType[] = [
-  'hello', 'value', 'delta', 'removal', 'subscribed', 'unsubscribed', 'pong', 'authenticated', 'error', 'txn', 'status',
+  'hello', 'value', 'delta', 'removal', 'loading', 'subscribed', 'unsubscribed', 'pong', 'authenticated', 'error', 'txn', 'status',
 ];
 
 /** Codes of `error` messages; the connection stays open after each. */

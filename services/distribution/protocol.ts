@@ -141,6 +141,11 @@ export function subscribedMessage(id: string, selector: string, topics: number, 
   return `{"type":"subscribed","id":${JSON.stringify(id)},"selector":${JSON.stringify(selector)},"topics":${topics}${tail}}`;
 }
 
+/** A subscription's answer is going out in pages: `sent` of `total` topics so far; `subscribed` follows the last page. */
+export function loadingMessage(id: string, sent: number, total: number): string {
+  return `{"type":"loading","id":${JSON.stringify(id)},"sent":${sent},"total":${total}}`;
+}
+
 export function unsubscribedMessage(id: string): string {
   return `{"type":"unsubscribed","id":${JSON.stringify(id)}}`;
 }

@@ -48,7 +48,8 @@ export interface OutputSocket {
   readonly OPEN: number;
   /** Bytes the socket has not written yet. */
   readonly bufferedAmount: number;
-  send(data: string | Buffer, options: { binary: boolean }): void;
+  /** `written` is called once the data has been handed to the operating system (ws passes it to the socket's write). */
+  send(data: string | Buffer, options: { binary: boolean }, written?: (err?: Error) => void): void;
 }
 
 export interface OutputContext {
@@ -77,6 +78,14 @@ export class SessionOutput {
   private closed = false;
   readonly delivery: SessionDelivery;
   private readonly queue: SessionQueue;
+  /** True while a subscription's answer goes out in pages: every change needs the session's own decision. */
+  private paging = false;
+  /** Called once the socket's backlog is at most `drainedBytes` (see whenDrained). */
+  private drained: (() => void) | null = null;
+  private drainedBytes = 0;
+  private readonly written = (err?: Error): void => {
+    if (err === undefined || err === null) this.checkDrained();
+  };
 
   constructor(
     private readonly owner: OutputOwner,
@@ -97,11 +106,42 @@ export class SessionOutput {
         group: (seq) => this.group(seq),
         requestFlush: () => this.requestFlush(),
         overflow: (why) => owner.overflow(why),
-        simple: (simple) => (owner.simple = simple),
+        simple: (simple) => (owner.simple = simple && !this.paging),
         failed: (err) => owner.deliveryFailed(err),
       },
       ctx.delivery,
     );
+  }
+
+  /**
+   * A subscription's answer goes out in pages (on) or is complete (off). While on, fan-out hands
+   * every change to the session (`simple` false), which skips those of topics still waiting for
+   * their page.
+   */
+  setPaging(on: boolean): void {
+    this.paging = on;
+    this.owner.simple = this.delivery.simple && !on;
+  }
+
+  /**
+   * Calls `then` once what is queued now has been written to the socket and its backlog is at
+   * most `bytes`: the flow control of paged answers, so a page is queued only when the client
+   * has read the one before (never the whole answer into the send queue).
+   */
+  whenDrained(bytes: number, then: () => void): void {
+    this.drained = then;
+    this.drainedBytes = bytes;
+    if (this.queue.length > 0) this.requestFlush();
+    else this.checkDrained();
+  }
+
+  private checkDrained(): void {
+    const then = this.drained;
+    if (then === null || this.closed) return;
+    // Not yet: a later flush's frames carry the callback again (flush).
+    if (this.queue.length > 0 || this.ws.bufferedAmount > this.drainedBytes) return;
+    this.drained = null;
+    then();
   }
 
   /** A message that stands on its own (a reply), after whatever merged topic updates are due (so a `pong` still follows everything before it). */
@@ -149,10 +189,18 @@ export class SessionOutput {
     let frames = 0;
     const { items } = batch;
     try {
+      const waiting = this.drained !== null;
+      const held: { frame: string | Buffer | null } = { frame: null };
       forEachFrame(batch, (start, end, prefix) => {
-        this.ws.send(encoder.encode(items, start, end, prefix), TEXT);
+        if (held.frame !== null) this.ws.send(held.frame, TEXT);
+        held.frame = encoder.encode(items, start, end, prefix);
         frames++;
       }, MAX_FRAME_CHARS, bytes);
+      // Only the last frame tells when it was written: the ones before it were written first.
+      if (held.frame !== null) {
+        if (waiting) this.ws.send(held.frame, TEXT, this.written);
+        else this.ws.send(held.frame, TEXT);
+      }
     } catch (err) {
       this.owner.sendFailed(err as Error);
       return;
@@ -172,6 +220,7 @@ export class SessionOutput {
   /** Drops everything pending (the session is closing). */
   dispose(): void {
     this.closed = true;
+    this.drained = null;
     this.queue.clear();
     this.delivery.dispose();
   }

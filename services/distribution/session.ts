@@ -18,6 +18,7 @@ import {
   type ProtocolError,
   authenticatedMessage,
   helloMessage,
+  loadingMessage,
   parseClientMessage,
   pongMessage,
   protocolErrorMessage,
@@ -33,7 +34,8 @@ import { type OutputDepth, SessionOutput } from './session-output.ts';
 import { SessionQueue } from './session-queue.ts';
 import type { DisconnectReason, DistributionStats } from './stats.ts';
 import { checkSubscribe } from './subscribe-request.ts';
-import { answerSubscribe } from './subscription-answer.ts';
+import { type AnswerPages, answerSubscribe } from './subscription-answer.ts';
+import { matchesSegments } from '../../core/selector.ts';
 
 export interface SessionLimits extends DeliveryOptions {
   readonly sendQueueBytes: number;
@@ -63,6 +65,22 @@ export interface SessionHost {
    * a half-read table for the whole one. Absent: never.
    */
   loading?(): boolean;
+}
+
+/** A subscription whose answer is still going out in pages (issue #12, item 6). */
+interface Loading {
+  readonly sub: Subscription;
+  readonly msg: SubscribeMessage;
+  readonly pages: AnswerPages;
+}
+
+/**
+ * Characters of one page of a subscription's answer: small against the send queue and the
+ * slow-client threshold (a page never makes a client count as behind), large enough that a page
+ * costs one flush round per few thousand topics.
+ */
+export function pageCharsFor(limits: Pick<SessionLimits, 'sendQueueBytes' | 'slowClientBytes'>): number {
+  return Math.max(4096, Math.min(256 * 1024, Math.floor(limits.sendQueueBytes / 8), Math.floor(limits.slowClientBytes / 4)));
 }
 
 export class Session implements DeliveryTarget {
@@ -103,6 +121,9 @@ export class Session implements DeliveryTarget {
   private filterChars = 0;
   /** Subscription id → the stale status last sent for it (the feed list, or '*' without names); absent: fresh. */
   private readonly statusSent = new Map<string, string>();
+  /** Subscriptions whose answer is going out in pages, oldest first; the first one gets the next page. */
+  private loads: Loading[] = [];
+  private readonly pageChars: number;
 
   constructor(
     readonly id: string,
@@ -119,6 +140,7 @@ export class Session implements DeliveryTarget {
       view: host.view, fanOut: host.fanOut, stats: host.stats, sendQueueBytes: host.limits.sendQueueBytes, delivery: host.limits,
     });
     this.delivery = this.output.delivery;
+    this.pageChars = pageCharsFor(host.limits);
     this.rate = new RateLimiter(this.messageLimit().value);
     ws.on('message', (data, isBinary) => {
       try {
@@ -223,6 +245,7 @@ export class Session implements DeliveryTarget {
   /** Fan-out: the change for this session's delivery (filters, throttles, merged topics), once its subscriptions are gathered. */
   deliverGathered(change: TopicChange, segments: readonly string[], ctx: ChangeContext): void {
     if (this.ended) return;
+    if (this.loads.length > 0 && this.waitsForPage(change.topic.path, segments)) return;
     try {
       this.output.delivery.deliver(change, segments, ctx);
     } catch (err) {
@@ -278,6 +301,7 @@ export class Session implements DeliveryTarget {
 
   private end(reason: DisconnectReason): void {
     this.ended = reason;
+    this.loads = [];
     for (const sub of this.subscriptions.values()) this.host.fanOut.remove(sub);
     this.subscriptions.clear();
     this.output.dispose();
@@ -493,22 +517,86 @@ export class Session implements DeliveryTarget {
     this.output.group();
     const delivery = this.delivery;
     const answer = answerSubscribe(
-      { view: this.host.view, permissions, selector, filter, resume: msg.resume },
-      {
-        send: (wire) => this.output.push(wire, Buffer.byteLength(wire)),
-        sent: (path, held) => delivery.sent(path, held),
-        holds: (topic: Topic, version) => delivery.holds(topic, version),
-      },
+      { view: this.host.view, permissions, selector, filter, resume: msg.resume, pageChars: this.pageChars },
+      this.answerSink(delivery),
     );
     if (permissions) {
       const coverage = permissions.coverage(selector);
       if (coverage !== 'all') this.access!.security.audit.subscription({ ...this.access!.who(this.id, this.remote), selector: selector.text, coverage });
     }
-    const done = subscribedMessage(id, selector.text, answer.topics, answer.resumed);
+    if (answer.rest === undefined) {
+      this.answered(msg, selector, answer.topics, answer.resumed);
+      return;
+    }
+    // Too large for one page: the rest goes out a page at a time as the client reads.
+    const pages = answer.rest;
+    this.pushLoading(id, pages);
+    this.loads.push({ sub, msg, pages });
+    if (this.loads.length > 1) return; // the first one's pages go first; this one follows
+    this.output.setPaging(true);
+    this.output.whenDrained(this.pageChars, this.nextPage);
+    this.log('debug', { id, selector: selector.text, total: pages.total }, 'subscription loading in pages');
+  }
+
+  private answerSink(delivery: SessionDelivery): Parameters<typeof answerSubscribe>[1] {
+    return {
+      send: (wire) => this.output.push(wire, Buffer.byteLength(wire)),
+      sent: (path, held) => delivery.sent(path, held),
+      holds: (topic: Topic, version) => delivery.holds(topic, version),
+    };
+  }
+
+  private pushLoading(id: string, pages: AnswerPages): void {
+    const wire = loadingMessage(id, pages.sent, pages.total);
+    this.output.push(wire, Buffer.byteLength(wire));
+  }
+
+  /** The answer is complete: `subscribed`, then the feed status when stale. */
+  private answered(msg: SubscribeMessage, selector: Subscription['selector'], topics: number, resumed: ReturnType<typeof answerSubscribe>['resumed']): void {
+    const done = subscribedMessage(msg.id, selector.text, topics, resumed);
     this.output.push(done, Buffer.byteLength(done));
     const stale = this.host.staleSources?.();
-    if (stale !== undefined && stale.size > 0) this.sendStatus(id, selector, stale);
-    this.log('debug', { id, selector: selector.text, topics: answer.topics, resumed: answer.resumed }, 'subscribed');
+    if (stale !== undefined && stale.size > 0) this.sendStatus(msg.id, selector, stale);
+    this.log('debug', { id: msg.id, selector: selector.text, topics, resumed }, 'subscribed');
+  }
+
+  /** The client read the previous page: the next one (its own group), and progress or `subscribed`. */
+  private readonly nextPage = (): void => {
+    if (this.ended) return;
+    try {
+      const load = this.loads[0];
+      if (load === undefined) {
+        this.output.setPaging(false);
+        return;
+      }
+      const { pages, msg, sub } = load;
+      this.output.group();
+      pages.next(this.host.view, this.permissions, this.pageChars);
+      if (pages.done) {
+        this.loads.shift();
+        this.answered(msg, sub.selector, pages.topics, pages.resumed(msg.resume));
+      } else {
+        this.pushLoading(msg.id, pages);
+      }
+      if (this.loads.length === 0) this.output.setPaging(false);
+      else this.output.whenDrained(this.pageChars, this.nextPage);
+    } catch (err) {
+      this.deliveryFailed(err);
+    }
+  };
+
+  /**
+   * A change of a topic that waits for its page is not delivered (the page carries its value
+   * then), unless another subscription of the session already holds it.
+   */
+  private waitsForPage(path: string, segments: readonly string[]): boolean {
+    if (!this.loads.some((l) => l.pages.has(path))) return false;
+    for (const sub of this.subscriptions.values()) {
+      if (!matchesSegments(sub.selector, segments)) continue;
+      const load = this.loads.find((l) => l.sub === sub);
+      if (load === undefined || !load.pages.has(path)) return false;
+    }
+    return true;
   }
 
   private unsubscribe(id: string): void {
@@ -519,6 +607,7 @@ export class Session implements DeliveryTarget {
     }
     this.subscriptions.delete(id);
     this.statusSent.delete(id);
+    this.loads = this.loads.filter((l) => l.sub !== sub);
     this.host.fanOut.remove(sub);
     this.delivery.count(sub, -1);
     if (sub.filter) this.filterChars -= sub.filter.text.length;

@@ -9,6 +9,7 @@ import {
 } from '../../../core/messages.ts';
 import {
   helloMessage,
+  loadingMessage,
   parseClientMessage,
   pongMessage,
   protocolErrorMessage,
@@ -135,6 +136,7 @@ describe('schemas/protocol', () => {
       valueMessage(created.changes[0].topic.path, created.changes[0].topic.version, created.changes[0].topic.value),
       deltaMessage('orders/1', 3, [{ op: 'replace', path: '/n', value: 1 }], 1),
       removalMessage('orders/1', 4, 'filter'),
+      loadingMessage('s"1', 4000, 200000),
       subscribedMessage('s1', 'orders/**', 12),
       unsubscribedMessage('s1'),
       statusMessage('s1', true, ['dbz.public.orders']),
