@@ -43,6 +43,18 @@ export interface TidewireClientOptions {
   token?: TokenSource;
 }
 
+/** Why the connection was lost, and when the client tries again. */
+export interface DisconnectInfo {
+  /** The WebSocket close code (e.g. 4008: the server's send queue for this client was full); null when the connection never opened. */
+  readonly code: number | null;
+  /** The close reason the server gave ('' when none). */
+  readonly reason: string;
+  /** Consecutive losses of a connection that did not hold for 5 s (1 for the first). */
+  readonly attempt: number;
+  /** The reconnect waits this long: random up to a step that doubles with each attempt (core/backoff.ts). */
+  readonly retryInMs: number;
+}
+
 /** Close code of a session whose token expired (docs/PROTOCOL.md). */
 const TOKEN_EXPIRED = 4001;
 
@@ -68,6 +80,7 @@ export class TidewireClient {
   private readonly stateListeners = new Set<(state: ConnectionState) => void>();
   private readonly errorListeners = new Set<(error: TidewireClientError) => void>();
   private readonly resumeListeners = new Set<(info: ResumeInfo) => void>();
+  private readonly disconnectListeners = new Set<(info: DisconnectInfo) => void>();
   private readonly frames = new FrameAssembler();
   /** Why the next token is fetched: the last session ended with 4001 (token expired). */
   private tokenReason: TokenReason = 'connect';
@@ -184,6 +197,17 @@ export class TidewireClient {
     return () => this.resumeListeners.delete(listener);
   }
 
+  /**
+   * Calls `listener` each time the connection is lost (not after close()): the close code and
+   * reason, and how long until the next attempt; returns a function that removes it.
+   * @example
+   * client.onDisconnect(({ code, reason, retryInMs }) => console.log(`closed ${code} ${reason}; retry in ${retryInMs} ms`));
+   */
+  onDisconnect(listener: (info: DisconnectInfo) => void): () => void {
+    this.disconnectListeners.add(listener);
+    return () => this.disconnectListeners.delete(listener);
+  }
+
   /** Calls `listener` on every connection state change; returns a function that removes it. */
   onState(listener: (state: ConnectionState) => void): () => void {
     this.stateListeners.add(listener);
@@ -223,14 +247,14 @@ export class TidewireClient {
       if (this.socket !== ws) return;
       // The server ended the session because its token expired: the next connection needs a fresh one.
       this.tokenReason = ev?.code === TOKEN_EXPIRED ? 'expired' : 'connect';
-      this.lost();
+      this.lost(ev ? { code: ev.code, reason: ev.reason ?? '' } : null);
     };
     ws.onerror = () => {
       if (this.socket === ws) this.emitError(new TidewireClientError('CONNECTION_FAILED', `the connection to ${this.options.url} failed`));
     };
   }
 
-  private lost(): void {
+  private lost(close: { code: number; reason: string } | null = null): void {
     this.socket = null;
     this.outbox.detach();
     this.frames.reset();
@@ -245,6 +269,14 @@ export class TidewireClient {
       this.reconnectTimer = null;
       void this.open();
     }, delay);
+    const info: DisconnectInfo = { code: close?.code ?? null, reason: close?.reason ?? '', attempt: this.backoff.attempts, retryInMs: delay };
+    for (const l of this.disconnectListeners) {
+      try {
+        l(info);
+      } catch (err) {
+        this.emitError(new TidewireClientError('HANDLER_FAILED', `a disconnect listener threw: ${(err as Error)?.message ?? err}`, { cause: err }));
+      }
+    }
   }
 
   private receive(ws: WebSocketLike, data: unknown): void {

@@ -1,5 +1,5 @@
 /** The tidewire client SDK's public API. */
-export { TidewireClient, type TidewireClientOptions } from './client.ts';
+export { TidewireClient, type DisconnectInfo, type TidewireClientOptions } from './client.ts';
 export { Subscription, type FeedStatus, type ResumeInfo, type SubscribeOptions, type SubscriptionHandlers, type SubscriptionState } from './subscription.ts';
 export type { TokenReason, TokenSource } from './token.ts';
 export type { ConnectionState } from './connection-state.ts';

@@ -18,6 +18,8 @@ export interface TopicsSnapshot {
   /** True when `topics` holds everything the server has for the selector and changes are flowing. */
   readonly live: boolean;
   readonly state: ConnectionState;
+  /** While a large subscription arrives in pages: how far it is (`sent` of `total` topics); null otherwise. */
+  readonly progress: { readonly sent: number; readonly total: number } | null;
   /** Why the subscription was refused (e.g. INVALID_SELECTOR); the hook does not throw. */
   readonly error: TidewireClientError | null;
 }
@@ -39,7 +41,7 @@ export class TopicsStore {
     private readonly client: TidewireClient,
     readonly selector: string,
   ) {
-    this.snapshot = { topics: EMPTY_TOPICS, versions: EMPTY_VERSIONS, live: false, state: client.state, error: null };
+    this.snapshot = { topics: EMPTY_TOPICS, versions: EMPTY_VERSIONS, live: false, state: client.state, progress: null, error: null };
   }
 
   /** For useSyncExternalStore: attaches a listener; the first one opens the subscription. */
@@ -62,6 +64,7 @@ export class TopicsStore {
         versions: sub ? new Map(this.versions) : EMPTY_VERSIONS,
         live: sub?.live === true && this.client.state === 'open',
         state: this.client.state,
+        progress: sub?.progress ?? null,
         error: this.error,
       };
     }
@@ -82,6 +85,7 @@ export class TopicsStore {
           this.changed();
         },
         onLive: () => this.changed(),
+        onProgress: () => this.changed(),
         onError: (err) => {
           this.error = err;
           this.changed();

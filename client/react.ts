@@ -34,6 +34,11 @@ export interface TopicsResult {
   /** True once `topics` holds everything the server has for the selector, while changes are flowing. */
   live: boolean;
   state: ConnectionState;
+  /**
+   * While a large subscription arrives in pages: `sent` of `total` topics so far (show
+   * "loading 43,000 of 100,000" instead of a spinner); null otherwise.
+   */
+  progress: { readonly sent: number; readonly total: number } | null;
   /** Set when the server or the client refused the selector (e.g. INVALID_SELECTOR). */
   error: TidewireClientError | null;
 }
@@ -51,7 +56,7 @@ export interface TopicResult {
 const DISABLED = { subscribe: () => () => {}, getSnapshot: () => undefined };
 
 /** Server rendering has no connection: an empty, not-live result. */
-const serverSnapshot = (client: TidewireClient): TopicsSnapshot => ({ topics: new Map(), versions: new Map(), live: false, state: client.state, error: null });
+const serverSnapshot = (client: TidewireClient): TopicsSnapshot => ({ topics: new Map(), versions: new Map(), live: false, state: client.state, progress: null, error: null });
 
 function useStore(client: TidewireClient, selector: string, enabled: boolean): TopicsSnapshot | undefined {
   const store = useMemo(() => (enabled ? new TopicsStore(client, selector) : null), [client, selector, enabled]);
@@ -67,7 +72,7 @@ function useStore(client: TidewireClient, selector: string, enabled: boolean): T
 export function useTopics(client: TidewireClient, selector: string, options: UseTopicsOptions = {}): TopicsResult {
   const snap = useStore(client, selector, options.enabled ?? true);
   return useMemo(
-    () => ({ topics: snap?.topics ?? new Map(), live: snap?.live ?? false, state: snap?.state ?? client.state, error: snap?.error ?? null }),
+    () => ({ topics: snap?.topics ?? new Map(), live: snap?.live ?? false, state: snap?.state ?? client.state, progress: snap?.progress ?? null, error: snap?.error ?? null }),
     [snap, client],
   );
 }

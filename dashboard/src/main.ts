@@ -68,6 +68,7 @@ function subscribe(selector: string): void {
         table.remove(path);
         if (receivedInitial) rates.record(Date.now());
       },
+      onProgress: () => showStatus(),
       onLive: () => {
         receivedInitial = true;
         showStatus();
@@ -95,12 +96,18 @@ const LABELS: Record<ConnectionState, string> = {
   closed: 'Disconnected',
 };
 
+/** A large subscription arriving in pages (docs/PROTOCOL.md, "Large subscriptions"). */
+function loadingText(p: { sent: number; total: number }): string {
+  return `Loading ${p.sent.toLocaleString('en-US')} of ${p.total.toLocaleString('en-US')}`;
+}
+
 function showStatus(): void {
   const state = client.state;
   const live = state === 'open' && subscription?.live === true;
   let text = LABELS[state];
   if (live) text = 'Live';
   else if (state === 'open' && subscriptionError) text = 'Refused';
+  else if (state === 'open' && subscription?.progress) text = loadingText(subscription.progress);
   else if (state === 'open' && subscription) text = 'Syncing…';
   ui.pill.dataset.state = state;
   ui.pill.dataset.live = String(live);

@@ -11,7 +11,7 @@ import WebSocket from 'ws';
 import { applyPatch } from '../../client/json-patch.ts';
 import type { JsonValue } from '../../core/json.ts';
 
-type Msg = { type: string; path?: string; version?: number; value?: JsonValue; patch?: unknown[]; code?: string; message?: string; topics?: number; epoch?: string };
+type Msg = { type: string; path?: string; version?: number; value?: JsonValue; patch?: unknown[]; code?: string; message?: string; topics?: number; epoch?: string; sent?: number; total?: number };
 
 export interface WatchOptions {
   /** The server's WebSocket endpoint, e.g. ws://127.0.0.1:8080/ws. */
@@ -120,6 +120,10 @@ export function watchCommand(selector: string, options: WatchOptions, out: NodeJ
             case 'removal':
               values.delete(m.path!);
               out.write(`removal  ${m.path} v${m.version}\n`);
+              break;
+            case 'loading':
+              // A large subscription arrives in pages (docs/PROTOCOL.md, "Large subscriptions").
+              out.write(dim(`loading ${m.sent!.toLocaleString('en-US')} of ${m.total!.toLocaleString('en-US')}\n`));
               break;
             case 'subscribed':
               out.write(dim(`live: ${m.topics} topics match ${selector}\n`));

@@ -205,6 +205,36 @@ describe('TidewireClient (scripted socket)', () => {
     }
   });
 
+  it('onDisconnect says why each connection was closed (code, reason) and how long until the next attempt, growing', async () => {
+    mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 0 });
+    mock.method(Math, 'random', () => 0.999);
+    try {
+      const c = new TidewireClient({ url: 'ws://x/ws', WebSocket: FakeSocket });
+      const seen: Array<{ code: number | null; reason: string; attempt: number; retryInMs: number }> = [];
+      c.onDisconnect((info) => seen.push({ ...info }));
+      void c.connect();
+      await tick();
+      for (let i = 0; i < 4; i++) {
+        const ws = FakeSocket.all.at(-1)!;
+        ws.accept();
+        ws.readyState = 3;
+        ws.onclose?.({ code: 4008, reason: 'send queue full: read faster or subscribe to less' });
+        const count = FakeSocket.all.length;
+        while (FakeSocket.all.length === count) {
+          mock.timers.tick(50);
+          await tick();
+        }
+      }
+      assert.deepEqual(seen.map((d) => [d.code, d.reason, d.attempt]), [1, 2, 3, 4].map((n) => [4008, 'send queue full: read faster or subscribe to less', n]));
+      assert.deepEqual(seen.map((d) => d.retryInMs), [250, 500, 1000, 2000].map((step) => Math.round(0.999 * step)));
+      c.close();
+      assert.equal(seen.length, 4, 'close() is not a disconnect');
+    } finally {
+      mock.timers.reset();
+      mock.restoreAll();
+    }
+  });
+
   it('reports unreadable frames and keeps going', async () => {
     const errors: string[] = [];
     const c = new TidewireClient({ url: 'ws://x/ws', WebSocket: FakeSocket });
