@@ -77,7 +77,8 @@ const tidewireBin = () => join(project, 'node_modules/.bin/tidewire');
 
 /** A long-running command in the project; its output so far, and its exit. */
 function background(command: string, args: string[]): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  const child = spawn(command, args, { cwd: project, env: userEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own process group: a stop reaches npx's child too, never leaving a server behind.
+  const child = spawn(command, args, { cwd: project, env: userEnv(), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   children.push(child);
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
@@ -86,9 +87,23 @@ function background(command: string, args: string[]): { child: ChildProcess; out
   return { child, output: () => out, exited };
 }
 
+/** SIGTERM to the whole group, SIGKILL after 20 s: a stop always ends (a hung shutdown fails the test, not the run). */
 async function stop(p: { child: ChildProcess; exited: Promise<number | null> }): Promise<number | null> {
-  if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGTERM');
-  return p.exited;
+  const signal = (sig: NodeJS.Signals) => {
+    try {
+      process.kill(-p.child.pid!, sig);
+    } catch {
+      // the group is gone already
+    }
+  };
+  if (p.child.exitCode === null && p.child.signalCode === null) signal('SIGTERM');
+  const timer = setTimeout(() => signal('SIGKILL'), 20_000);
+  try {
+    return await p.exited;
+  } finally {
+    clearTimeout(timer);
+    signal('SIGKILL');
+  }
 }
 
 async function healthy(url: string): Promise<boolean> {
