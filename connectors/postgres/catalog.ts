@@ -146,3 +146,68 @@ export async function loadTable(client: CatalogQuery, table: QualifiedName, serv
     canSelect: row.can_select,
   };
 }
+
+/** What the server says of a `where:` expression on one table (loadRowFilter). */
+export type RowFilterInfo =
+  | { readonly ok: false; readonly error: string }
+  | {
+      readonly ok: true;
+      /** The table's columns the expression reads (from the dependencies the server records). */
+      readonly columns: readonly string[];
+      /**
+       * The server's refusal of the expression as a publication row filter (a user-defined function,
+       * a mutable function, a system column, ...); null when it accepted it, undefined when it
+       * could not be tried (the role may not create publications on this table).
+       */
+      readonly publicationError: string | null | undefined;
+    };
+
+/**
+ * Has the server parse `where` on `table` and say which columns it reads, then try it as a row
+ * filter of a throwaway publication (Postgres 15+), all inside a transaction that is rolled back:
+ * nothing is left behind. The extended protocol runs exactly one statement, so an expression
+ * cannot smuggle in a second one.
+ */
+export async function loadRowFilter(client: CatalogQuery, table: QualifiedName, where: string, serverVersionNum: number): Promise<RowFilterInfo> {
+  const run = (text: string, values?: unknown[]) => client.query({ text, values, queryMode: 'extended' } as pg.QueryConfig);
+  await client.query('BEGIN');
+  try {
+    try {
+      await run(`CREATE TEMP VIEW tidewire_where_check AS SELECT 1 AS one FROM ONLY ${quoteTable(table)} WHERE (${where})`);
+    } catch (err) {
+      return { ok: false, error: errorText(err) };
+    }
+    const { rows } = await client.query<{ name: string }>(
+      `SELECT DISTINCT a.attname::text AS name, a.attnum
+         FROM pg_depend d
+         JOIN pg_rewrite r ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+         JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+        WHERE r.ev_class = 'pg_temp.tidewire_where_check'::regclass AND d.refclassid = 'pg_class'::regclass
+          AND d.refobjid = (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2)
+          AND d.refobjsubid > 0
+        ORDER BY a.attnum`,
+      [table.schema, table.name],
+    );
+    let publicationError: string | null | undefined;
+    if (serverVersionNum >= 150000) {
+      await client.query('SAVEPOINT tidewire_where_publication');
+      try {
+        await run(`CREATE PUBLICATION tidewire_where_check FOR TABLE ${quoteTable(table)} WHERE (${where})`);
+        publicationError = null;
+      } catch (err) {
+        // 42501: not the table's owner, or no CREATE on the database; the start tries it for real.
+        publicationError = (err as { code?: string }).code === '42501' ? undefined : errorText(err);
+      }
+      await client.query('ROLLBACK TO SAVEPOINT tidewire_where_publication');
+    }
+    return { ok: true, columns: rows.map((r) => r.name), publicationError };
+  } finally {
+    await client.query('ROLLBACK');
+  }
+}
+
+/** A server error as Postgres states it, with its detail and hint. */
+function errorText(err: unknown): string {
+  const e = err as { message?: string; detail?: string; hint?: string };
+  return [e.message ?? String(err), e.detail, e.hint].filter(Boolean).join('. ');
+}

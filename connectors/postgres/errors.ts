@@ -24,6 +24,8 @@ export type PostgresErrorCode =
   | 'PG_PERMISSION_DENIED'
   /** A configured table does not exist (or is not a plain table). */
   | 'PG_TABLE_MISSING'
+  /** A table's `where:` cannot be a publication row filter (server too old, invalid, unsafe for its replica identity). */
+  | 'PG_ROW_FILTER'
   /** A configured table has no usable key: no primary key, or REPLICA IDENTITY NOTHING. */
   | 'PG_NO_PRIMARY_KEY'
   /** The slot is held by another process (another tidewire, or a lingering walsender). Retriable. */

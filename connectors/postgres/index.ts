@@ -4,8 +4,9 @@ export { postgresSourceName } from './table-mapper.ts';
 export { PostgresConnectorError, type PostgresErrorCode } from './errors.ts';
 export type { SnapshotProgress } from './snapshot-source.ts';
 // For `tidewire check` and `tidewire slots`: the connector's own connection setup, catalog reads and preflight checks.
-export { checkReplicationLimits, checkRole, checkTable, checkVersion, checkWalLevel } from './preflight.ts';
-export { type ServerInfo, type TableInfo, loadServerInfo, loadTable, parseTableName, qualifiedName, quoteTable } from './catalog.ts';
+export { ROW_FILTER_VERSION, type TableSpec, checkOneFilterPerTable, checkReplicationLimits, checkRole, checkRowFilter, checkTable, checkVersion, checkWalLevel } from './preflight.ts';
+export { type PublishedTable, describePublication, publicationEntry, publishedTables, sameShape } from './publication.ts';
+export { type RowFilterInfo, type ServerInfo, type TableInfo, loadRowFilter, loadServerInfo, loadTable, parseTableName, qualifiedName, quoteTable } from './catalog.ts';
 export { clientConfig, closeClient, openClient } from './connection.ts';
 export { describeTarget } from './errors.ts';
 export { type Lsn, formatLsn, parseLsn } from './lsn.ts';

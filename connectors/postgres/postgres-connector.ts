@@ -167,7 +167,7 @@ export class PostgresConnector implements Source {
       doing = 'preparing the replication slot';
       const plan = await this.plan(meta, cp, fingerprints, mappers, preflight.server.database);
       doing = 'setting up the publication';
-      await ensurePublication(meta, { name: config.publication, tables: preflight.tables.map((t) => t.table), serverVersionNum: preflight.server.versionNum, log, target });
+      await ensurePublication(meta, { name: config.publication, tables: preflight.tables, serverVersionNum: preflight.server.versionNum, log, target });
       await this.close(meta);
       meta = null;
 

@@ -8,6 +8,12 @@ export interface TableMapping {
   path: string;
   include?: string[];
   exclude?: string[];
+  /**
+   * A SQL boolean expression over the table's columns: only rows where it is true are mapped.
+   * The publication's row filter (Postgres 15+) and the snapshot's WHERE; every mapping of one
+   * table carries the same one (the row filter is one per table in a publication).
+   */
+  where?: string;
   /** Fixed tenant of every topic of the table. */
   tenant?: string;
   /** Column holding each row's tenant; must be a placeholder of `path`. */

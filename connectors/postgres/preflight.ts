@@ -9,7 +9,7 @@
 import { ConfigError } from '../../core/errors.ts';
 import type { TableMapping } from './postgres-options.ts';
 import { PathTemplate } from '../mapping/path-template.ts';
-import { type CatalogQuery, type ServerInfo, type TableInfo, loadServerInfo, loadTable, parseTableName, qualifiedName, quoteTable } from './catalog.ts';
+import { type CatalogQuery, type RowFilterInfo, type ServerInfo, type TableInfo, loadRowFilter, loadServerInfo, loadTable, parseTableName, qualifiedName, quoteTable } from './catalog.ts';
 import { PostgresConnectorError } from './errors.ts';
 
 /** A configured table that passed preflight: everything the mapper and the snapshot need. */
@@ -134,6 +134,63 @@ function identityColumns(table: TableInfo, template: PathTemplate, at: string, n
   );
 }
 
+/** Postgres 15 brought publication row filters and column lists. */
+export const ROW_FILTER_VERSION = 150000;
+
+/**
+ * A table's `where:` against what the server said of it (catalog.loadRowFilter): parsed, usable
+ * as a publication row filter, and reading only columns the replica identity covers. That last
+ * one Postgres checks only when a row is updated or deleted, by refusing the statement: a filter
+ * on other columns would break the application's writes, so it is refused here first.
+ */
+export function checkRowFilter(spec: TableSpec, filter: RowFilterInfo, serverVersionNum: number): void {
+  const where = spec.mapping.where;
+  if (where === undefined) return;
+  const at = `postgres.tables.${spec.index}.where`;
+  const name = qualifiedName(spec.table);
+  if (serverVersionNum < ROW_FILTER_VERSION) {
+    throw new PostgresConnectorError(
+      'PG_ROW_FILTER',
+      `${at}: row filters need Postgres 15 or newer (this server is ${Math.floor(serverVersionNum / 10000)}): upgrade Postgres, or remove where and map the whole table`,
+    );
+  }
+  if (!filter.ok) throw new PostgresConnectorError('PG_ROW_FILTER', `${at}: Postgres cannot use (${where}) as a condition on ${name}: ${filter.error}`);
+  if (filter.publicationError) {
+    throw new PostgresConnectorError(
+      'PG_ROW_FILTER',
+      `${at}: Postgres refuses (${where}) as a publication row filter on ${name}: ${filter.publicationError}. A row filter may use the table's own columns, built-in immutable functions and operators only`,
+    );
+  }
+  if (spec.table.replicaIdentity === 'full') return;
+  const identity = new Set(spec.keyColumns);
+  const outside = filter.columns.filter((c) => !identity.has(c));
+  if (outside.length > 0) {
+    throw new PostgresConnectorError(
+      'PG_ROW_FILTER',
+      `${at}: (${where}) reads ${outside.join(', ')}, which the replica identity of ${name} (${spec.keyColumns.join(', ')}) does not cover, so Postgres would refuse every UPDATE and DELETE of the table: run ALTER TABLE ${quoteTable(spec.table)} REPLICA IDENTITY FULL (each UPDATE and DELETE then logs the whole old row), or filter on ${spec.keyColumns.join(', ')} only`,
+    );
+  }
+}
+
+/** A publication has one row filter per table: every mapping of a table must carry the same where. */
+export function checkOneFilterPerTable(specs: readonly TableSpec[]): void {
+  const first = new Map<string, TableSpec>();
+  for (const spec of specs) {
+    const name = qualifiedName(spec.table);
+    const other = first.get(name);
+    if (!other) {
+      first.set(name, spec);
+      continue;
+    }
+    if ((other.mapping.where ?? null) !== (spec.mapping.where ?? null)) {
+      throw new ConfigError(
+        `postgres.tables.${spec.index}.where`,
+        `${name} is also mapped by postgres.tables.${other.index} with ${other.mapping.where === undefined ? 'no where' : `where (${other.mapping.where})`}, but a publication filters a table's rows one way only: give every mapping of ${name} the same where (or none)`,
+      );
+    }
+  }
+}
+
 export interface PreflightResult {
   readonly server: ServerInfo;
   readonly tables: readonly TableSpec[];
@@ -147,7 +204,14 @@ export async function runPreflight(client: CatalogQuery, tables: readonly TableM
   const specs: TableSpec[] = [];
   for (let i = 0; i < tables.length; i++) {
     const info = await loadTable(client, parseTableName(tables[i].table), server.versionNum);
-    specs.push(checkTable(tables[i], i, info, server));
+    const spec = checkTable(tables[i], i, info, server);
+    const where = tables[i].where;
+    if (where !== undefined) {
+      const filter = server.versionNum >= ROW_FILTER_VERSION ? await loadRowFilter(client, spec.table, where, server.versionNum) : ({ ok: true, columns: [], publicationError: null } as const);
+      checkRowFilter(spec, filter, server.versionNum);
+    }
+    specs.push(spec);
   }
+  checkOneFilterPerTable(specs);
   return { server, tables: specs };
 }

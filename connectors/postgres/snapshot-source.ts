@@ -1,7 +1,7 @@
 /**
  * The initial snapshot: every configured table read inside one REPEATABLE READ transaction that
  * adopts the slot's exported snapshot, through a server-side cursor, `batchRows` rows at a time,
- * so a table never has to fit in memory. Each batch is one `sink.apply` call.
+ * so a table never has to fit in memory; a mapping's `where:` is the cursor's WHERE. Each batch is one `sink.apply` call.
  */
 import type { Logger } from 'pino';
 import pg from 'pg';
@@ -68,7 +68,9 @@ export class SnapshotSource {
   private async copyTable(mapper: TableMapper): Promise<number> {
     const { client, batchRows, sink } = this.options;
     const columns = mapper.selectedColumns.map((c) => pg.escapeIdentifier(c)).join(', ');
-    await client.query(`DECLARE tidewire_snapshot NO SCROLL CURSOR FOR SELECT ${columns} FROM ${quoteTable(mapper.spec.table)}`);
+    // The mapping's where, as the publication's row filter applies it to the stream (Postgres 15+).
+    const where = mapper.spec.mapping.where === undefined ? '' : ` WHERE (${mapper.spec.mapping.where})`;
+    await client.query(`DECLARE tidewire_snapshot NO SCROLL CURSOR FOR SELECT ${columns} FROM ${quoteTable(mapper.spec.table)}${where}`);
     const fetch = () => client.query<RawTuple>({ text: `FETCH ${batchRows} FROM tidewire_snapshot`, types: RAW_TEXT_TYPES });
     let total = 0;
     // The next batch is fetched while this one is mapped and applied.

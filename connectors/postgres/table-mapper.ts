@@ -39,6 +39,18 @@ export function postgresSourceName(table: string): string {
   return `postgres:${qualifiedName(parseTableName(table))}`;
 }
 
+/**
+ * The columns of `spec`'s table that its mapping reads: those in the value (include/exclude) and
+ * those the path and the row's key need, generated ones never. What the snapshot selects and,
+ * on Postgres 15+, the publication's column list.
+ */
+export function mappedColumnNames(spec: TableSpec): string[] {
+  const include = spec.mapping.include ? new Set(spec.mapping.include) : null;
+  const exclude = new Set(spec.mapping.exclude ?? []);
+  const path = new Set([...spec.template.fields, ...spec.keyColumns]);
+  return spec.table.columns.filter((c) => !c.generated && (path.has(c.name) || ((include === null || include.has(c.name)) && !exclude.has(c.name)))).map((c) => c.name);
+}
+
 export class TableMapper {
   readonly source: string;
   readonly name: string;

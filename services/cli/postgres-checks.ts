@@ -7,9 +7,18 @@
 import pg from 'pg';
 import { pino } from 'pino';
 import {
+  ROW_FILTER_VERSION,
   type ServerInfo,
   type TableInfo,
+  type TableSpec,
+  checkOneFilterPerTable,
   checkReplicationLimits,
+  checkRowFilter,
+  describePublication,
+  loadRowFilter,
+  publicationEntry,
+  publishedTables,
+  sameShape,
   checkRole,
   checkTable,
   checkVersion,
@@ -55,13 +64,30 @@ export async function checkPostgres(config: PostgresConfig, report: CheckReport)
     const role = report.add(attempt('replication privilege', () => checkRole(server), privilegeDetail(server)));
     if (role.status === 'ok') report.add(await checkReplicationConnection(config.url, target));
     for (const r of await checkRoom(client, server, slot)) report.add(r);
+    const filters = server.versionNum >= ROW_FILTER_VERSION;
+    report.add(
+      ok(
+        'row filters, column lists',
+        filters
+          ? `supported (Postgres 15+): a table's where is the publication's row filter, and include/exclude its column list, so left-out rows and columns never leave the database`
+          : `not supported before Postgres 15: where is refused; columns left out by include/exclude are sent by the server and dropped by tidewire`,
+      ),
+    );
     const tables: TableInfo[] = [];
+    const specs: TableSpec[] = [];
     for (let i = 0; i < config.tables.length; i++) {
       const info = await loadTable(client, parseTableName(config.tables[i].table), server.versionNum);
-      report.add(checkOneTable(config, i, info, server));
+      const { result, spec } = checkOneTable(config, i, info, server);
+      report.add(result);
       if (info && info.relkind === 'r') tables.push(info);
+      if (spec) {
+        specs.push(spec);
+        if (spec.mapping.where !== undefined) report.add(await checkWhere(client, spec, server));
+      }
     }
-    report.add(await checkPublication(client, publication, tables, server));
+    const perTable = attempt('one where per table', () => checkOneFilterPerTable(specs), '');
+    if (perTable.status === 'fail') report.add(perTable);
+    report.add(await checkPublication(client, publication, tables, server, specs));
     report.add(await checkSlot(client, slot, server));
   } catch (err) {
     report.add(fail('postgres', `a check query failed: ${errorMessage(err)}`));
@@ -132,7 +158,7 @@ async function checkRoom(client: pg.Client, server: ServerInfo, slot: string): P
  * the columns and the key, so when it is the problem the rest is checked too (as if granted):
  * one run then lists every fix the table needs.
  */
-function checkOneTable(config: PostgresConfig, index: number, info: TableInfo | null, server: ServerInfo): CheckResult {
+function checkOneTable(config: PostgresConfig, index: number, info: TableInfo | null, server: ServerInfo): { result: CheckResult; spec?: TableSpec } {
   const mapping = config.tables[index];
   const name = `table ${qualifiedName(parseTableName(mapping.table))}`;
   const problems: string[] = [];
@@ -140,16 +166,27 @@ function checkOneTable(config: PostgresConfig, index: number, info: TableInfo | 
   for (;;) {
     try {
       const spec = checkTable(mapping, index, table, server);
-      if (problems.length > 0) return fail(name, problems.join('; '));
+      if (problems.length > 0) return { result: fail(name, problems.join('; ')) };
       const rows = spec.table.rowEstimate > 0 ? `, about ${Math.round(spec.table.rowEstimate)} rows` : '';
-      return ok(name, `key (${spec.keyColumns.join(', ')}), readable, path ${mapping.path} matches its columns${rows}`);
+      return { result: ok(name, `key (${spec.keyColumns.join(', ')}), readable, path ${mapping.path} matches its columns${rows}`), spec };
     } catch (err) {
       if (!(err instanceof TidewireError)) throw err;
       problems.push(err.message);
-      if (err.code !== 'PG_PERMISSION_DENIED' || !table || table.canSelect) return fail(name, problems.join('; '));
+      if (err.code !== 'PG_PERMISSION_DENIED' || !table || table.canSelect) return { result: fail(name, problems.join('; ')) };
       table = { ...table, canSelect: true };
     }
   }
+}
+
+/** The server parses the table's where and tries it as a row filter; its columns must be in the replica identity. */
+async function checkWhere(client: pg.Client, spec: TableSpec, server: ServerInfo): Promise<CheckResult> {
+  const label = `where of postgres.tables.${spec.index}`;
+  const where = spec.mapping.where!;
+  const filter = server.versionNum >= ROW_FILTER_VERSION ? await loadRowFilter(client, spec.table, where, server.versionNum) : ({ ok: true, columns: [], publicationError: null } as const);
+  const result = attempt(label, () => checkRowFilter(spec, filter, server.versionNum), '');
+  if (result.status === 'fail' || !filter.ok) return result;
+  const tried = filter.publicationError === undefined ? `; role "${server.role}" cannot create publications on ${qualifiedName(spec.table)}, so Postgres's row-filter rules are checked at start` : '';
+  return ok(label, `(${where}) reads ${filter.columns.join(', ') || 'no column'}, covered by the replica identity; the publication's row filter and the snapshot's WHERE${tried}`);
 }
 
 interface PublicationRow {
@@ -159,11 +196,16 @@ interface PublicationRow {
   owned: boolean;
 }
 
-async function checkPublication(client: pg.Client, name: string, tables: readonly TableInfo[], server: ServerInfo): Promise<CheckResult> {
+async function checkPublication(client: pg.Client, name: string, tables: readonly TableInfo[], server: ServerInfo, specs: readonly TableSpec[]): Promise<CheckResult> {
   const label = `publication ${name}`;
   const wanted = [...new Map(tables.map((t) => [qualifiedName(t), t])).values()];
   const wantedPublish = server.versionNum >= 110000 ? 'insert, update, delete, truncate' : 'insert, update, delete';
-  const tableList = wanted.map(quoteTable).join(', ');
+  // Tables that passed their checks with their column lists and row filters; the others by name.
+  const entries = publishedTables(specs, server.versionNum);
+  const entry = new Map(entries.map((e) => [qualifiedName(e.table), publicationEntry(e)]));
+  const tableList = wanted.map((t) => entry.get(qualifiedName(t)) ?? quoteTable(t)).join(', ');
+  const lists = entries.filter((e) => e.columns !== null).map((e) => `${qualifiedName(e.table)} (${e.columns!.join(', ')})`);
+  const shaped = lists.length > 0 ? `; column lists ${lists.join(', ')}: the other columns never leave the database` : '';
   const ident = pg.escapeIdentifier(name);
   const truncate = server.versionNum >= 110000 ? 'pubtruncate' : 'false';
   const { rows } = await client.query<PublicationRow>(
@@ -177,7 +219,7 @@ async function checkPublication(client: pg.Client, name: string, tables: readonl
   const create = `CREATE PUBLICATION ${ident} FOR TABLE ${tableList} WITH (publish = '${wantedPublish}')`;
   if (rows.length === 0) {
     const { rows: db } = await client.query<{ can_create: boolean }>(`SELECT has_database_privilege(current_database(), 'CREATE') AS can_create`);
-    if (server.isSuperuser || (db[0].can_create && ownsTables)) return ok(label, `does not exist yet; tidewire creates it at start for ${wanted.map(qualifiedName).join(', ') || 'the configured tables'}`);
+    if (server.isSuperuser || (db[0].can_create && ownsTables)) return ok(label, `does not exist yet; tidewire creates it at start for ${wanted.map(qualifiedName).join(', ') || 'the configured tables'}${shaped}`);
     return fail(
       label,
       `does not exist, and role "${server.role}" cannot create it (that needs CREATE on database "${server.database}" and ownership of the tables): have the table owner run ${create}; tidewire then uses it as is`,
@@ -189,13 +231,17 @@ async function checkPublication(client: pg.Client, name: string, tables: readonl
   const haveSet = new Set(have.map((r) => r.name));
   const missing = wanted.map(qualifiedName).filter((t) => !haveSet.has(t));
   const extra = [...haveSet].filter((t) => !wanted.some((w) => qualifiedName(w) === t));
-  if (missing.length === 0 && extra.length === 0 && pub.publish === wantedPublish) return ok(label, `publishes exactly the configured tables (${pub.publish})`);
+  // Since Postgres 15: column lists and row filters as the mappings want them (whether a row
+  // filter is the configured where, only the start can tell: it compares what the server deparses).
+  const reshape = server.versionNum >= ROW_FILTER_VERSION && missing.length === 0 && extra.length === 0 && specs.length > 0 && !sameShape(await describePublication(client, pub.oid), entries);
+  if (missing.length === 0 && extra.length === 0 && !reshape && pub.publish === wantedPublish) return ok(label, `publishes exactly the configured tables (${pub.publish})${shaped}`);
   const differences = [
     missing.length > 0 ? `lacks ${missing.join(', ')}` : '',
     extra.length > 0 ? `also has ${extra.join(', ')}` : '',
+    reshape ? 'its column lists or row filters differ from the mappings' : '',
     pub.publish !== wantedPublish ? `publishes ${pub.publish || 'nothing'} instead of ${wantedPublish}` : '',
   ].filter(Boolean).join(', ');
-  if (server.isSuperuser || (pub.owned && ownsTables)) return ok(label, `${differences}; tidewire alters it at start to exactly the configured tables`);
+  if (server.isSuperuser || (pub.owned && ownsTables)) return ok(label, `${differences}; tidewire alters it at start to exactly the configured tables${shaped}`);
   return fail(
     label,
     `${differences}, and role "${server.role}" cannot alter it (that needs ownership of the publication and the tables): as its owner run ALTER PUBLICATION ${ident} SET TABLE ${tableList}; ALTER PUBLICATION ${ident} SET (publish = '${wantedPublish}')`,
