@@ -191,6 +191,7 @@ export class TidewireService {
     await this.distribution.close();
     await Promise.allSettled(this.sources.map((s) => s.stop()));
     await this.lag?.stop();
+    this.security?.audit.flush();
     await this.closeState();
   }
 

@@ -4,9 +4,12 @@
  * `event` name from AuditEvent. Tokens are never logged; the precise reason a token was refused
  * is logged here and nowhere else.
  *
- * The records of a denied topic or subscription are written after the current turn of the event
- * loop (setImmediate), once the answer has gone out: a denial must take as long to answer as a
- * path with nothing there, or the time would tell that it exists (issue #13).
+ * The records of a denied topic or subscription are queued and written together on a timer of
+ * their own (every DEFERRED_FLUSH_MS, or at DEFERRED_MAX records), never in the turn of the answer:
+ * a denial must take as long to answer as a path with nothing there, or the time would tell that
+ * it exists (issue #13). Written right after the answer (setImmediate), the write still overlapped
+ * the answer's delivery and a denial measured 5-8% slower, consistently; on a timer the write lands
+ * on whichever request happens to be in flight, and tells nothing about any one of them.
  */
 import type { Logger } from 'pino';
 import type { AuthFailureReason } from './token-verifier.ts';
@@ -36,11 +39,32 @@ export interface Who {
   readonly remote?: string;
 }
 
+/** How long a denial's record may wait before it is written, and how many may wait. */
+export const DEFERRED_FLUSH_MS = 200;
+export const DEFERRED_MAX = 1_000;
+
 export class AuditLog {
   readonly logger: Logger;
+  private deferred: Array<{ record: object; msg: string }> = [];
+  private timer: NodeJS.Timeout | null = null;
 
   constructor(logger: Logger) {
     this.logger = logger.child({ audit: true });
+  }
+
+  /** Writes the queued denial records now (on shutdown, or when a test reads the log). */
+  flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    const records = this.deferred;
+    this.deferred = [];
+    for (const r of records) this.logger.info(r.record, r.msg);
+  }
+
+  private defer(record: object, msg: string): void {
+    this.deferred.push({ record, msg });
+    if (this.deferred.length >= DEFERRED_MAX) setImmediate(() => this.flush());
+    else if (!this.timer) this.timer = setTimeout(() => this.flush(), DEFERRED_FLUSH_MS).unref();
   }
 
   connectionAccepted(who: Who & { anonymous: boolean; expiresAt: number | null }): void {
@@ -66,11 +90,11 @@ export class AuditLog {
   subscription(who: Who & { selector: string; coverage: 'part' | 'none' }): void {
     const event = who.coverage === 'none' ? 'subscription.denied' : 'subscription.reduced';
     const why = who.coverage === 'none' ? 'no read grant matches the selector' : 'the selector reaches beyond the read grants; it matches fewer topics';
-    setImmediate(() => this.logger.info({ event, ...who, why }, why));
+    this.defer({ event, ...who, why }, why);
   }
 
   topicDenied(who: Who & { path: string; why: string }): void {
-    setImmediate(() => this.logger.info({ event: 'topic.denied', ...who }, 'topic request denied'));
+    this.defer({ event: 'topic.denied', ...who }, 'topic request denied');
   }
 
   limitExceeded(who: Who & { limit: string; value: number }): void {

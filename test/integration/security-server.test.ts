@@ -76,7 +76,7 @@ async function start(settings: Record<string, unknown> = SETTINGS, extra: { base
   const server = new DistributionServer(handoff, CONFIG, { logger, security, heartbeatIntervalMs: 0 });
   const { port } = await server.listen();
   const h: Harness = { pipeline, server, security, port, logs, audit: [] };
-  Object.defineProperty(h, 'audit', { get: () => logs.filter((l) => l.audit === true) });
+  Object.defineProperty(h, 'audit', { get: () => (security?.audit.flush(), logs.filter((l) => l.audit === true)) });
   return h;
 }
 
