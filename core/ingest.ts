@@ -102,4 +102,10 @@ export interface Source {
   start(): Promise<void>;
   stop(): Promise<void>;
   health(): SourceHealth;
+  /**
+   * False when the durable state holds topics of this source from a first read that was cut short
+   * (a crash during the first snapshot), so serving them would show a state that never existed:
+   * subscribes then wait until the source's read is complete. Absent: true.
+   */
+  holdsCompleteState?(): boolean;
 }

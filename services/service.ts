@@ -162,8 +162,9 @@ export class TidewireService {
   async start(): Promise<{ port: number }> {
     this.stopping = false;
     await this.openState();
-    // Nothing restored: subscribes wait for the first complete state instead of taking a part of it.
-    const building = this.store.size === 0 && this.store.position === 0;
+    // Nothing restored, or a part of a first read that a crash cut short: subscribes wait for the
+    // first complete state instead of taking a part of it.
+    const building = (this.store.size === 0 && this.store.position === 0) || this.sources.some((s) => s.holdsCompleteState?.() === false);
     this.distribution.setLoading(building);
     const { port } = await this.distribution.listen();
     this.log.info({ port, epoch: this.store.epoch }, 'distribution service listening');

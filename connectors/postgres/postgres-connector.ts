@@ -382,6 +382,12 @@ export class PostgresConnector implements Source {
     this.log.info({ lsn: this.applier ? formatLsn(this.applier.durableLsn) : undefined }, 'stopped');
   }
 
+  /** A stored LSN is written only once a snapshot has been applied whole: without one, what is stored is a part. */
+  holdsCompleteState(): boolean {
+    const cp = this.options.checkpoints;
+    return !cp || cp.stored(POSITION_NAME) !== null;
+  }
+
   health(): PostgresHealth {
     const acked = this.stream?.lastAckedLsn ?? 0n;
     return {

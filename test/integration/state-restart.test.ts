@@ -7,6 +7,7 @@
  * every frame the client applies.
  */
 import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -324,6 +325,54 @@ test('Postgres restarted in the middle of the snapshot: tidewire starts the snap
     svc = undefined;
   } finally {
     await db.query('DROP TABLE big');
+  }
+});
+
+test('kill -9 during the first snapshot, restart: what was stored is a part, so subscribes wait for the whole table', async () => {
+  await db.query('CREATE TABLE first (id int PRIMARY KEY, grp int NOT NULL, pad text NOT NULL)');
+  await db.query(`INSERT INTO first SELECT i, i % 10, repeat('x', 20) FROM generate_series(1, 60000) i`);
+  try {
+    const dir = mkdtempSync(join(tmpdir(), 'tidewire-state-firstkill-'));
+    const port = await freePort();
+    const cfg = {
+      log: { level: 'info' },
+      state: { dir },
+      postgres: { url: db.url, slot: 'st_first', publication: 'st_first', snapshotBatchRows: 200, tables: [{ table: 'public.first', path: 'first/{grp}/{id}' }] },
+    };
+    const snapshotRows = async () => {
+      const h = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.json() as Promise<{ topics: number; sources: Array<{ state: string; snapshot: Array<{ rows: number }> }> }>).catch(() => null);
+      return h === null ? null : { state: h.sources[0].state, rows: h.sources[0].snapshot[0]?.rows ?? 0, topics: h.topics };
+    };
+    let child: ChildProcess | undefined;
+    const first = startServiceProcess(cfg, port, { onSpawn: (c) => (child = c) });
+    first.catch(() => {}); // killed before it is healthy
+    await waitFor('the first snapshot to be under way', async () => ((await snapshotRows())?.rows ?? 0) > 5000, 60_000, 20);
+    const exited = new Promise((r) => child!.once('exit', r));
+    child!.kill('SIGKILL');
+    await exited; // reaped: a zombie would still own state.dir
+    const stored = await LmdbStateStore.open(dir, { identity: {}, epoch: 'unused' });
+    const part = [...stored.topics()].length;
+    await stored.close();
+    assert.ok(part > 0 && part < 60000, `a part of the table was stored (${part} topics)`);
+    const restarted = startServiceProcess(cfg, port);
+    await waitFor('the restarted process to listen', async () => (await snapshotRows()) !== null, 60_000, 20);
+    const early = new WebSocket(`ws://127.0.0.1:${port}/ws`);
+    const answers: Array<{ type: string; topics?: number }> = [];
+    early.on('message', (data) => {
+      const frame = JSON.parse(String(data)) as Array<{ type: string; topics?: number }> | { type: string };
+      for (const m of Array.isArray(frame) ? frame : [frame]) if (m.type === 'subscribed' || m.type === 'value') answers.push(m);
+    });
+    await new Promise((r) => early.once('open', r));
+    early.send(JSON.stringify({ type: 'subscribe', id: 'early', selector: 'first/3/**' }));
+    svc = await restarted;
+    await waitFor('the early subscription to be answered', () => answers.some((m) => m.type === 'subscribed'), 30_000);
+    assert.equal(answers.find((m) => m.type === 'subscribed')!.topics, 6000, 'answered only once the table was read whole');
+    assert.equal(answers.filter((m) => m.type === 'value').length, 6000, 'with every value of the branch, once');
+    early.close();
+    await svc.kill('SIGTERM');
+    svc = undefined;
+  } finally {
+    await db.query('DROP TABLE first');
   }
 });
 

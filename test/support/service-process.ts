@@ -20,7 +20,8 @@ export interface ServiceProcess {
  * Starts `tidewire start --config` on `config`. Without a `state` section the process gets a new,
  * empty state dir of its own (a first start); pass `state: { dir }` to restart on the same state.
  */
-export async function startServiceProcess(config: object, port: number): Promise<ServiceProcess> {
+/** `onSpawn` gets the child at once, before it is healthy (e.g. to kill it mid-snapshot). */
+export async function startServiceProcess(config: object, port: number, options: { onSpawn?: (child: ChildProcess) => void } = {}): Promise<ServiceProcess> {
   const file = join(tmpdir(), `tidewire-test-${process.pid}-${Date.now()}.json`);
   const withState = 'state' in config ? config : { ...config, state: { dir: mkdtempSync(join(tmpdir(), 'tidewire-test-state-')) } };
   writeFileSync(file, JSON.stringify(withState));
@@ -29,6 +30,7 @@ export async function startServiceProcess(config: object, port: number): Promise
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, TIDEWIRE_DATABASE_URL: '' },
   });
+  options.onSpawn?.(child);
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
