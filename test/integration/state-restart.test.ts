@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -229,6 +229,37 @@ test('slot dropped while stopped: every table is re-read, diffed against the sta
   assert.deepEqual(w.violations, [], 'the sum held after every frame');
   assert.equal(w.duplicates, 0);
   for (const r of w.resumes) assert.notEqual(r.resumed, 'fresh');
+  w.client.close();
+  await svc.kill('SIGTERM');
+  svc = undefined;
+});
+
+test('store deleted while stopped: a new epoch, and the SDK keeps what it holds until the new state is whole: no removal, never blank, the sum holds', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tidewire-state-deleted-'));
+  const port = await freePort();
+  svc = await startServiceProcess(config(dir, 'st_deleted'), port);
+  const w = watchAccounts(port);
+  await w.client.connect();
+  await waitFor('initial values', () => w.sub.live && w.sub.values.size === ACCOUNTS);
+  const epoch = w.client.epoch;
+
+  assert.equal(await svc.kill('SIGTERM'), 0, 'stopped gracefully');
+  rmSync(dir, { recursive: true, force: true });
+  const transfers = startTransfers(db.url);
+  await new Promise((r) => setTimeout(r, 300)); // transfers while tidewire is down
+  svc = await startServiceProcess(config(dir, 'st_deleted'), port);
+  await new Promise((r) => setTimeout(r, 800));
+  const count = await transfers.stop();
+  assert.ok(count > 20, `transfers ran (${count})`);
+
+  await waitForTable(w);
+  assert.notEqual(w.client.epoch, epoch, 'no state: a new epoch');
+  assert.equal((await health(port)).sources[0].startedBy, 'snapshot');
+  assert.deepEqual(w.resumes.map((r) => [r.resumed, r.epochChanged]), [['fresh', true]]);
+  assert.deepEqual(w.removals, [], 'no row that still exists was removed');
+  assert.equal(w.blanks, 0, 'the client never held zero accounts');
+  assert.deepEqual(w.violations, [], 'the sum held after every frame');
+  assert.equal(w.duplicates, 0, 'values that did not change were not reported again');
   w.client.close();
   await svc.kill('SIGTERM');
   svc = undefined;
