@@ -6,9 +6,15 @@
  * printed; an `access_token` in the URL is shown as `***`. A handshake the server refuses for
  * good (401: no token or a bad one) ends the command with what to do (exit 1) instead of retrying
  * forever; a server that is down or restarting is retried with backoff.
+ *
+ * The backoff (core/backoff.ts: full jitter under a step of 250 ms doubling to 10 s) starts over
+ * only once a subscription was answered (`subscribed`) or the connection held for STABLE_MS: a
+ * server that accepts and then closes at once (4008, a proxy, a crash loop) is retried less and
+ * less often, not every 250 ms forever. Each "reconnecting" line says the close code and reason.
  */
 import WebSocket from 'ws';
 import { applyPatch } from '../../client/json-patch.ts';
+import { Backoff, type BackoffOptions } from '../../core/backoff.ts';
 import type { JsonValue } from '../../core/json.ts';
 
 type Msg = { type: string; path?: string; version?: number; value?: JsonValue; patch?: unknown[]; code?: string; message?: string; topics?: number; epoch?: string; sent?: number; total?: number };
@@ -18,6 +24,19 @@ export interface WatchOptions {
   readonly url: string;
   /** A JWT, for a server with security on. */
   readonly token?: string;
+  /** Reconnect delays; default 250 ms doubling to 10 s, as the SDK's. */
+  readonly reconnect?: BackoffOptions;
+}
+
+/** Reconnect delays of `watch`: the SDK's (client/client.ts). */
+export const WATCH_RECONNECT: BackoffOptions = { initialMs: 250, maxMs: 10_000 };
+/** A connection up this long counts as stable even if its subscription was never answered. */
+const STABLE_MS = 5000;
+
+/** How a close is shown: `4008 send queue full`, `1006`. */
+export function closeText(code: number, reason: string): string {
+  const why = reason.trim();
+  return why ? `${code} ${why}` : String(code);
 }
 
 /** `url` as it may be printed: the value of an `access_token` parameter replaced by `***`. */
@@ -52,7 +71,7 @@ export function watchCommand(selector: string, options: WatchOptions, out: NodeJ
   const values = new Map<string, { value: JsonValue; version: number }>();
   const color = 'isTTY' in out && (out as { isTTY?: boolean }).isTTY;
   const dim = (s: string) => (color ? `\x1b[2m${s}\x1b[0m` : s);
-  let backoff = 250;
+  const backoff = new Backoff({ ...(options.reconnect ?? WATCH_RECONNECT), stableMs: STABLE_MS });
   return new Promise((resolve) => {
     let done = false;
     const finish = (code: number, message?: string) => {
@@ -63,9 +82,9 @@ export function watchCommand(selector: string, options: WatchOptions, out: NodeJ
     };
     const retry = (why: string) => {
       if (done) return;
-      out.write(dim(`${why}; reconnecting in ${backoff} ms\n`));
-      setTimeout(connect, backoff);
-      backoff = Math.min(backoff * 2, 10_000);
+      const delay = backoff.next();
+      out.write(dim(`${why}; reconnecting in ${delay} ms (attempt ${backoff.attempts})\n`));
+      setTimeout(connect, delay);
     };
     const connect = () => {
       const ws = new WebSocket(url, token ? { headers: { authorization: `Bearer ${token}` } } : {});
@@ -88,7 +107,8 @@ export function watchCommand(selector: string, options: WatchOptions, out: NodeJ
         res.on('error', end);
       });
       ws.on('open', () => {
-        backoff = 250;
+        // Not a reset: a server that accepts and then closes would be retried at the first step forever.
+        backoff.connected();
         ws.send(JSON.stringify({ type: 'subscribe', id: 'watch', selector }));
       });
       ws.on('message', (data) => {
@@ -126,6 +146,8 @@ export function watchCommand(selector: string, options: WatchOptions, out: NodeJ
               out.write(dim(`loading ${m.sent!.toLocaleString('en-US')} of ${m.total!.toLocaleString('en-US')}\n`));
               break;
             case 'subscribed':
+              // Answered: this server serves us, so the next drop starts over from the first step.
+              backoff.reset();
               out.write(dim(`live: ${m.topics} topics match ${selector}\n`));
               break;
             case 'error':
@@ -143,12 +165,12 @@ export function watchCommand(selector: string, options: WatchOptions, out: NodeJ
         // A refused handshake is reported by its status; ending it makes ws emit an error too.
         if (!done && refused === null) out.write(dim(`connection error: ${clean(e.message)}\n`));
       });
-      ws.on('close', (code) => {
+      ws.on('close', (code, reasonBuffer) => {
         if (code === 1000 || done) return;
         // The token expired, or a security reload took the access away: the same token cannot help.
         if (code === 4001) return finish(1, 'the server closed the session (4001): the token expired; pass a fresh one with --token <jwt> or TIDEWIRE_TOKEN');
         if (code === 4003) return finish(1, 'the server closed the session (4003): its security settings no longer give this token access');
-        retry(refused === null ? `disconnected (${code})` : `refused (${refused})`);
+        retry(refused === null ? `disconnected (${closeText(code, clean(reasonBuffer.toString()))})` : `refused (${refused})`);
       });
     };
     connect();
