@@ -46,14 +46,14 @@ export interface RunRecord {
 }
 
 async function main(): Promise<number> {
-  const { quick, only, help, reportOnly } = parseArgs(process.argv.slice(2), SUITES.map((s) => s.name));
+  const { quick, only, help, reportOnly, rows } = parseArgs(process.argv.slice(2), SUITES.map((s) => s.name));
   if (reportOnly) {
     const latest = JSON.parse(readFileSync(join(RESULTS, 'latest.json'), 'utf8')) as RunRecord;
     process.stderr.write(`wrote ${writeReport(latest, ROOT).join(', ')} from bench/results/latest.json\n`);
     return 0;
   }
   if (help) {
-    console.log(`usage: npm run bench -- [--quick] [--only <suite,...>] | --report (rewrite the docs from latest.json)\nsuites:\n${SUITES.map((s) => `  ${s.name.padEnd(10)} ${s.title}`).join('\n')}`);
+    console.log(`usage: npm run bench -- [--quick] [--only <suite,...>] [--rows <n>] | --report (rewrite the docs from latest.json)\nsuites:\n${SUITES.map((s) => `  ${s.name.padEnd(10)} ${s.title}`).join('\n')}`);
     return 0;
   }
   const log = (line: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
@@ -71,7 +71,7 @@ async function main(): Promise<number> {
     const at = new Date().toISOString();
     log(`── ${s.name}: ${s.title}`);
     try {
-      const result = await s.run({ quick, log, scratchDir, root: ROOT });
+      const result = await s.run({ quick, log, scratchDir, root: ROOT, rows });
       const seconds = (performance.now() - t0) / 1000;
       suites[s.name] = { name: s.name, title: s.title, ok: true, startedAt: at, seconds, loadAverageBefore: before, loadAverageAfter: loadAverage(), result };
       log(`── ${s.name}: done in ${seconds.toFixed(1)} s`);
@@ -92,7 +92,7 @@ async function main(): Promise<number> {
     startedAt,
     finishedAt: new Date().toISOString(),
     quick,
-    command: `npm run bench --${quick ? ' --quick' : ''}${only ? ` --only ${only.join(',')}` : ''}`,
+    command: `npm run bench --${quick ? ' --quick' : ''}${only ? ` --only ${only.join(',')}` : ''}${rows !== null ? ` --rows ${rows}` : ''}`,
     machine,
     suites,
   };
@@ -105,7 +105,9 @@ async function main(): Promise<number> {
     // A full run of some suites keeps the other suites' last full results.
     const latestFile = join(RESULTS, 'latest.json');
     const previous: RunRecord | null = existsSync(latestFile) ? (JSON.parse(readFileSync(latestFile, 'utf8')) as RunRecord) : null;
-    const merged: RunRecord = only && previous ? { ...record, suites: { ...previous.suites, ...okOnly(suites, previous) } } : record;
+    // A suite no longer in bench/suites/index.ts leaves the page with its last results.
+    const known = (all: Record<string, SuiteRecord>) => Object.fromEntries(Object.entries(all).filter(([name]) => SUITES.some((s) => s.name === name)));
+    const merged: RunRecord = only && previous ? { ...record, suites: known({ ...previous.suites, ...okOnly(suites, previous) }) } : record;
     writeFileSync(latestFile, `${JSON.stringify(merged, null, 2)}\n`);
     const written = writeReport(merged, ROOT);
     log(`results: bench/results/latest.json; wrote ${written.join(', ')}`);

@@ -14,6 +14,8 @@ export interface SuiteContext {
   readonly scratchDir: string;
   /** The repository root (absolute). */
   readonly root: string;
+  /** `--rows N` when given: the table size for suites that take one (they say which); null otherwise. */
+  readonly rows: number | null;
 }
 
 /** One measured figure: a number with its unit and, when it compares two systems, the ratio. */

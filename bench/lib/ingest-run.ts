@@ -18,6 +18,8 @@ export interface TidewireIngest {
   peakRssBytes: number;
   wallSeconds: number;
   walsenderCpuSeconds: number;
+  /** With a state dir: what the store held at the end. */
+  stored: { topics: number; writes: number; position: string | null } | null;
 }
 
 /** Samples the CPU of the walsender serving `slot` while a reader streams from it. */
@@ -57,7 +59,7 @@ export async function runTidewireIngest(
   slot: string,
   expected: number,
   topics: number,
-  opts: { profileDir?: string | null; journal?: string } = {},
+  opts: { profileDir?: string | null; journal?: string; stateDir?: string } = {},
 ): Promise<TidewireIngest> {
   const profileDir = opts.profileDir ?? null;
   const t0 = performance.now();
@@ -75,11 +77,13 @@ export async function runTidewireIngest(
       expected,
       timeoutSec: 900,
       journal: opts.journal,
+      stateDir: opts.stateDir,
     });
     const walsenderCpuSeconds = await ws.stop();
     await w.stop();
     if (r.changes !== expected) throw new Error(`tidewire applied ${r.changes} changes, expected ${expected}`);
     if (r.topics !== topics) throw new Error(`tidewire holds ${r.topics} topics but the table has ${topics} rows`);
+    if (opts.stateDir && r.stored?.topics !== topics) throw new Error(`the state store holds ${r.stored?.topics} topics but the table has ${topics} rows`);
     return {
       ...r,
       cpuSecondsProcess: Math.max(r.cpuSecondsProcess, w.watch.cpu),

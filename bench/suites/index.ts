@@ -5,9 +5,9 @@ import { suite as latency } from './latency.ts';
 import { suite as fanout } from './fanout.ts';
 import { suite as bandwidth } from './bandwidth.ts';
 import { suite as scaling } from './scaling.ts';
-import { suite as restart } from './restart.ts';
+import { suite as state } from './state.ts';
 import { suite as kafkaIngest } from './kafka-ingest.ts';
 import { suite as security } from './security.ts';
 import { suite as delivery } from './delivery.ts';
 
-export const SUITES: readonly Suite[] = [ingest, latency, fanout, bandwidth, scaling, restart, kafkaIngest, security, delivery];
+export const SUITES: readonly Suite[] = [ingest, latency, fanout, bandwidth, scaling, state, kafkaIngest, security, delivery];

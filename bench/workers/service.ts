@@ -52,7 +52,26 @@ async function start(p: { config: unknown; logLevel?: string }) {
   });
   const { port } = await service.start();
   const seconds = (performance.now() - t0) / 1000;
+  startQueueWatch();
   return { port, seconds, marks, logged, topics: service.store.size };
+}
+
+/**
+ * The send queue's peak since start: sampled every 5 ms (bytes queued for clients and not yet
+ * handed to their sockets, over all sessions), so a paged answer that overran the queue shows.
+ */
+let queuePeak = { bytes: 0, messages: 0, socketBytes: 0 };
+let queueTimer: NodeJS.Timeout | null = null;
+function startQueueWatch() {
+  queuePeak = { bytes: 0, messages: 0, socketBytes: 0 };
+  queueTimer ??= setInterval(() => {
+    if (!service) return;
+    const q = service.distribution.queueDepth();
+    queuePeak.bytes = Math.max(queuePeak.bytes, q.bytes);
+    queuePeak.messages = Math.max(queuePeak.messages, q.messages);
+    queuePeak.socketBytes = Math.max(queuePeak.socketBytes, q.socketBytes);
+  }, 5);
+  queueTimer.unref();
 }
 
 function stats() {
@@ -66,6 +85,8 @@ function stats() {
     updatesApplied: s.pipeline.updatesApplied,
     changesEmitted: s.pipeline.changesEmitted,
     health: s.health(),
+    ready: s.readiness(),
+    queuePeak,
     rss: mem.rss,
     heapUsed: mem.heapUsed,
   };
@@ -104,6 +125,19 @@ function handoff() {
   return r;
 }
 
-serve({ start, stats, topic, versions, handoff, gcPauses: gc, gc: () => (globalThis.gc?.(), process.memoryUsage()) }, async () => {
+/** After full garbage collections (needs --expose-gc): what the process holds. */
+function memory() {
+  if (!globalThis.gc) throw new Error('start the service worker with --expose-gc');
+  globalThis.gc();
+  globalThis.gc();
+  return process.memoryUsage();
+}
+
+// As `tidewire start` does on SIGTERM: a graceful stop (flushes the durable state), then exit.
+process.once('SIGTERM', () => {
+  void (service?.stop() ?? Promise.resolve()).finally(() => process.exit(0));
+});
+
+serve({ start, stats, topic, versions, handoff, gcPauses: gc, gc: () => (globalThis.gc?.(), process.memoryUsage()), memory }, async () => {
   await service?.stop();
 });

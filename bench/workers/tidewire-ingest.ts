@@ -6,13 +6,16 @@
  * re-creates its slot and snapshots, which would measure something else).
  *
  * Call `run({ pgUrl, slot, publication, table, path, expected })`: streams until `expected` row
- * changes are applied to topic state, then reports times, CPU and memory.
+ * changes are applied to topic state, then reports times, CPU and memory. With `stateDir` the
+ * topic state is durable as TidewireService keeps it (services/state: LmdbStateStore behind a
+ * StateJournal, each applied transaction written with its LSN, the LSN acknowledged only once
+ * durable), and the run ends only once every change is durable.
  */
 import { performance } from 'node:perf_hooks';
 import { closeSync, fdatasyncSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { DEFAULT_BACKOFF } from '../../core/backoff.ts';
 import { clientConfig, closeClient, openClient } from '../../connectors/postgres/connection.ts';
-import { parseLsn } from '../../connectors/postgres/lsn.ts';
+import { formatLsn, parseLsn } from '../../connectors/postgres/lsn.ts';
 import { runPreflight } from '../../connectors/postgres/preflight.ts';
 import { StreamSource } from '../../connectors/postgres/stream-source.ts';
 import { TableMapper } from '../../connectors/postgres/table-mapper.ts';
@@ -21,6 +24,9 @@ import { TypeRegistry } from '../../connectors/postgres/type-registry.ts';
 import type { IngestSink } from '../../core/ingest.ts';
 import { InProcessHandoff } from '../../services/handoff/handoff.ts';
 import { Pipeline } from '../../services/pipeline.ts';
+import { LmdbStateStore } from '../../services/state/lmdb-state-store.ts';
+import { StateJournal } from '../../services/state/state-journal.ts';
+import type { StateStore } from '../../services/state/state-store.ts';
 import { TopicStore } from '../../services/topics/topic-store.ts';
 import { benchLogger } from '../lib/quiet-logger.ts';
 import { serve } from '../lib/serve.ts';
@@ -39,6 +45,8 @@ interface RunParams {
    * transaction counts as applied (used by the restart suite to price the alternative).
    */
   journal?: string;
+  /** Durable topic state in this (new, empty) folder, as `state.dir` gives TidewireService. */
+  stateDir?: string;
 }
 
 const cpu = () => {
@@ -61,6 +69,12 @@ async function run(p: RunParams) {
 
   const store = new TopicStore();
   const pipeline = new Pipeline(store, new InProcessHandoff(store));
+  let state: StateStore | null = null;
+  if (p.stateDir) {
+    state = await LmdbStateStore.open(p.stateDir, { identity: {}, epoch: store.epoch });
+    if (state.epoch === null) await state.setEpoch(store.epoch);
+    pipeline.useJournal(new StateJournal(state));
+  }
   let applier: TransactionApplier;
   let doneAt = 0;
   let cpuAtDone = 0;
@@ -70,9 +84,9 @@ async function run(p: RunParams) {
   let firstApplyAt = 0;
   const journal = p.journal ? openSync(p.journal, 'a') : null;
   const sink: IngestSink = {
-    apply: async (updates) => {
+    apply: async (updates, position) => {
       if (firstApplyAt === 0) firstApplyAt = performance.now();
-      await pipeline.apply(updates);
+      await pipeline.apply(updates, position);
       if (journal !== null) {
         let text = '';
         for (const u of updates) text += `${JSON.stringify(u)}\n`;
@@ -80,12 +94,16 @@ async function run(p: RunParams) {
         fdatasyncSync(journal);
       }
       if (doneAt === 0 && applier.changesApplied >= p.expected) {
-        doneAt = performance.now();
-        cpuAtDone = cpu();
-        resolveDone();
+        doneAt = -1;
+        // Durable state: done once the last change is on disk, not only applied.
+        pipeline.flushed().then(() => {
+          doneAt = performance.now();
+          cpuAtDone = cpu();
+          resolveDone();
+        }, rejectDone);
       }
     },
-    removeSource: (s) => pipeline.removeSource(s),
+    removeSource: (s, position) => pipeline.removeSource(s, position),
   };
   applier = new TransactionApplier({
     sink,
@@ -103,6 +121,7 @@ async function run(p: RunParams) {
     statusIntervalMs: 1000,
     reconnect: DEFAULT_BACKOFF,
     applier,
+    checkpoint: state ? (lsn) => pipeline.checkpoint({ name: 'postgres', position: formatLsn(lsn) }) : undefined,
     log,
     target,
     onStreaming: () => (streamingAt ||= performance.now()),
@@ -121,6 +140,8 @@ async function run(p: RunParams) {
     await closeClient(meta);
     if (journal !== null) closeSync(journal);
   }
+  const stored = state ? { topics: state.topicCount, writes: state.writes, position: state.positions().postgres ?? null } : null;
+  await state?.close();
   return {
     changes: applier.changesApplied,
     transactions: applier.transactionsApplied,
@@ -135,6 +156,8 @@ async function run(p: RunParams) {
     cpuSecondsProcess: cpu(),
     peakRssBytes: hwm(),
     heapUsedBytes: process.memoryUsage().heapUsed,
+    /** With stateDir: what the store holds at the end (durable topics, store transactions written, the stored LSN). */
+    stored,
   };
 }
 

@@ -41,12 +41,15 @@ test('Samples grows past its initial capacity and keeps every value', () => {
 
 test('--quick and --only select suites; unknown names and flags are refused with the list', () => {
   const names = ['ingest', 'latency', 'fanout'];
-  assert.deepEqual(parseArgs([], names), { quick: false, only: null, help: false, reportOnly: false });
-  assert.deepEqual(parseArgs(['--quick', '--only', 'ingest,fanout'], names), { quick: true, only: ['ingest', 'fanout'], help: false, reportOnly: false });
+  assert.deepEqual(parseArgs([], names), { quick: false, only: null, help: false, reportOnly: false, rows: null });
+  assert.deepEqual(parseArgs(['--quick', '--only', 'ingest,fanout'], names), { quick: true, only: ['ingest', 'fanout'], help: false, reportOnly: false, rows: null });
   assert.equal(parseArgs(['--report'], names).reportOnly, true);
   assert.throws(() => parseArgs(['--report', '--quick'], names), /--report runs no suite/);
   assert.deepEqual(parseArgs(['--only=latency'], names).only, ['latency']);
   assert.throws(() => parseArgs(['--only', 'nope'], names), (e: unknown) => e instanceof ArgsError && /ingest, latency, fanout/.test(e.message));
   assert.throws(() => parseArgs(['--only'], names), ArgsError);
   assert.throws(() => parseArgs(['--fast'], names), /unknown argument "--fast"/);
+  assert.equal(parseArgs(['--rows', '2_000_000'], names).rows, 2_000_000);
+  assert.equal(parseArgs(['--rows=500'], names).rows, 500);
+  assert.throws(() => parseArgs(['--rows', '1.5'], names), /--rows needs a positive whole number/);
 });
