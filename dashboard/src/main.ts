@@ -1,7 +1,8 @@
 /**
  * The tidewire dashboard: one TidewireClient on this page's host, one subscription at a time for
- * the selector in the form (or `?selector=`), a live table of its topics, the update rate and the
- * bandwidth the deltas saved.
+ * the selector in the form (or `?selector=`), a live table of its topics (virtualised: all held,
+ * those in view drawn), the update rate, and the bandwidth the deltas saved over live changes,
+ * apart from the initial load.
  */
 import { type ConnectionState, type Subscription, TidewireClient, TidewireClientError, type WebSocketConstructor } from '../../client/index.ts';
 import { ByteMeter } from './byte-meter.ts';
@@ -29,6 +30,8 @@ const ui = {
   active: $<HTMLElement>('active-selector'),
   topics: $<HTMLElement>('topic-count'),
   rate: $<HTMLElement>('update-rate'),
+  initial: $<HTMLElement>('bytes-initial'),
+  initialValues: $<HTMLElement>('initial-values'),
   delivered: $<HTMLElement>('bytes-delivered'),
   full: $<HTMLElement>('bytes-full'),
   saved: $<HTMLElement>('bytes-saved'),
@@ -45,7 +48,14 @@ const client = new TidewireClient({
   url: settings.wsUrl,
   WebSocket: meter.wrap(globalThis.WebSocket as unknown as WebSocketConstructor),
 });
-const table = new TopicTable($('topic-table'), $('table-note'), { onDrawn: (n) => (ui.topics.textContent = formatCount(n)) });
+const table = new TopicTable($('topic-table'), $('table-note'), {
+  onDrawn: (n) => {
+    ui.topics.textContent = formatCount(n);
+    ui.topics.dataset.count = String(n);
+  },
+});
+// For the browser console (and the browser tests): what the table holds, all of it, in its order.
+(globalThis as { tidewireDashboard?: unknown }).tidewireDashboard = { rows: () => table.entries() };
 const rates = new RateSeries(CHART_SECONDS);
 const chart = new RateChart($('rate-chart'), $('chart-peak'), 'last 2 minutes');
 
@@ -124,13 +134,16 @@ function tick(): void {
   const now = Date.now();
   ui.rate.textContent = formatCount(rates.lastSecond(now));
   chart.draw(rates.values(now));
-  const { delivered, full, deltas } = meter.totals;
+  const { initial, initialValues, delivered, full, deltas } = meter.totals;
+  ui.initial.textContent = formatBytes(initial);
+  ui.initial.dataset.bytes = String(initial);
+  ui.initialValues.textContent = `${formatCount(initialValues)} ${initialValues === 1 ? 'value' : 'values'}`;
   ui.delivered.textContent = formatBytes(delivered);
   ui.delivered.dataset.bytes = String(delivered);
   ui.full.textContent = formatBytes(full);
   ui.full.dataset.bytes = String(full);
   ui.saved.textContent = formatSaving(delivered, full);
-  // Initial values cost the same either way: the saving grows as changes arrive as deltas.
+  // Over live changes only: initial values cost the same either way, and are counted apart.
   ui.deltas.textContent = `${formatCount(deltas)} ${deltas === 1 ? 'delta' : 'deltas'} so far`;
   showStatus();
 }

@@ -98,14 +98,28 @@ export const ORDERS_TABLE = `
  * `public.orders` to `orders/{customer_id}/{id}` and serves `staticDir` at `/`. Resolves once the
  * snapshot is done.
  */
-export async function startOrdersService(staticDir: string): Promise<OrdersService> {
+export function startOrdersService(staticDir: string): Promise<OrdersService> {
+  return startTableService(staticDir, { sql: [ORDERS_TABLE], tables: [{ table: 'public.orders', path: 'orders/{customer_id}/{id}' }], name: 'tidewire_browser' });
+}
+
+export interface TableServiceOptions {
+  /** Run in the fresh database before the service starts (tables, rows). */
+  sql: string[];
+  /** postgres.tables of the config. */
+  tables: Array<{ table: string; path: string }>;
+  /** The slot's and publication's name. */
+  name: string;
+}
+
+/** A throwaway Postgres prepared by `sql`, streamed by a TidewireService mapping `tables`, serving `staticDir` at `/`. */
+export async function startTableService(staticDir: string, options: TableServiceOptions): Promise<OrdersService> {
   const db = await startPostgres();
   try {
-    await db.query(ORDERS_TABLE);
+    for (const sql of options.sql) await db.query(sql);
     const config = parseConfig(
       {
         server: { host: '127.0.0.1', port: 0 },
-        postgres: { url: db.url, slot: 'tidewire_browser', publication: 'tidewire_browser', tables: [{ table: 'public.orders', path: 'orders/{customer_id}/{id}' }] },
+        postgres: { url: db.url, slot: options.name, publication: options.name, tables: options.tables },
       },
       {},
     );
