@@ -27,6 +27,7 @@ const SHAPES: Record<ServerMessage['type'], Shape> = {
   error: { code: 'string', message: 'string' },
   txn: { seq: 'number', part: 'number', parts: 'number' },
   status: { id: 'string' },
+  position: { seq: 'number' },
 };
 
 function hasShape(m: Record<string, unknown>, shape: Shape): boolean {

@@ -11,6 +11,9 @@ import type { TopicCache } from './subscription.ts';
 /** Used when the server does not announce its limit (older servers): far under its default of 64 KiB. */
 export const DEFAULT_MAX_PAYLOAD_BYTES = 16 * 1024;
 
+/** Topics applied after the last position that a subscription keeps track of; past it, it resumes by versions. */
+export const MAX_MOVED = 4096;
+
 /** Room kept in every subscribe message for what JSON.stringify may add (escapes in the id, rounding). */
 const MARGIN = 64;
 

@@ -100,8 +100,18 @@ export interface SubscriptionCore {
   /** Compiled `options.filter`; the client routes values to subscriptions by it, as the server does. */
   filter?: Filter | null;
   maxRate?: number;
-  /** The resume of the request in flight: the listed paths, whether some were left out, the epoch change. */
-  resuming?: { listed: Set<string>; truncated: boolean; epochChanged: boolean; afterReconnect: boolean } | null;
+  /**
+   * The resume of the request in flight: the listed paths, whether some were left out, the epoch
+   * change; `bySeq` when it resumed from the position (a `partial` answer then means every topic
+   * was sent, and held ones not sent are gone).
+   */
+  resuming?: { listed: Set<string>; truncated: boolean; epochChanged: boolean; afterReconnect: boolean; bySeq?: boolean } | null;
+  /**
+   * The server's position (the `seq` of the last `position` message) at which this subscription
+   * holds the state, except the paths in `moved` (applied after it); null: none known (resume by
+   * versions). docs/PROTOCOL.md, "Resuming".
+   */
+  position?: { seq: number; access?: string; moved: Set<string> } | null;
   /** How the last re-subscribe after a reconnect was answered. */
   resumed?: ResumeKind | null;
   /** The last `status` the server sent; null or absent: fresh. */

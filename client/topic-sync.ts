@@ -13,10 +13,12 @@
  */
 import { type JsonObject, isJsonObject, jsonEqual } from '../core/json.ts';
 import { SelectorIndex } from '../core/selector-index.ts';
-import type { ClientMessage, DeltaMessage, ErrorMessage, LoadingMessage, ServerMessage, SubscribeMessage, StatusMessage, SubscribedMessage } from '../core/messages.ts';
+import type {
+  ClientMessage, DeltaMessage, ErrorMessage, LoadingMessage, PositionMessage, ServerMessage, SubscribeMessage, StatusMessage, SubscribedMessage,
+} from '../core/messages.ts';
 import { TidewireClientError } from './errors.ts';
 import { applyPatch } from './json-patch.ts';
-import { DEFAULT_MAX_PAYLOAD_BYTES, planResume } from './resume.ts';
+import { DEFAULT_MAX_PAYLOAD_BYTES, MAX_MOVED, planResume } from './resume.ts';
 import type { FeedStatus, ResumeInfo, SubscriptionCore, TopicCache } from './subscription.ts';
 
 export interface SyncHooks {
@@ -76,7 +78,10 @@ export class TopicSync {
   onOpen(server?: ServerInfo): void {
     const reconnect = this.epoch !== null || this.cache.size > 0;
     const epochChanged = server === undefined || server.epoch !== this.epoch;
-    if (epochChanged) for (const entry of this.cache.values()) entry.version = -1;
+    if (epochChanged) {
+      for (const entry of this.cache.values()) entry.version = -1;
+      for (const core of this.cores) core.position = null;
+    }
     this.epoch = server?.epoch ?? null;
     this.maxPayloadBytes = server?.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
     this.connected = true;
@@ -101,6 +106,7 @@ export class TopicSync {
   /** Something may have been missed (a broken frame sequence): fetch every subscription again. */
   resyncAll(): void {
     for (const entry of this.cache.values()) entry.version = -1;
+    for (const core of this.cores) core.position = null;
     this.gap([...this.cores]);
   }
 
@@ -128,7 +134,7 @@ export class TopicSync {
         this.delta(m);
         return;
       case 'removal':
-        this.removal(m.path);
+        this.removal(m.path, m.reason);
         return;
       case 'loading':
         this.loading(m);
@@ -145,6 +151,33 @@ export class TopicSync {
       case 'status':
         this.status(m);
         return;
+      case 'position':
+        this.position(m);
+        return;
+    }
+  }
+
+  /** The live subscriptions hold the state at `seq` now: what they resume from. */
+  private position(m: PositionMessage): void {
+    for (const core of this.cores) {
+      if (core.state !== 'live') continue;
+      if (core.position) {
+        core.position.seq = m.seq;
+        core.position.access = m.access;
+        core.position.moved.clear();
+      } else {
+        core.position = m.access === undefined ? { seq: m.seq, moved: new Set() } : { seq: m.seq, access: m.access, moved: new Set() };
+      }
+    }
+  }
+
+  /** A topic message was applied after the last position: resuming lists its version. */
+  private moved(cores: readonly SubscriptionCore[], path: string): void {
+    for (const core of cores) {
+      const pos = core.position;
+      if (!pos) continue;
+      pos.moved.add(path);
+      if (pos.moved.size > MAX_MOVED) core.position = null;
     }
   }
 
@@ -169,6 +202,7 @@ export class TopicSync {
   private value(path: string, version: number, value: JsonObject): void {
     const cores = this.matching(path);
     if (cores.length === 0) return;
+    this.moved(cores, path);
     let entry = this.cache.get(path);
     const changed = !entry || !jsonEqual(entry.value, value);
     if (entry) {
@@ -183,6 +217,7 @@ export class TopicSync {
   private delta(m: DeltaMessage): void {
     const entry = this.cache.get(m.path);
     const cores = this.matching(m.path);
+    this.moved(cores, m.path);
     if (!entry) {
       // Nothing held: a late delta for a subscription already gone, or (if one matches) a gap.
       if (cores.length > 0) this.gap(cores);
@@ -199,6 +234,7 @@ export class TopicSync {
     if (!isJsonObject(next)) {
       // Never apply a delta to the wrong base: mark the value stale and fetch it again.
       entry.version = -1;
+      for (const core of cores) core.position = null;
       this.gap(cores);
       return;
     }
@@ -234,11 +270,23 @@ export class TopicSync {
     if (entry.refs <= 0) this.cache.delete(path);
   }
 
-  private removal(path: string): void {
+  private removal(path: string, reason?: string): void {
     const entry = this.cache.get(path);
     if (!entry) return;
+    const cores = this.matching(path);
+    this.moved(cores, path);
+    if (reason === 'filter') {
+      // The topic left a filter: a subscription without one still holds it.
+      for (const core of cores) {
+        if (core.filter == null || !core.paths.has(path)) continue;
+        core.stale?.delete(path);
+        this.release(core, path);
+        this.call(core, 'onRemoval', path);
+      }
+      return;
+    }
     this.cache.delete(path);
-    for (const core of this.matching(path)) {
+    for (const core of cores) {
       core.stale?.delete(path);
       if (core.paths.delete(path)) this.call(core, 'onRemoval', path);
     }
@@ -257,16 +305,18 @@ export class TopicSync {
     if (!core || core.state === 'closed' || core.state === 'failed') return;
     core.state = 'live';
     core.progress = null;
-    const stale = core.stale;
+    let stale = core.stale;
     core.stale = null;
+    const resuming = core.resuming;
+    core.resuming = null;
+    // Resumed from the position: held topics not sent are unchanged, unless the answer was whole.
+    if (resuming?.bySeq && m.resumed !== 'partial' && m.resumed !== 'fresh') stale = null;
     if (stale) {
       for (const path of stale) {
         this.release(core, path);
         this.call(core, 'onRemoval', path);
       }
     }
-    const resuming = core.resuming;
-    core.resuming = null;
     if (resuming?.afterReconnect) {
       const resumed = resuming.epochChanged ? 'fresh' : resuming.truncated && m.resumed === 'exact' ? 'partial' : (m.resumed ?? 'fresh');
       core.resumed = resumed;
@@ -345,18 +395,34 @@ export class TopicSync {
     if (core.maxRate) msg.maxRate = core.maxRate;
     let listed: Set<string> = new Set();
     let truncated = false;
+    let bySeq = false;
     if (this.epoch !== null && (afterReconnect || core.paths.size > 0) && !epochChanged) {
-      const plan = planResume(this.epoch, core.paths, this.cache, JSON.stringify(msg).length, this.maxPayloadBytes);
-      msg.resume = plan.resume;
-      listed = plan.listed;
-      truncated = plan.truncated;
+      const pos = core.position;
+      const bytes = JSON.stringify(msg).length;
+      // From the position: its seq, and the versions of the topics applied after it (when they fit).
+      const moved = pos ? [...pos.moved].filter((path) => core.paths.has(path)) : [];
+      const fromPosition = pos ? planResume(this.epoch, moved, this.cache, bytes + 48 + (pos.access?.length ?? 0), this.maxPayloadBytes) : null;
+      if (pos && fromPosition && !fromPosition.truncated && fromPosition.listed.size === moved.length) {
+        msg.resume = { epoch: this.epoch, seq: pos.seq };
+        if (pos.access !== undefined) msg.resume.access = pos.access;
+        if (fromPosition.listed.size > 0) msg.resume.versions = fromPosition.resume.versions;
+        listed = new Set(core.paths);
+        bySeq = true;
+      } else {
+        const plan = planResume(this.epoch, core.paths, this.cache, bytes, this.maxPayloadBytes);
+        msg.resume = plan.resume;
+        listed = plan.listed;
+        truncated = plan.truncated;
+      }
     }
-    core.resuming = { listed, truncated, epochChanged, afterReconnect };
+    core.position = null;
+    core.resuming = { listed, truncated, epochChanged, afterReconnect, bySeq };
     core.progress = null;
     if (core.paths.size > 0) {
       core.state = 'resyncing';
       core.stale = new Set();
-      for (const path of core.paths) if (!listed.has(path)) core.stale.add(path);
+      // From the position, every held topic stays unconfirmed: dropped only if the answer is whole.
+      for (const path of core.paths) if (bySeq || !listed.has(path)) core.stale.add(path);
     } else {
       core.state = 'pending';
       core.stale = null;

@@ -13,8 +13,12 @@ export type PatchOperation = PatchOp;
 export const PROTOCOL_VERSION = 1;
 
 // Client → server: one JSON object per frame.
-/** What the client holds from an earlier connection: the epoch then and a version per topic path. */
-export interface ResumeState { epoch: string; versions: Record<string, number> }
+/**
+ * What the client holds from an earlier connection: the epoch then, and a version per topic path
+ * (`versions`), or the position it holds the state at (`seq`, from the last `position` message,
+ * with its `access` tag), or both (the listed topics moved past the position).
+ */
+export interface ResumeState { epoch: string; versions?: Record<string, number>; seq?: number; access?: string }
 export interface SubscribeMessage {
   type: 'subscribe';
   id: string;
@@ -66,6 +70,12 @@ export interface ErrorMessage { type: 'error'; code: ErrorCode; message: string;
  */
 export interface TxnMessage { type: 'txn'; seq: number; part: number; parts: number }
 /**
+ * Ends a frame after which the client holds exactly the state after batch `seq` for its live
+ * subscriptions (nothing merged or throttled still waiting): what it resumes from (`resume.seq`).
+ * `access` (with security) tags the permissions it was served under.
+ */
+export interface PositionMessage { type: 'position'; seq: number; access?: string }
+/**
  * The feed behind a subscription went quiet past its threshold (`stale: true`: the values shown
  * may be old) or is live again (`stale: false`). `sources` names the stale feeds (Kafka topics),
  * only with security off. Sent only when the answer changes; never before `subscribed`.
@@ -73,10 +83,11 @@ export interface TxnMessage { type: 'txn'; seq: number; part: number; parts: num
 export interface StatusMessage { type: 'status'; id: string; stale: boolean; sources?: string[] }
 export type TopicMessage = ValueMessage | DeltaMessage | RemovalMessage;
 export type ServerMessage =
-  | HelloMessage | TopicMessage | LoadingMessage | SubscribedMessage | UnsubscribedMessage | PongMessage | AuthenticatedMessage | ErrorMessage | TxnMessage | StatusMessage;
+  | HelloMessage | TopicMessage | LoadingMessage | SubscribedMessage | UnsubscribedMessage | PongMessage | AuthenticatedMessage | ErrorMessage | TxnMessage | StatusMessage
+  | PositionMessage;
 export type ServerMessageType = ServerMessage['type'];
 export const SERVER_MESSAGE_TYPES: readonly ServerMessageType[] = [
-  'hello', 'value', 'delta', 'removal', 'loading', 'subscribed', 'unsubscribed', 'pong', 'authenticated', 'error', 'txn', 'status',
+  'hello', 'value', 'delta', 'removal', 'loading', 'subscribed', 'unsubscribed', 'pong', 'authenticated', 'error', 'txn', 'status', 'position',
 ];
 
 /** Codes of `error` messages; the connection stays open after each. */

@@ -16,6 +16,12 @@ export interface Topic {
   readonly source: string;
   value: JsonObject;
   version: number;
+  /**
+   * The seq of the batch that last changed the topic (created or updated it), so a client
+   * resuming from a position is sent only topics changed after it. Absent: unknown (a state
+   * stored before it was kept): treated as changed after any position.
+   */
+  seq?: number;
 }
 
 /** One requested change of topic state, as produced by a mapping. */
@@ -65,4 +71,14 @@ export interface TopicView {
    * when it is current), or null when the history no longer reaches back that far.
    */
   changesSince(topic: Topic, version: number): ReadonlyArray<readonly PatchOp[]> | null;
+  /**
+   * For resuming from a position (docs/PROTOCOL.md, "Resuming"): the version the topic had once
+   * batch `seq` was applied, where the history still knows it (null: send the value). Absent: a
+   * view that cannot answer positions (every such resume is answered whole).
+   */
+  versionAt?(topic: Topic, seq: number): number | null;
+  /** The removals after batch `seq`, oldest first; null when the removal log no longer reaches back to `seq`. */
+  /** The version a removed path had at its removal, when still remembered. */
+  removedVersion?(path: string): number | undefined;
+  removalsSince?(seq: number): Iterable<{ readonly path: string; readonly version: number; readonly tenant: string }> | null;
 }

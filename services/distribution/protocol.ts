@@ -177,3 +177,8 @@ export function statusMessage(id: string, stale: boolean, sources?: readonly str
 export function txnMessage(seq: number, part: number, parts: number): string {
   return `{"type":"txn","seq":${seq},"part":${part},"parts":${parts}}`;
 }
+
+/** The client holds the state after batch `seq` once it applied the frame this ends (docs/PROTOCOL.md, "Resuming"). */
+export function positionMessage(seq: number, access?: string): string {
+  return access === undefined ? `{"type":"position","seq":${seq}}` : `{"type":"position","seq":${seq},"access":${JSON.stringify(access)}}`;
+}

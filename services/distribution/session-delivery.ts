@@ -62,6 +62,9 @@ export interface DeliveryPort {
   failed(err: unknown): void;
 }
 
+/** Most merged or throttled entries settled() looks through. */
+const SETTLED_SCAN = 4096;
+
 /** How often a client that fell behind is checked for having read its backlog. */
 const POLL_MS = 20;
 
@@ -295,6 +298,26 @@ export class SessionDelivery {
       e.heldValue = null;
       if (e.state === 'settled' && e.until === 0) this.forget(e);
     }
+  }
+
+  /**
+   * True when, once what is queued is sent, the client holds every topic of its subscriptions at
+   * its current version: not behind, no merged or throttled update waiting, no topic held at an
+   * older version. Only then may the session announce a position (docs/PROTOCOL.md, "Resuming"):
+   * a position never passes a change that was merged and not yet sent. Sessions with more than
+   * `SETTLED_SCAN` entries are not checked (and announce no position while they have them).
+   */
+  settled(): boolean {
+    if (this.behind || this.pending.readyCount > 0) return false;
+    const n = this.pending.size;
+    if (n === 0) return true;
+    if (n > SETTLED_SCAN) return false;
+    const view = this.port.view;
+    for (const e of this.pending.values()) {
+      if (e.state !== 'settled') return false;
+      if (e.held && e.heldVersion !== view.get(e.path)?.version) return false;
+    }
+    return true;
   }
 
   /** The client holds the topic at `path` (as far as merged and throttled topics tell): undefined when there is no entry. */

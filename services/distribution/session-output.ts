@@ -36,6 +36,11 @@ export interface OutputOwner extends OutputState {
   enqueue(wire: string, bytes: number, batch: number, seq: number): void;
   /** The client cannot be served within its limits: close it (4008). */
   overflow(why: string): void;
+  /**
+   * The `position` message to end a frame with (the session settled at the view's position), or
+   * null when none may be announced now (see SessionDelivery.settled).
+   */
+  position?(): string | null;
   /** Writing to the socket failed (the connection is broken). */
   sendFailed(err: Error): void;
   /** Serving the session threw (a bug): close it alone (1011) and log it. */
@@ -177,6 +182,7 @@ export class SessionOutput {
     if (!this.delivery.gate()) return;
     this.delivery.release();
     if (this.closed) return;
+    if (this.queue.length > 0) this.announce();
     const bytes = this.queue.bytes;
     const batch = this.queue.take();
     if (batch === null) {
@@ -223,6 +229,19 @@ export class SessionOutput {
     this.drained = null;
     this.queue.clear();
     this.delivery.dispose();
+  }
+
+  /**
+   * Ends what is queued with the position the client will hold once it applied it, when the
+   * session is settled there (and it moved since the last one announced).
+   */
+  announce(): boolean {
+    const wire = this.owner.position?.() ?? null;
+    if (wire === null) return false;
+    this.queue.ungroup();
+    this.owner.groupBatch = -1;
+    this.push(wire, wire.length);
+    return true;
   }
 
   private requestFlush(): void {

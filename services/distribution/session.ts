@@ -21,6 +21,7 @@ import {
   loadingMessage,
   parseClientMessage,
   pongMessage,
+  positionMessage,
   protocolErrorMessage,
   subscribedMessage,
   statusMessage,
@@ -34,7 +35,7 @@ import { type OutputDepth, SessionOutput } from './session-output.ts';
 import { SessionQueue } from './session-queue.ts';
 import type { DisconnectReason, DistributionStats } from './stats.ts';
 import { checkSubscribe } from './subscribe-request.ts';
-import { type AnswerPages, answerSubscribe } from './subscription-answer.ts';
+import { type AnswerPages, accessTag, answerSubscribe } from './subscription-answer.ts';
 import { matchesSegments } from '../../core/selector.ts';
 
 export interface SessionLimits extends DeliveryOptions {
@@ -124,6 +125,9 @@ export class Session implements DeliveryTarget {
   /** Subscriptions whose answer is going out in pages, oldest first; the first one gets the next page. */
   private loads: Loading[] = [];
   private readonly pageChars: number;
+  /** The last position announced (-1: none yet), and the permissions' tag it was announced under. */
+  private announcedSeq = -1;
+  private announcedAccess: string | undefined = undefined;
 
   constructor(
     readonly id: string,
@@ -289,6 +293,9 @@ export class Session implements DeliveryTarget {
     }
     this.alive = false;
     this.ws.ping();
+    // An idle subscription's position moves on too (changes elsewhere), so a later resume finds
+    // the removal log still reaching back to it.
+    if (this.subscriptions.size > 0) this.output.announce();
   }
 
   /** Closes the connection with `code`; the session's memory is released at once. */
@@ -358,6 +365,22 @@ export class Session implements DeliveryTarget {
   /** @internal Puts the session in the next flush round. */
   scheduleFlush(): void {
     this.host.scheduleFlush(this);
+  }
+
+  /**
+   * @internal The position message to end the frame being flushed with, or null: only with live
+   * subscriptions, none loading in pages, nothing merged or throttled waiting (delivery.settled),
+   * and only when the position (or the permissions' tag) moved since the last one.
+   */
+  position(): string | null {
+    if (this.ended !== null || this.subscriptions.size === 0 || this.loads.length > 0) return null;
+    const seq = this.host.view.position;
+    const access = accessTag(this.permissions);
+    if (seq === this.announcedSeq && access === this.announcedAccess) return null;
+    if (!this.delivery.settled()) return null;
+    this.announcedSeq = seq;
+    this.announcedAccess = access;
+    return positionMessage(seq, access);
   }
 
   /** @internal The client cannot be served within its limits. */

@@ -11,6 +11,7 @@
  * page sends its first page here and leaves the rest to AnswerPages, one page each time the
  * client's socket has drained (session.ts).
  */
+import { createHash } from 'node:crypto';
 import { Projection } from '../security/field-projection.ts';
 import type { PermissionSet } from '../security/permission-set.ts';
 import { projectedValueMessage } from '../security/projected-change.ts';
@@ -67,6 +68,11 @@ class AnswerWriter {
     private readonly filter: Filter | null,
     readonly versions: Readonly<Record<string, number>> | null,
     private readonly sink: AnswerSink,
+    /**
+     * Resuming from a position (`resume.seq`): the client holds the state after this batch for
+     * every topic not listed in `versions`. Null: no position (or it cannot be answered from).
+     */
+    readonly since: number | null = null,
   ) {}
 
   send(wire: string): void {
@@ -76,10 +82,40 @@ class AnswerWriter {
 
   /** The topic as this subscription answers it; false when the filter does not match (nothing sent). */
   visit(topic: Topic, p: Projection): boolean {
-    if (this.filter !== null && !this.filter.test(topic.value, p)) return false;
+    if (this.filter !== null && !this.filter.test(topic.value, p)) {
+      this.filterExit(topic);
+      return false;
+    }
     this.topics++;
     const versions = this.versions;
-    const held = versions !== null && Object.hasOwn(versions, topic.path) ? versions[topic.path] : undefined;
+    let held = versions !== null && Object.hasOwn(versions, topic.path) ? versions[topic.path] : undefined;
+    if (held === undefined && this.since !== null) {
+      // The client holds what the topic was after batch `since`: nothing to send unless it changed since.
+      if (topic.seq !== undefined && topic.seq <= this.since) {
+        this.sink.sent(topic.path, { version: topic.version, value: topic.value });
+        return true;
+      }
+      // A delta needs the version it held: known only without a filter (with one, it may not
+      // have held the topic at all) and through the whole value (a projected client may hold an
+      // older version whose projection was the same).
+      const at = this.filter === null && p.all ? (this.view.versionAt?.(topic, this.since) ?? null) : null;
+      if (at === null) {
+        this.send(projectedValueMessage(topic, topic.version, p));
+        this.sink.sent(topic.path, { version: topic.version, value: topic.value });
+        return true;
+      }
+      held = at;
+      if (held === topic.version) {
+        this.sink.sent(topic.path, { version: held, value: topic.value });
+        return true;
+      }
+      const patches = held < topic.version ? this.view.changesSince(topic, held) : null;
+      const ops = patches === null ? null : composePatches(patches);
+      if (ops === null || ops.length === 0) this.send(projectedValueMessage(topic, topic.version, p));
+      else this.send(updateText(topic.path, topic.version, JSON.stringify(topic.value), JSON.stringify(ops), held));
+      this.sink.sent(topic.path, { version: topic.version, value: topic.value });
+      return true;
+    }
     if (held === undefined) {
       this.send(projectedValueMessage(topic, topic.version, p));
       this.sink.sent(topic.path, { version: topic.version, value: topic.value });
@@ -104,6 +140,25 @@ class AnswerWriter {
     return true;
   }
 
+  /**
+   * Resuming from a position: a readable topic the filter does not match now, changed after the
+   * position, may have matched then: it gets a removal (`filter`; a client that did not hold it
+   * ignores it). Listed topics are answered by removeListed.
+   */
+  filterExit(topic: Topic): void {
+    if (this.since === null || (this.versions !== null && Object.hasOwn(this.versions, topic.path))) return;
+    if (topic.seq !== undefined && topic.seq <= this.since) return;
+    this.send(removalMessage(topic.path, topic.version, 'filter'));
+    this.sink.sent(topic.path, null);
+  }
+
+  /** Resuming from a position: a topic the client may hold is gone (or no longer readable). */
+  gone(path: string, version: number): void {
+    if (this.since === null || (this.versions !== null && Object.hasOwn(this.versions, path))) return;
+    this.send(removalMessage(path, version));
+    this.sink.sent(path, null);
+  }
+
   /** A topic the client listed is not part of the answer: removed (reason `filter` when it exists and is readable). */
   removeListed(path: string, readable: boolean): void {
     if (this.versions === null || !Object.hasOwn(this.versions, path)) return;
@@ -112,10 +167,54 @@ class AnswerWriter {
   }
 }
 
+/**
+ * How a resume is answered: from the listed versions, from the position `since` (and the listed
+ * versions), or whole (`whole`: every matching topic as its value, resumed "partial"), or fresh
+ * (another epoch). Null without a resume.
+ */
+interface ResumePlan {
+  readonly versions: Readonly<Record<string, number>> | null;
+  readonly since: number | null;
+  readonly whole: boolean;
+}
+
+/**
+ * The short tag of a session's effective permissions that `position` carries (and `resume.access`
+ * brings back): a resume under other permissions than the position's is answered whole.
+ */
+export function accessTag(permissions: PermissionSet | null): string | undefined {
+  if (permissions === null) return undefined;
+  let tag = tags.get(permissions);
+  if (tag === undefined) tags.set(permissions, (tag = createHash('sha256').update(permissions.key).digest('base64url').slice(0, 16)));
+  return tag;
+}
+
+/** Permission sets are interned and immutable: one tag each. */
+const tags = new WeakMap<PermissionSet, string>();
+
+function planResume(view: TopicView, resume: ResumeState | undefined, permissions: PermissionSet | null): ResumePlan | null {
+  if (resume === undefined) return null;
+  if (resume.epoch !== view.epoch) return { versions: null, since: null, whole: false };
+  const versions = resume.versions ?? null;
+  const seq = resume.seq;
+  if (seq === undefined) return { versions: versions ?? {}, since: null, whole: false };
+  const answerable =
+    seq <= view.position &&
+    resume.access === accessTag(permissions) &&
+    view.versionAt !== undefined &&
+    view.removalsSince !== undefined &&
+    view.removalsSince(seq) !== null;
+  // Whole: the versions are not used either (the client drops what is not sent).
+  return answerable ? { versions, since: seq, whole: false } : { versions: null, since: null, whole: true };
+}
+
 export function answerSubscribe(req: AnswerRequest, sink: AnswerSink): Answer {
   const { view, resume } = req;
-  const versions = resume !== undefined && resume.epoch === view.epoch ? resume.versions : null;
-  const writer = new AnswerWriter(view, req.filter, versions, sink);
+  const plan = planResume(view, resume, req.permissions);
+  const versions = plan?.versions ?? null;
+  const since = plan?.since ?? null;
+  const writer = new AnswerWriter(view, req.filter, versions, sink, since);
+  if (plan?.whole) writer.partial = true;
   const seen = versions ? new Set<string>() : null;
   const pageChars = req.pageChars ?? Infinity;
   // Past the first page, the matching paths are only remembered, in walk order: their values go
@@ -124,7 +223,10 @@ export function answerSubscribe(req: AnswerRequest, sink: AnswerSink): Answer {
 
   forEachReadable(req, (topic, p) => {
     if (later !== null || writer.chars >= pageChars) {
-      if (req.filter !== null && !req.filter.test(topic.value, p)) return;
+      if (req.filter !== null && !req.filter.test(topic.value, p)) {
+        writer.filterExit(topic);
+        return;
+      }
       (later ??= new Set()).add(topic.path);
       seen?.add(topic.path);
       return;
@@ -142,14 +244,30 @@ export function answerSubscribe(req: AnswerRequest, sink: AnswerSink): Answer {
       writer.removeListed(path, topic !== undefined && readableProjection(req.permissions, topic, segments) !== null);
     }
   }
-  const answer: Answer = { topics: writer.topics, resumed: resumeKind(resume, versions, writer.partial) };
+  if (since !== null) {
+    // Removed after the position: the ones this session could read (a removed topic of another
+    // tenant, or beyond the grants, is never named). One removal per path, at its last version.
+    const removed = new Map<string, number>();
+    for (const r of view.removalsSince!(since) ?? []) {
+      if (view.get(r.path) !== undefined) continue;
+      const segments = r.path.split('/');
+      if (!matchesSegments(req.selector, segments)) continue;
+      const permissions = req.permissions;
+      if (permissions !== null && (r.tenant !== permissions.tenant || permissions.access(segments) === null)) continue;
+      removed.set(r.path, r.version);
+    }
+    for (const [path, version] of removed) writer.gone(path, version);
+  }
+  const answer: Answer = { topics: writer.topics, resumed: resumeKind(resume, plan, writer.partial) };
   if (later === null) return answer;
   const waiting: Set<string> = later;
-  return { ...answer, rest: new AnswerPages(writer, waiting, writer.topics + waiting.size) };
+  return { ...answer, rest: new AnswerPages(writer, waiting, writer.topics + waiting.size, plan) };
 }
 
-function resumeKind(resume: ResumeState | undefined, versions: unknown, partial: boolean): ResumeKind | undefined {
-  return resume === undefined ? undefined : versions === null ? 'fresh' : partial ? 'partial' : 'exact';
+function resumeKind(resume: ResumeState | undefined, plan: ResumePlan | null, partial: boolean): ResumeKind | undefined {
+  if (resume === undefined || plan === null) return undefined;
+  if (plan.versions === null && plan.since === null && !plan.whole) return 'fresh';
+  return partial ? 'partial' : 'exact';
 }
 
 /**
@@ -166,6 +284,7 @@ export class AnswerPages {
     private readonly waiting: Set<string>,
     /** Topics the answer matched when it started. */
     readonly total: number,
+    private readonly plan: ResumePlan | null = null,
   ) {}
 
   /** Topics handled so far (sent, or gone meanwhile). */
@@ -188,7 +307,7 @@ export class AnswerPages {
   }
 
   resumed(resume: ResumeState | undefined): ResumeKind | undefined {
-    return resumeKind(resume, this.writer.versions, this.writer.partial);
+    return resumeKind(resume, this.plan, this.writer.partial);
   }
 
   /**
@@ -203,7 +322,11 @@ export class AnswerPages {
       const topic = view.get(path);
       const segments = path.split('/');
       const p = topic === undefined ? null : readableProjection(permissions, topic, segments);
-      if (topic === undefined || p === null || !writer.visit(topic, p)) writer.removeListed(path, topic !== undefined && p !== null);
+      if (topic === undefined || p === null || !writer.visit(topic, p)) {
+        writer.removeListed(path, topic !== undefined && p !== null);
+        // Resuming from a position: gone (or unreadable) while it waited for its page.
+        if (topic === undefined || p === null) writer.gone(path, topic === undefined ? (view.removedVersion?.(path) ?? 1) : topic.version + 1);
+      }
       if (writer.chars >= pageChars) return;
     }
   }

@@ -37,6 +37,10 @@ const ENTRY_OVERHEAD = 64;
 interface Entry {
   readonly path: string;
   readonly version: number;
+  /** The seq of the batch that made this version (0: unknown). */
+  readonly seq: number;
+  /** The seq of the change that made `version - 1` (0: unknown). */
+  readonly prevSeq: number;
   readonly patch: readonly PatchOp[];
   readonly bytes: number;
   dead: boolean;
@@ -78,13 +82,16 @@ export class TopicHistory {
     return n;
   }
 
-  /** Records the patch that made `version` of `path` out of `version - 1`. `json` is its serialized length. */
-  record(path: string, version: number, patch: readonly PatchOp[], json: number): void {
+  /**
+   * Records the patch that made `version` of `path` out of `version - 1`. `json` is its serialized
+   * length; `seq` the batch it was applied in, `prevSeq` the one that made `version - 1` (for versionAt).
+   */
+  record(path: string, version: number, patch: readonly PatchOp[], json: number, seq = 0, prevSeq = 0): void {
     if (this.perTopic === 0) return;
     let list = this.byPath.get(path);
     if (!list) this.byPath.set(path, (list = []));
     else if (list.length > 0 && list[list.length - 1].version !== version - 1) this.kill(list, list.length); // never a hole
-    const entry: Entry = { path, version, patch, bytes: json + ENTRY_OVERHEAD, dead: false };
+    const entry: Entry = { path, version, seq, prevSeq, patch, bytes: json + ENTRY_OVERHEAD, dead: false };
     list.push(entry);
     this.fifo.push(entry);
     this.live++;
@@ -113,6 +120,28 @@ export class TopicHistory {
     const out: Array<readonly PatchOp[]> = [];
     for (let i = version + 1 - first; i < list.length; i++) out.push(list[i].patch);
     return out;
+  }
+
+  /**
+   * The version `path` had once batch `seq` was applied, when the history still knows it: the
+   * latest change at or before `seq` it holds. Null when it holds none (the topic was created
+   * after `seq`, or its changes up to then are forgotten): the caller sends the value instead.
+   * Only for a topic whose last change is after `seq` (otherwise its current version is the answer).
+   */
+  versionAt(path: string, seq: number): number | null {
+    const list = this.byPath.get(path);
+    if (!list || list.length === 0) return null;
+    let lo = 0;
+    let hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (list[mid].seq !== 0 && list[mid].seq <= seq) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo > 0) return list[lo - 1].version;
+    // Before the oldest change held: known when the change before it was at or before `seq`.
+    const first = list[0];
+    return first.prevSeq !== 0 && first.prevSeq <= seq ? first.version - 1 : null;
   }
 
   /** The topic at `path` was removed at `version`: forget its changes, remember the version. */

@@ -10,6 +10,7 @@ import { type ChangeBatch, DEFAULT_TENANT, type Topic, type TopicChange, type To
 import { type PatchOp, diffValues } from '../../core/delta.ts';
 import type { Selector } from '../../core/selector.ts';
 import { type HistoryOptions, TopicHistory } from './topic-history.ts';
+import { REMOVAL_LOG_DEFAULT_CAPACITY, type RemovalEntry, RemovalLog } from './removal-log.ts';
 import { deltaText, prefersDelta, removalMessage, valueMessage, valueText } from '../../core/wire.ts';
 
 interface PathNode {
@@ -25,6 +26,8 @@ export interface TopicStoreOptions {
   epoch?: string;
   /** The per-topic change history resumes are served from (defaults in topic-history.ts). */
   history?: HistoryOptions;
+  /** Removals remembered for resumes from a position (removal-log.ts). Default 100,000. */
+  removalLog?: number;
 }
 
 /** Where a state read back from disk stands (see TopicStore.restore). */
@@ -34,6 +37,11 @@ export interface RestoredState {
   readonly seq: number;
   /** The highest version a removed path reached (see HistoryStart). */
   readonly versionFloor: number;
+  /**
+   * The removal log kept with the state: its floor and entries (seq order). Absent (a state
+   * stored before the log was kept): the log reaches back only to `seq`.
+   */
+  readonly removals?: { readonly floor: number; readonly entries: Iterable<RemovalEntry> };
 }
 
 /** A topic as durable state holds it (services/state's StoredTopic has this shape). */
@@ -43,6 +51,8 @@ export interface LoadedTopic {
   readonly source: string;
   readonly version: number;
   readonly value: JsonObject;
+  /** The seq of its last change; absent: unknown (changed after any position, as far as a resume knows). */
+  readonly seq?: number;
 }
 
 export class TopicStore implements TopicView {
@@ -50,6 +60,9 @@ export class TopicStore implements TopicView {
   /** Recent changes per topic and the last versions of removed paths. */
   history: TopicHistory;
   private readonly historyOptions: HistoryOptions | undefined;
+  /** The removals of recent batches, for resumes from a position. */
+  removals: RemovalLog;
+  private readonly removalCapacity: number;
   private readonly topics = new Map<string, Topic>();
   private readonly root: PathNode = { children: null, topic: null };
   private seq = 0;
@@ -58,6 +71,8 @@ export class TopicStore implements TopicView {
     this._epoch = options.epoch ?? newEpoch();
     this.historyOptions = options.history;
     this.history = new TopicHistory(options.history);
+    this.removalCapacity = options.removalLog ?? REMOVAL_LOG_DEFAULT_CAPACITY;
+    this.removals = new RemovalLog(this.removalCapacity);
   }
 
   get epoch(): string {
@@ -74,9 +89,13 @@ export class TopicStore implements TopicView {
     this._epoch = state.epoch;
     this.seq = state.seq;
     this.history = new TopicHistory(this.historyOptions, { versionFloor: state.versionFloor });
+    const removals = state.removals;
+    this.removals = new RemovalLog(this.removalCapacity, removals ? removals.floor : state.seq);
+    if (removals) for (const e of removals.entries) this.removals.add(e);
     let n = 0;
     for (const t of topics) {
       const topic: Topic = { path: t.path, tenant: t.tenant, source: t.source, value: t.value, version: t.version };
+      if (t.seq !== undefined) topic.seq = t.seq;
       this.topics.set(t.path, topic);
       this.nodeFor(t.path).topic = topic;
       n++;
@@ -95,6 +114,20 @@ export class TopicStore implements TopicView {
   changesSince(topic: Topic, version: number): ReadonlyArray<readonly PatchOp[]> | null {
     if (this.topics.get(topic.path) !== topic) return null;
     return this.history.since(topic.path, version, topic.version);
+  }
+
+  versionAt(topic: Topic, seq: number): number | null {
+    if (this.topics.get(topic.path) !== topic) return null;
+    if (topic.seq !== undefined && topic.seq <= seq) return topic.version;
+    return this.history.versionAt(topic.path, seq);
+  }
+
+  removedVersion(path: string): number | undefined {
+    return this.history.removedVersion(path);
+  }
+
+  removalsSince(seq: number): Iterable<RemovalEntry> | null {
+    return this.removals.reaches(seq) ? this.removals.since(seq) : null;
   }
 
   get(path: string): Topic | undefined {
@@ -167,7 +200,7 @@ export class TopicStore implements TopicView {
     if (!existing) {
       // Usually 1; a path created again continues after its removal (see topic-history.ts).
       const version = this.history.firstVersion(u.path);
-      const topic: Topic = { path: u.path, tenant: u.tenant ?? DEFAULT_TENANT, source: u.source, value, version };
+      const topic: Topic = { path: u.path, tenant: u.tenant ?? DEFAULT_TENANT, source: u.source, value, version, seq: this.seq + 1 };
       this.topics.set(u.path, topic);
       this.nodeFor(u.path).topic = topic;
       return { type: 'value', topic, version, wire: valueMessage(topic.path, version, value), before: null, after: value };
@@ -181,9 +214,11 @@ export class TopicStore implements TopicView {
     const before = existing.value;
     existing.value = value;
     const version = ++existing.version;
+    const prevSeq = existing.seq ?? 0;
+    existing.seq = this.seq + 1;
     const patchJson = JSON.stringify(patch);
     const valueJson = JSON.stringify(value);
-    this.history.record(existing.path, version, patch, patchJson.length);
+    this.history.record(existing.path, version, patch, patchJson.length, existing.seq, prevSeq);
     if (prefersDelta(patchJson, valueJson)) {
       const wire = deltaText(existing.path, version, patchJson);
       return { type: 'delta', topic: existing, version, patch, wire, before, after: value, valueBytes: Buffer.byteLength(valueJson) };
@@ -198,6 +233,7 @@ export class TopicStore implements TopicView {
     this.detach(path);
     const version = topic.version + 1;
     this.history.removed(path, version);
+    this.removals.add({ seq: this.seq + 1, path, version, tenant: topic.tenant });
     return {
       type: 'removal',
       topic,

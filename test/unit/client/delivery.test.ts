@@ -107,7 +107,7 @@ describe('resume', () => {
     sync.onOpen({ epoch: 'e1', maxPayloadBytes: 400 });
     const msg = lastSubscribe();
     assert.ok(JSON.stringify(msg).length <= 400, `${JSON.stringify(msg).length} bytes`);
-    const listed = Object.keys(msg.resume!.versions);
+    const listed = Object.keys(msg.resume!.versions!);
     assert.ok(listed.length > 5 && listed.length < 50, String(listed.length));
     // The server sends the unlisted ones as values (unchanged: not reported again).
     const unlisted = many.filter((m) => !listed.includes((m as { path: string }).path));

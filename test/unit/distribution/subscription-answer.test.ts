@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import pino from 'pino';
 import { applyPatch } from '../../../client/json-patch.ts';
-import { type AnswerRequest, answerSubscribe } from '../../../services/distribution/subscription-answer.ts';
+import { type AnswerRequest, accessTag, answerSubscribe } from '../../../services/distribution/subscription-answer.ts';
 import type { JsonObject } from '../../../core/json.ts';
 import { type Principal, SecurityManager } from '../../../services/security/security-manager.ts';
 import { compileFilter } from '../../../core/filter.ts';
@@ -130,5 +130,63 @@ describe('answerSubscribe', () => {
       { type: 'removal', path: 'orders/5', version: 2 },
       { type: 'removal', path: 'orders/6', version: 2 },
     ]);
+  });
+});
+
+describe('answerSubscribe: resuming from a position (resume.seq)', () => {
+  it('sends only what changed after the position: a delta from the version then, a removal for what was removed', () => {
+    const store = new TopicStore();
+    store.apply([order(1), order(2), order(3)]);
+    const at = store.position;
+    store.apply([order(1, { status: 'paid' })]);
+    store.apply([{ path: 'orders/3', source: 't', value: null }]);
+    store.apply([order(4)]);
+    const { result, messages, held } = answer(store, { resume: { epoch: store.epoch, seq: at } });
+    assert.deepEqual(result, { topics: 3, resumed: 'exact' });
+    assert.deepEqual(messages.map((m) => [m.type, m.path, m.type === 'delta' ? (m.base ?? (m.version as number) - 1) : null]), [['delta', 'orders/1', 1], ['value', 'orders/4', null], ['removal', 'orders/3', null]]);
+    assert.equal(held.get('orders/2'), 1, 'unchanged: the client keeps its version');
+  });
+
+  it('a topic that left the filter after the position gets a removal; one that did not change gets nothing', () => {
+    const store = new TopicStore();
+    store.apply([order(1), order(2), order(3, { status: 'paid' })]);
+    const at = store.position;
+    store.apply([order(1, { status: 'paid' })]);
+    const { messages } = answer(store, { filter: compileFilter("status = 'new'"), resume: { epoch: store.epoch, seq: at } });
+    assert.deepEqual(messages.map((m) => [m.type, m.path, m.reason ?? null]), [['removal', 'orders/1', 'filter']]);
+  });
+
+  it('past the removal log, ahead of the server, or under other permissions: every topic as its value, partial', () => {
+    const store = new TopicStore({ removalLog: 1 });
+    store.apply([order(1), order(2), order(3)]);
+    const at = store.position;
+    store.apply([{ path: 'orders/3', source: 't', value: null }]);
+    store.apply([{ path: 'orders/2', source: 't', value: null }]);
+    for (const resume of [{ epoch: store.epoch, seq: at }, { epoch: store.epoch, seq: store.position + 5 }, { epoch: store.epoch, seq: store.position, access: 'other' }]) {
+      const { result, messages } = answer(store, { resume });
+      assert.deepEqual(result, { topics: 1, resumed: 'partial' });
+      assert.deepEqual(messages.map((m) => [m.type, m.path]), [['value', 'orders/1']]);
+    }
+  });
+
+  it('listed versions and a position together: listed topics from their version, the others from the position', () => {
+    const store = new TopicStore();
+    store.apply([order(1), order(2)]);
+    const at = store.position;
+    store.apply([order(1, { status: 'paid' })]);
+    store.apply([order(1, { status: 'sent' })]);
+    const { messages, result } = answer(store, { resume: { epoch: store.epoch, seq: at, versions: { 'orders/1': 2 } } });
+    assert.equal(result.resumed, 'exact');
+    assert.deepEqual(messages.map((m) => [m.type, m.path, m.base ?? (m.version as number) - 1]), [['delta', 'orders/1', 2]]);
+  });
+
+  it('with security: a removed topic of another tenant is never named', () => {
+    const store = new TopicStore();
+    const principal = security.permissionsFor(analyst);
+    store.apply([order(1), { path: 'orders/9', source: 't', tenant: 'other', value: { id: 9 } }]);
+    const at = store.position;
+    store.apply([{ path: 'orders/9', source: 't', value: null }, { path: 'orders/1', source: 't', value: null }]);
+    const { messages } = answer(store, { permissions: principal, resume: { epoch: store.epoch, seq: at, access: accessTag(principal) } });
+    assert.deepEqual(messages.map((m) => [m.type, m.path]), [['removal', 'orders/1']]);
   });
 });
