@@ -112,6 +112,8 @@ interface Started {
   forkedAt: number;
   /** Seconds from the fork to GET /ready answering 200. */
   readySeconds: number;
+  /** Seconds from the fork to the worker calling start() (Node, tsx, the service's imports). */
+  bootSeconds: number;
   /** The start() call's promise (resolves with the service's phase marks). */
   started: Promise<{ marks: Record<string, number>; topics: number }>;
 }
@@ -120,6 +122,7 @@ interface Started {
 async function startService(config: object, port: number, heapMiB: number, timeoutMs: number): Promise<Started> {
   const forkedAt = wall();
   const w = await Worker.start('service', [], { nodeArgs: [`--max-old-space-size=${heapMiB}`, '--expose-gc'] });
+  const bootSeconds = (wall() - forkedAt) / 1000;
   const started = w.call<{ marks: Record<string, number>; topics: number }>('start', { config, logLevel: 'info' });
   let failure: unknown = null;
   started.catch((err) => (failure = err));
@@ -134,7 +137,7 @@ async function startService(config: object, port: number, heapMiB: number, timeo
     }
     await sleep(50);
   }
-  return { w, forkedAt, readySeconds: (wall() - forkedAt) / 1000, started };
+  return { w, forkedAt, bootSeconds, readySeconds: (wall() - forkedAt) / 1000, started };
 }
 
 /** Stops the service worker as an operator or a crash would: SIGTERM (graceful, then exit) or SIGKILL. */
@@ -177,6 +180,7 @@ interface RestartRun {
   mode: Mode;
   how: 'first start' | 'SIGTERM' | 'kill -9';
   readySeconds: number;
+  bootSeconds: number;
   resumedSeconds: number | null;
   resumed: string | null;
   epochChanged: boolean | null;
@@ -185,6 +189,8 @@ interface RestartRun {
   peakRssBytes: number;
   memory: Memory;
   topics: number;
+  /** Seconds from the service's start() to its first log line of each kind (e.g. `state loaded`). */
+  marks: Record<string, number>;
 }
 
 export const suite: Suite = {
@@ -275,7 +281,7 @@ export const suite: Suite = {
           if (first.topics !== rows) throw new Error(`${m}: the service holds ${first.topics} topics, the table has ${rows} rows`);
           const mem0 = await s.w.call<Memory>('memory');
           s.w.watch.sample();
-          restarts.push({ mode: m, how: 'first start', readySeconds: s.readySeconds, resumedSeconds: null, resumed: null, epochChanged: null, startedBy: (await getJson(`http://127.0.0.1:${port}/health`)).body?.sources?.[0]?.startedBy ?? null, seqScansDuring: null, peakRssBytes: s.w.watch.hwm, memory: mem0, topics: first.topics });
+          restarts.push({ mode: m, how: 'first start', readySeconds: s.readySeconds, bootSeconds: s.bootSeconds, resumedSeconds: null, resumed: null, epochChanged: null, startedBy: (await getJson(`http://127.0.0.1:${port}/health`)).body?.sources?.[0]?.startedBy ?? null, seqScansDuring: null, peakRssBytes: s.w.watch.hwm, memory: mem0, topics: first.topics, marks: first.marks });
           ctx.log(`state: ${m}: first start ready in ${s.readySeconds.toFixed(1)} s, heap ${mib(mem0.heapUsed)} after GC`);
           const sub = await client.call<{ topics: number }>('subscribe', { url: `ws://127.0.0.1:${port}/ws`, selector: `items/${CUSTOMER}/**` });
           if (sub.topics !== watched) throw new Error(`${m}: the client holds ${sub.topics} topics, the table has ${watched} rows of customer ${CUSTOMER}`);
@@ -301,8 +307,8 @@ export const suite: Suite = {
             const memory = await s.w.call<Memory>('memory');
             s.w.watch.sample();
             const run: RestartRun = {
-              mode: m, how, readySeconds: s.readySeconds, resumedSeconds: (r.at - s.forkedAt) / 1000, resumed: r.resumed, epochChanged: r.epochChanged,
-              startedBy: health.body?.sources?.[0]?.startedBy ?? null, seqScansDuring: scans, peakRssBytes: s.w.watch.hwm, memory, topics: st.topics,
+              mode: m, how, readySeconds: s.readySeconds, bootSeconds: s.bootSeconds, resumedSeconds: (r.at - s.forkedAt) / 1000, resumed: r.resumed, epochChanged: r.epochChanged,
+              startedBy: health.body?.sources?.[0]?.startedBy ?? null, seqScansDuring: scans, peakRssBytes: s.w.watch.hwm, memory, topics: st.topics, marks: st.marks,
             };
             restarts.push(run);
             ctx.log(`state: ${m} after ${how}: ready in ${run.readySeconds.toFixed(1)} s, client resumed (${r.resumed}) in ${run.resumedSeconds!.toFixed(1)} s; ${scans} table scan(s); started by ${run.startedBy}`);
@@ -417,6 +423,8 @@ function report(x: {
     rows: [
       ['process start → /ready', secs(dTerm.readySeconds), secs(dKill.readySeconds), secs(mTerm.readySeconds), ratio(mTerm.readySeconds, dTerm.readySeconds)],
       ['process start → the client\'s `resumed`', secs(dTerm.resumedSeconds), secs(dKill.resumedSeconds), secs(mTerm.resumedSeconds), ratio(mTerm.resumedSeconds ?? NaN, dTerm.resumedSeconds ?? NaN)],
+      ['of which: process fork → start() called (Node, tsx, imports)', secs(dTerm.bootSeconds), secs(dKill.bootSeconds), secs(mTerm.bootSeconds), ''],
+      ['of which: start() → state loaded from the store', secs(dTerm.marks['state loaded'] ?? null), secs(dKill.marks['state loaded'] ?? null), '–', ''],
       ['resumed as', `${dTerm.resumed}${dTerm.epochChanged ? ', new epoch' : ', same epoch'}`, `${dKill.resumed}${dKill.epochChanged ? ', new epoch' : ', same epoch'}`, `${mTerm.resumed}${mTerm.epochChanged ? ', new epoch' : ', same epoch'}`, ''],
       ['sequential scans of the table during the restart', String(dTerm.seqScansDuring), String(dKill.seqScansDuring), String(mTerm.seqScansDuring), ''],
       ['/health `startedBy`', String(dTerm.startedBy), String(dKill.startedBy), String(mTerm.startedBy), ''],
