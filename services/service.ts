@@ -208,7 +208,7 @@ export class TidewireService {
     try {
       if (state.epoch === null) await state.setEpoch(this.store.epoch);
       else if (!state.created && this.store.size === 0 && this.store.position === 0) {
-        const topics = this.store.restore({ epoch: state.epoch, seq: state.seq, versionFloor: state.versionFloor }, state.topics());
+        const topics = this.store.restore({ epoch: state.epoch, seq: state.seq, versionFloor: state.versionFloor, removals: state.removals() }, state.topics());
         this.log.info({ dir: this.stateDir, topics, epoch: state.epoch, seq: state.seq, positions: state.positions(), ms: Date.now() - started }, 'state loaded');
       }
     } catch (err) {

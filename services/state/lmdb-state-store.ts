@@ -4,12 +4,16 @@
  * never waits for the disk. Chosen by measurement over SQLite: docs/BENCHMARKS.md, "State store
  * choice".
  *
- * Format 1, four named databases in one environment (a transaction spans all four):
+ * Format 2, five named databases in one environment (a transaction spans all of them):
  * - `meta`: `format` → `{"store":"tidewire-state","format":1}`, `identity` → JSON object of
  *   source → identity, `epoch` → the epoch, `seq` → the last commit's seq (decimal text),
  *   `floor` → the highest version of a removed topic (decimal text; absent: 0);
  * - `topics`: path → `[version, tenant, source, value]` as JSON text (state-records.ts);
- * - `positions`: name → opaque position text; `fingerprints`: table → fingerprint text.
+ * - `positions`: name → opaque position text; `fingerprints`: table → fingerprint text;
+ * - `removals` (format 2): the removal log, `<seq, 16 digits>\n<path>` → `[version, tenant]`,
+ *   at most `removalLog` entries (oldest deleted in the commit that passes it), and `meta`
+ *   `removalFloor` → the seq below which it does not reach (decimal text; absent: 0). Format 1
+ *   stores are marked 2 at open, their `removalFloor` set to their seq.
  * Beside it: lmdb's `lock.mdb`, and `owner.pid`, the process that has the dir open (dir-owner.ts).
  *
  * Durability: `overlappingSync: false`, so LMDB's own commit fsyncs the data before the meta page
@@ -23,15 +27,17 @@ import { type Database, type RootDatabase, open } from 'lmdb';
 import { OWNER_FILE, claimDir } from './dir-owner.ts';
 import { checkLmdbHeader } from './lmdb-header.ts';
 import { StateError, rebuildAdvice } from './state-error.ts';
-import { decodeFormat, decodeStringMap, decodeTopic, encodeFormat, encodeTopic } from './state-records.ts';
-import { STATE_FORMAT_VERSION, type SourceIdentity, type StateCommit, type StateStore, type StateStoreOptions, type StoredTopic } from './state-store.ts';
+import { decodeFormat, decodeRemoval, decodeStringMap, decodeTopic, encodeFormat, encodeRemoval, encodeTopic, removalKey } from './state-records.ts';
+import {
+  STATE_FORMAT_VERSION, type SourceIdentity, type StateCommit, type StateStore, type StateStoreOptions, type StoredRemoval, type StoredTopic,
+} from './state-store.ts';
 
-const DB_NAMES = ['meta', 'topics', 'positions', 'fingerprints'] as const;
+const DB_NAMES = ['meta', 'topics', 'positions', 'fingerprints', 'removals'] as const;
 const DATA_FILE = 'data.mdb';
 const LOCK_FILE = 'lock.mdb';
 /** lmdb-js refuses keys over 1,978 bytes; its string keys take a byte or two of their own. */
 export const MAX_PATH_BYTES = 1900;
-export const STATE_DEFAULTS = { maxChangesPerWrite: 100_000 } as const;
+export const STATE_DEFAULTS = { maxChangesPerWrite: 100_000, removalLog: 100_000 } as const;
 
 /** One write waiting for the writer: its records, and what becomes true once it is durable. */
 interface PendingWrite {
@@ -59,6 +65,10 @@ export class LmdbStateStore implements StateStore {
   private closing: Promise<void> | null = null;
   private failure: StateError | null = null;
   private readonly maxChangesPerWrite: number;
+  /** Removal log: entries committed (durable or not), its capacity, its floor as accepted and as durable. */
+  private removalCount = 0;
+  private removalCapacity: number = STATE_DEFAULTS.removalLog;
+  private _removalFloor = 0;
   /** Gives the dir up (dir-owner.ts). */
   private release: () => void = () => {};
 
@@ -114,6 +124,9 @@ export class LmdbStateStore implements StateStore {
     try {
       const store = await LmdbStateStore.load(path, env, identity, options.epoch ?? null, maxChangesPerWrite);
       store.release = release;
+      const capacity = options.removalLog ?? STATE_DEFAULTS.removalLog;
+      if (!Number.isInteger(capacity) || capacity < 0) throw new RangeError(`state removalLog must be an integer ≥ 0, not ${capacity}`);
+      store.removalCapacity = capacity;
       return store;
     } catch (err) {
       await env.close().catch(() => {});
@@ -153,7 +166,7 @@ export class LmdbStateStore implements StateStore {
     }
     const format = decodeFormat(formatText);
     if (format === null) throw corrupt(path, 'its format marker does not decode');
-    if (format !== STATE_FORMAT_VERSION) {
+    if (format !== STATE_FORMAT_VERSION && format !== 1) {
       throw new StateError(
         'STATE_FORMAT_UNSUPPORTED',
         path,
@@ -179,6 +192,13 @@ export class LmdbStateStore implements StateStore {
     const floorText = meta.get('floor') ?? '0';
     const floor = Number(floorText);
     if (!Number.isSafeInteger(floor) || floor < 0) throw corrupt(path, 'its version floor does not decode');
+    if (format === 1) {
+      // No removal log was kept: it reaches back to the stored seq only.
+      await env.transaction(() => {
+        meta.put('format', encodeFormat(STATE_FORMAT_VERSION));
+        meta.put('removalFloor', String(seq));
+      });
+    }
     const storedEpoch = meta.get('epoch') ?? null;
     const positions = readStrings(dbs.positions);
     const fingerprints = readStrings(dbs.fingerprints);
@@ -187,7 +207,25 @@ export class LmdbStateStore implements StateStore {
       await env.transaction(() => meta.put('identity', JSON.stringify(merged)));
     }
     const created = seq === 0 && dbs.topics.getKeysCount({ limit: 1 }) === 0 && Object.keys(positions).length === 0;
-    return new LmdbStateStore(path, created, env, dbs, { epoch: storedEpoch, seq, floor, identity: merged, positions, fingerprints }, maxChangesPerWrite);
+    const store = new LmdbStateStore(path, created, env, dbs, { epoch: storedEpoch, seq, floor, identity: merged, positions, fingerprints }, maxChangesPerWrite);
+    const removalFloor = Number(meta.get('removalFloor') ?? '0');
+    if (!Number.isSafeInteger(removalFloor) || removalFloor < 0) throw corrupt(path, 'its removal log floor does not decode');
+    store._removalFloor = removalFloor;
+    store.removalCount = dbs.removals.getKeysCount();
+    return store;
+  }
+
+  removals(): { readonly floor: number; readonly entries: IterableIterator<StoredRemoval> } {
+    const db = this.dbs.removals;
+    const dir = this.dir;
+    function* entries(): IterableIterator<StoredRemoval> {
+      for (const { key, value } of db.getRange({})) {
+        const r = decodeRemoval(key, value);
+        if (r === null) throw corrupt(dir, `the removal log record ${JSON.stringify(key)} does not decode`);
+        yield r;
+      }
+    }
+    return { floor: this._removalFloor, entries: entries() };
   }
 
   get epoch(): string | null {
@@ -250,8 +288,20 @@ export class LmdbStateStore implements StateStore {
     for (const c of commit.changes) if (c.type === 'removal' && c.version !== undefined && c.version > floor) floor = c.version;
     const raisesFloor = floor > this.acceptedFloor;
     this.acceptedFloor = floor;
-    const { topics, meta } = this.dbs;
+    const { topics, meta, removals } = this.dbs;
+    const logged: Array<[string, string]> = [];
+    for (const c of commit.changes) {
+      if (c.type === 'removal' && c.tenant !== undefined) logged.push([removalKey(commit.seq, c.path), encodeRemoval(c.version ?? 1, c.tenant)]);
+    }
+    // Past its capacity the log forgets its oldest entries in this same transaction; the floor
+    // rises to the newest forgotten (this commit's seq when some of its own do not fit).
+    const before = this.removalCount;
+    const forget = Math.max(0, before + logged.length - this.removalCapacity);
+    const fromStored = Math.min(forget, before);
+    const fromThis = forget - fromStored;
+    this.removalCount = before + logged.length - forget;
     const positionsDb = this.dbs.positions;
+    let removalFloor = -1;
     return this.enqueue(
       records.length,
       () => {
@@ -259,6 +309,16 @@ export class LmdbStateStore implements StateStore {
           if (text === null) topics.remove(path);
           else topics.put(path, text);
         }
+        if (forget > 0) {
+          removalFloor = this._removalFloor;
+          for (const key of [...removals.getKeys({ limit: fromStored })]) {
+            removals.remove(key);
+            removalFloor = Math.max(removalFloor, Number(key.slice(0, 16)));
+          }
+          if (fromThis > 0) removalFloor = commit.seq;
+          meta.put('removalFloor', String(removalFloor));
+        }
+        for (let i = fromThis; i < logged.length; i++) removals.put(logged[i][0], logged[i][1]);
         if (positions) for (const [name, p] of positions) positionsDb.put(name, p);
         meta.put('seq', String(commit.seq));
         if (raisesFloor) meta.put('floor', String(floor));
@@ -266,6 +326,7 @@ export class LmdbStateStore implements StateStore {
       () => {
         this._seq = commit.seq;
         if (raisesFloor) this._floor = floor;
+        if (removalFloor >= 0) this._removalFloor = removalFloor;
         if (positions) for (const [name, p] of positions) this._positions[name] = p;
       },
     );

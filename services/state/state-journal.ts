@@ -68,8 +68,8 @@ export class StateJournal {
         const c = batch.changes[i];
         changes[i] =
           c.type === 'removal'
-            ? { type: 'removal', path: c.topic.path, version: c.version }
-            : { type: 'upsert', path: c.topic.path, tenant: c.topic.tenant, source: c.topic.source, version: c.version, value: c.after };
+            ? { type: 'removal', path: c.topic.path, version: c.version, tenant: c.topic.tenant }
+            : { type: 'upsert', path: c.topic.path, tenant: c.topic.tenant, source: c.topic.source, version: c.version, value: c.after, seq: batch.seq };
       }
     }
     if (position !== undefined) this.written.set(position.name, position.position);

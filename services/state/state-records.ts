@@ -1,16 +1,40 @@
 /**
- * What the store writes, as text: a topic as the JSON array `[version, tenant, source, value]`
+ * What the store writes, as text: a topic as the JSON array `[version, tenant, source, value, seq]`
+ * (format 1 wrote no seq), a removal of the log as `[version, tenant]` under `<seq>\n<path>`
  * (one JSON.stringify per change, no escaping of the value inside another string), the format
  * marker as `{"store":"tidewire-state","format":1}`. Decoding checks every field, so a damaged
  * record is reported as such instead of reaching topic state.
  */
 import { isJsonObject } from '../../core/json.ts';
-import type { StoredTopic } from './state-store.ts';
+import type { StoredRemoval, StoredTopic } from './state-store.ts';
 
 export const STORE_NAME = 'tidewire-state';
 
 export function encodeTopic(t: StoredTopic): string {
-  return JSON.stringify([t.version, t.tenant, t.source, t.value]);
+  return t.seq === undefined ? JSON.stringify([t.version, t.tenant, t.source, t.value]) : JSON.stringify([t.version, t.tenant, t.source, t.value, t.seq]);
+}
+
+/** A removal log key: the seq, zero-padded so keys sort by seq, then the path. */
+export function removalKey(seq: number, path: string): string {
+  return `${String(seq).padStart(16, '0')}\n${path}`;
+}
+
+export function encodeRemoval(version: number, tenant: string): string {
+  return JSON.stringify([version, tenant]);
+}
+
+/** The removal, or null when the record is not one this format writes. */
+export function decodeRemoval(key: string, text: unknown): StoredRemoval | null {
+  const cut = key.indexOf('\n');
+  const seq = Number(key.slice(0, cut));
+  if (cut !== 16 || !Number.isSafeInteger(seq) || typeof text !== 'string') return null;
+  try {
+    const v = JSON.parse(text);
+    if (!Array.isArray(v) || v.length !== 2 || !Number.isSafeInteger(v[0]) || typeof v[1] !== 'string') return null;
+    return { seq, path: key.slice(cut + 1), version: v[0], tenant: v[1] };
+  } catch {
+    return null;
+  }
 }
 
 /** The topic, or null when the text is not a record this format writes. */
@@ -22,10 +46,11 @@ export function decodeTopic(path: string, text: unknown): StoredTopic | null {
   } catch {
     return null;
   }
-  if (!Array.isArray(v) || v.length !== 4) return null;
-  const [version, tenant, source, value] = v;
+  if (!Array.isArray(v) || (v.length !== 4 && v.length !== 5)) return null;
+  const [version, tenant, source, value, seq] = v;
   if (!Number.isSafeInteger(version) || version < 1 || typeof tenant !== 'string' || typeof source !== 'string' || !isJsonObject(value)) return null;
-  return { path, tenant, source, version, value };
+  if (v.length === 5 && (!Number.isSafeInteger(seq) || seq < 0)) return null;
+  return v.length === 5 ? { path, tenant, source, version, value, seq } : { path, tenant, source, version, value };
 }
 
 export function encodeFormat(format: number): string {

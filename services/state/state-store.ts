@@ -19,8 +19,12 @@
  */
 import type { JsonObject } from '../../core/json.ts';
 
-/** This build writes and reads format 1 (the layout is described in lmdb-state-store.ts). */
-export const STATE_FORMAT_VERSION = 1;
+/**
+ * This build writes format 2 (the layout is described in lmdb-state-store.ts) and reads 1 and 2:
+ * format 1 had no removal log and no per-topic seq (a store in it is marked 2 at open; its topics
+ * count as changed after any position, and its removal log starts at its seq).
+ */
+export const STATE_FORMAT_VERSION = 2;
 
 /**
  * Who each source is, by source name: e.g. `{ postgres: '7301234567890123456/app' }` (the
@@ -38,13 +42,23 @@ export interface StoredTopic {
   readonly source: string;
   readonly version: number;
   readonly value: JsonObject;
+  /** The seq of the batch that last changed it; absent in format 1 records. */
+  readonly seq?: number;
+}
+
+/** A removal as the removal log keeps it (services/topics/removal-log.ts). */
+export interface StoredRemoval {
+  readonly seq: number;
+  readonly path: string;
+  readonly version: number;
+  readonly tenant: string;
 }
 
 /** One change in a commit: a topic written whole, or removed. */
 export type StateChange =
   | ({ readonly type: 'upsert' } & StoredTopic)
   /** `version`: the removal's version; the store keeps the highest as `versionFloor`. */
-  | { readonly type: 'removal'; readonly path: string; readonly version?: number };
+  | { readonly type: 'removal'; readonly path: string; readonly version?: number; /** Logged in the removal log (with the commit's seq) when given. */ readonly tenant?: string };
 
 export interface StateCommit {
   /** Applied in order; a later change of the same path wins. */
@@ -69,6 +83,8 @@ export interface StateStoreOptions {
    * writer holds one transaction. Default 100,000; 1 to 10,000,000.
    */
   readonly maxChangesPerWrite?: number;
+  /** Removals the removal log keeps, oldest forgotten first (its floor rises). Default 100,000. */
+  readonly removalLog?: number;
 }
 
 export interface StateStore {
@@ -91,6 +107,11 @@ export interface StateStore {
   positions(): Readonly<Record<string, string>>;
   /** Mapping fingerprints by table, as of the last durable write. */
   fingerprints(): Readonly<Record<string, string>>;
+  /**
+   * The removal log as of the last durable commit: the seq below which it does not reach, and its
+   * entries in seq order (read from the store).
+   */
+  removals(): { readonly floor: number; readonly entries: IterableIterator<StoredRemoval> };
   /** Topics stored (durable and committed). */
   readonly topicCount: number;
   /**

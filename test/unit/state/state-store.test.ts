@@ -267,7 +267,7 @@ test('a store in a format this build does not read is refused, naming both forma
   const env = open({ path: dir, encoding: 'string', maxDbs: 6, overlappingSync: false });
   await env.openDB({ name: 'meta', encoding: 'string' }).put('format', JSON.stringify({ store: 'tidewire-state', format: 99 }));
   await env.close();
-  await rejectsWith(LmdbStateStore.open(dir, { identity }), 'STATE_FORMAT_UNSUPPORTED', dir, 'format 99', 'format 1', 'newer', 'delete');
+  await rejectsWith(LmdbStateStore.open(dir, { identity }), 'STATE_FORMAT_UNSUPPORTED', dir, 'format 99', 'format 2', 'newer', 'delete');
 });
 
 test('a dir holding something else is never written into', async () => {
