@@ -1,19 +1,15 @@
 // The dashboard in a real Chromium against a real Postgres: rows written, updated and deleted in
 // Postgres appear, change (with the changed cell highlighted) and disappear in the page, and the
 // bandwidth counter shows deltas costing less than full values would have.
-// TIDEWIRE_SCREENSHOT=1 also writes docs/images/dashboard.png (1280x800, ~15 live rows).
+// The README's screenshot is made by `npm run screenshot` (test/browser/screenshot.ts), not here.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { ROOT, type OrdersService, ensureBuilt, launchChromium, openPage, screenshotOnFailure, startOrdersService } from '../support/browser.ts';
+import { type OrdersService, ensureBuilt, launchChromium, openPage, screenshotOnFailure, startOrdersService } from '../support/browser.ts';
 
 let orders: OrdersService;
 let browser: Browser;
 let page: Page;
-
-const ITEMS = ['espresso beans', 'oat milk', 'burr grinder', 'gooseneck kettle', 'filter papers', 'stoneware mug', 'digital scale'];
-const STATUSES = ['new', 'paid', 'packed', 'shipped', 'delivered'];
 
 before(async () => {
   const dist = await ensureBuilt('dashboard');
@@ -143,41 +139,5 @@ test('?selector= chooses the topics, and ?token= reaches the server as access_to
     });
   } finally {
     await other.context().close();
-  }
-});
-
-test('screenshot for the README (TIDEWIRE_SCREENSHOT=1)', { timeout: 120_000, skip: process.env.TIDEWIRE_SCREENSHOT !== '1' && 'set TIDEWIRE_SCREENSHOT=1' }, async (t) => {
-  const shot = await openPage(browser, { width: 1280, height: 800 });
-  try {
-    await screenshotOnFailure(t, shot, async () => {
-      await orders.db.query('DELETE FROM orders');
-      const ids: number[] = [];
-      for (let i = 0; i < 15; i++) ids.push(await insertOrder(1 + (i % 4), ITEMS[i % ITEMS.length], 1 + (i % 3), STATUSES[i % 3]));
-      await shot.emulateMedia({ colorScheme: 'light', reducedMotion: 'no-preference' });
-      await shot.goto(orders.baseUrl);
-      await waitLive(shot);
-      // 40 s of changes at a varying rate, so the chart has a shape; then one more burst for the highlights.
-      const until = Date.now() + 40_000;
-      let n = 0;
-      while (Date.now() < until) {
-        const perTick = 2 + Math.round(6 * (1 + Math.sin(n / 12)));
-        for (let k = 0; k < perTick; k++) {
-          const target = ids[(n * 7 + k * 5) % ids.length];
-          await orders.db.query(
-            k % 3 === 0 ? `UPDATE orders SET status = $2 WHERE id = $1` : `UPDATE orders SET qty = 1 + (qty % 9), price = (4.5 * (1 + qty % 9))::numeric(10,2) WHERE id = $1`,
-            k % 3 === 0 ? [target, STATUSES[(n + k) % STATUSES.length]] : [target],
-          );
-        }
-        n++;
-        await new Promise((r) => setTimeout(r, 250));
-      }
-      await orders.db.query(`UPDATE orders SET status = 'shipped' WHERE id = ANY($1)`, [[ids[2], ids[9]]]);
-      await orders.db.query(`UPDATE orders SET qty = qty + 1 WHERE id = $1`, [ids[5]]);
-      await shot.waitForSelector('td.changed');
-      await shot.waitForTimeout(80); // mid-flash: the highlight fades over a second
-      await shot.screenshot({ path: join(ROOT, 'docs/images/dashboard.png') });
-    });
-  } finally {
-    await shot.context().close();
   }
 });
