@@ -9,7 +9,9 @@
  * leaves a ghost.
  *
  * A frame (or all parts of a group) is applied as a whole before any handler is called, so a
- * handler reading `values` never sees half a transaction.
+ * handler reading `values` never sees half a transaction. After a reconnect, everything received
+ * until every resumed subscription is answered is applied as one frame at the end, so a resume
+ * answered in pages never shows a mix of the old state and the new one.
  */
 import { type JsonObject, isJsonObject, jsonEqual } from '../core/json.ts';
 import { SelectorIndex } from '../core/selector-index.ts';
@@ -53,6 +55,15 @@ export class TopicSync {
   private maxPayloadBytes = DEFAULT_MAX_PAYLOAD_BYTES;
   /** Handler calls held back until the frame being applied is complete. */
   private deferred: Array<() => void> | null = null;
+  /**
+   * After a reconnect: the messages received until every resumed subscription is answered, applied
+   * then as one frame. A resume's answer may come in pages, with changes between them; applied as
+   * they came, the values would pass through states that never existed together (some topics at
+   * the new position, others still at the old one), while the application treats them as live.
+   */
+  private held: ServerMessage[] | null = null;
+  /** The subscribe ids whose answer (`subscribed`, or a refusal) ends the hold. */
+  private readonly awaiting = new Set<string>();
 
   constructor(private readonly hooks: SyncHooks) {}
 
@@ -88,11 +99,17 @@ export class TopicSync {
     this.retiring.clear();
     this.byWireId.clear();
     for (const core of this.cores) this.request(core, reconnect, epochChanged && reconnect);
+    this.awaiting.clear();
+    if (reconnect) for (const core of this.cores) if (core.state === 'resyncing' && core.wireId !== null) this.awaiting.add(core.wireId);
+    this.held = this.awaiting.size > 0 ? [] : null;
   }
 
   /** The connection is gone: nothing is live. Held versions are kept to resume with. */
   onClose(): void {
     this.connected = false;
+    // What was held is dropped unapplied: the values stay those of before, resumed again next time.
+    this.held = null;
+    this.awaiting.clear();
     this.byWireId.clear();
     this.retiring.clear();
     for (const core of this.cores) {
@@ -112,6 +129,26 @@ export class TopicSync {
 
   /** Applies every message of a frame (or of all parts of a group), then calls the handlers. */
   handleFrame(messages: readonly ServerMessage[]): void {
+    if (this.held !== null) {
+      const progress: ServerMessage[] = [];
+      for (const m of messages) {
+        if (m.type === 'loading') progress.push(m); // progress is shown at once; it changes no value
+        else this.held.push(m);
+        if ((m.type === 'subscribed' || m.type === 'error') && m.id !== undefined) this.awaiting.delete(m.id);
+      }
+      if (this.awaiting.size > 0) {
+        if (progress.length > 0) this.apply(progress);
+        return;
+      }
+      const all = this.held;
+      this.held = null;
+      this.apply([...progress, ...all]);
+      return;
+    }
+    this.apply(messages);
+  }
+
+  private apply(messages: readonly ServerMessage[]): void {
     const outer = this.deferred === null;
     if (outer) this.deferred = [];
     try {

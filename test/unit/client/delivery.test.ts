@@ -86,6 +86,41 @@ describe('resume', () => {
     assert.equal(resumes[0].epochChanged, true);
   });
 
+  it('a resume answered in pages is applied as one frame at its end: the values never mix the old and the new state', () => {
+    const { sub, events } = subscribe('o/*');
+    sync.onOpen({ epoch: 'e1' });
+    sync.handleFrame([value('o/1', 3, { a: 1 }), value('o/2', 3, { b: 1 }), subscribed({ topics: 2 })]);
+    events.length = 0;
+    sync.onClose();
+    sync.onOpen({ epoch: 'e1' });
+    const id = lastSubscribe().id;
+    sync.handleFrame([value('o/1', 4, { a: 2 }), { type: 'loading', id, sent: 1, total: 2 }]);
+    assert.deepEqual(events, [], 'nothing applied before the answer is whole');
+    assert.deepEqual(Object.fromEntries(sub.values), { 'o/1': { a: 1 }, 'o/2': { b: 1 } }, 'the old state, whole');
+    assert.deepEqual(sub.progress, { sent: 1, total: 2 }, 'progress is shown at once');
+    sync.handleFrame([{ type: 'delta', path: 'o/1', version: 5, patch: [{ op: 'replace', path: '/a', value: 3 }] }, value('o/2', 4, { b: 2 })]);
+    assert.deepEqual(events, [], 'a change during the load is held too');
+    sync.handleFrame([subscribed({ topics: 2, resumed: 'partial' })]);
+    assert.deepEqual(events, [['value', 'o/1', { a: 2 }, 4], ['values', 2], ['value', 'o/1', { a: 3 }, 5], ['values', 2], ['value', 'o/2', { b: 2 }, 4], ['values', 2], ['resume', 'partial'], ['live']]);
+    assert.deepEqual(Object.fromEntries(sub.values), { 'o/1': { a: 3 }, 'o/2': { b: 2 } });
+  });
+
+  it('a connection lost during a held resume drops what was held: the values stay the old state, resumed again', () => {
+    const { sub, events } = subscribe('o/*');
+    sync.onOpen({ epoch: 'e1' });
+    sync.handleFrame([value('o/1', 3, { a: 1 }), subscribed({ topics: 1 })]);
+    events.length = 0;
+    sync.onClose();
+    sync.onOpen({ epoch: 'e1' });
+    sync.handleFrame([value('o/1', 4, { a: 2 })]);
+    sync.onClose();
+    assert.deepEqual(Object.fromEntries(sub.values), { 'o/1': { a: 1 } });
+    sync.onOpen({ epoch: 'e1' });
+    assert.deepEqual(lastSubscribe().resume, { epoch: 'e1', versions: { 'o/1': 3 } });
+    sync.handleFrame([value('o/1', 4, { a: 2 }), subscribed({ topics: 1, resumed: 'exact' })]);
+    assert.deepEqual(events, [['value', 'o/1', { a: 2 }, 4], ['values', 1], ['resume', 'exact'], ['live']]);
+  });
+
   it('a delta whose base is not the held version is never applied', () => {
     const { sub } = subscribe('o/*');
     sync.onOpen({ epoch: 'e1' });
