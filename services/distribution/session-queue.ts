@@ -70,7 +70,10 @@ export class SessionQueue {
 
   /** Starts a group: the messages pushed until the next group() or ungroup() reach the client together. */
   group(seq: number): void {
-    if (this.pendingBytes < this.groupFromBytes) {
+    // Below groupFromBytes the groups pending are merged into one leading group: cheap, and
+    // harmless between groups. Not after free-standing messages (`hello` first of all): merged,
+    // they would be sent inside the group's parts, after its `txn` marker.
+    if (this.pendingBytes < this.groupFromBytes && (this.lead !== UNGROUPED || this.items.length === 0)) {
       this.lead = seq;
       return;
     }

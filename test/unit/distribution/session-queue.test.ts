@@ -74,6 +74,22 @@ describe('SessionQueue', () => {
     assert.equal(q.take()?.items.length, 1);
   });
 
+  it('a message sent before a large group goes out before the group\'s parts, never after its txn marker (hello is first)', () => {
+    const q = new SessionQueue(1 << 20, () => 0);
+    const hello = '{"type":"hello","epoch":"e1"}';
+    q.push(hello, bytes(hello));
+    q.group(7);
+    for (let i = 0; i < 40; i++) q.push(msg(i), bytes(msg(i)));
+    const frames: string[] = [];
+    const taken = q.take()!;
+    forEachFrame(taken, (s, e, prefix) => frames.push(frameText(taken.items, s, e, prefix)), 400);
+    const parsed = frames.map((f) => JSON.parse(f) as Array<{ type: string; part?: number }>);
+    assert.equal(parsed[0][0].type, 'hello', 'the first message of the first frame');
+    assert.ok(parsed.length > 2, 'the group spans several frames');
+    for (const f of parsed.slice(1)) assert.equal(f[0].type, 'txn', 'every part opens with its marker');
+    assert.ok(!parsed.slice(1).some((f) => f.some((m) => m.type === 'hello')), 'hello is in no part of the group');
+  });
+
   it('clear() drops everything', () => {
     const q = new SessionQueue(1000, () => 0);
     q.push('abc', 3);
