@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { type Config, loadConfigFile, parseConfig } from '../config/config.ts';
 import { startDemoDatabase, startDemoWriter } from '../demo/demo.ts';
+import { KEPT_TOPIC } from '../demo/demo-orders.ts';
 import { createLogger, resolveLogFormat } from '../logger.ts';
 import { TidewireService } from '../service.ts';
 import { ProgressBar } from './progress-bar.ts';
@@ -98,7 +99,7 @@ export async function startCommand(opts: { config?: string; port?: number }): Pr
       process.stderr.write(
         `\ntidewire demo is running: a throwaway Postgres with an 'orders' table and a writer changing it.\n` +
           `  WebSocket:  ws://127.0.0.1:${port}/ws\n` +
-          `  a topic:    http://127.0.0.1:${port}/topics/orders/1/1\n` +
+          `  a topic:    http://127.0.0.1:${port}/topics/${KEPT_TOPIC}   (the writer changes it, never deletes it)\n` +
           (existsSync(DASHBOARD_DIR) ? `  dashboard:  http://127.0.0.1:${port}/\n` : '') +
           `  watch it:   npx tidewire watch 'orders/**' --url ws://127.0.0.1:${port}/ws\n\n`,
       );

@@ -5,15 +5,13 @@
  */
 import pg from 'pg';
 import type { Logger } from '../logger.ts';
+import { CREATE_ORDERS, CUSTOMER_COUNT, insertOrders, KEPT_ORDER_IDS, orderValues, STATUSES } from './demo-orders.ts';
 import { startEmbeddedPostgres } from './embedded-postgres.ts';
 
 export interface Demo {
   url: string;
   stop(): Promise<void>;
 }
-
-const STATUSES = ['new', 'paid', 'packed', 'shipped', 'delivered'];
-const ITEMS = ['espresso beans', 'oat milk', 'grinder', 'kettle', 'filter papers', 'mug', 'scale'];
 
 /** Starts the throwaway database with the demo schema; resolves with its URL. */
 export async function startDemoDatabase(log: Logger): Promise<Demo> {
@@ -23,20 +21,9 @@ export async function startDemoDatabase(log: Logger): Promise<Demo> {
   const url = server.urlFor('demo');
   const client = new pg.Client({ connectionString: url });
   await client.connect();
-  await client.query(`
-    CREATE TABLE orders (
-      id serial PRIMARY KEY,
-      customer_id int NOT NULL,
-      item text NOT NULL,
-      qty int NOT NULL,
-      price numeric(10,2) NOT NULL,
-      status text NOT NULL,
-      updated_at timestamptz NOT NULL DEFAULT now()
-    );
-    INSERT INTO orders (customer_id, item, qty, price, status)
-      SELECT 1 + ((i - 1) % 5), (ARRAY['${ITEMS.join("','")}'])[1 + i % ${ITEMS.length}], 1 + i % 4, (5 + i * 1.25)::numeric(10,2), 'new'
-      FROM generate_series(1, 40) AS i;
-  `);
+  await client.query(CREATE_ORDERS);
+  const rows = Array.from({ length: 40 }, (_, i) => orderValues(1 + (i % CUSTOMER_COUNT), i + 1));
+  await client.query(insertOrders(rows.length), rows.flat());
   await client.end();
   return { url, stop: server.stop };
 }
@@ -52,18 +39,20 @@ export function startDemoWriter(url: string, log: Logger, intervalMs = 250): { s
   const step = async () => {
     const r = Math.random();
     if (r < 0.75) {
-      const col = Math.random() < 0.6 ? `status = (ARRAY['${STATUSES.join("','")}'])[1 + floor(random() * ${STATUSES.length})::int]` : 'qty = 1 + floor(random() * 9)::int';
-      await client.query(`UPDATE orders SET ${col}, updated_at = now() WHERE id = (SELECT id FROM orders ORDER BY random() LIMIT 1)`);
+      // One field (and updated_at), as an order moves on or a customer changes the quantity.
+      const pick = 'id = (SELECT id FROM orders ORDER BY random() LIMIT 1)';
+      if (Math.random() < 0.6) {
+        await client.query(`UPDATE orders SET status = $1, updated_at = now() WHERE ${pick}`, [STATUSES[rnd(STATUSES.length)]]);
+      } else {
+        await client.query(`UPDATE orders SET qty = $1::int, subtotal = unit_price * $1::int, total = unit_price * $1::int + shipping_cost, updated_at = now() WHERE ${pick}`, [1 + rnd(9)]);
+      }
     } else if (r < 0.88) {
-      await client.query('INSERT INTO orders (customer_id, item, qty, price, status) VALUES ($1, $2, $3, $4, $5)', [
-        1 + rnd(5),
-        ITEMS[rnd(ITEMS.length)],
-        1 + rnd(4),
-        (5 + rnd(9000) / 100).toFixed(2),
-        'new',
-      ]);
+      await client.query(insertOrders(1), orderValues(1 + rnd(CUSTOMER_COUNT), rnd(1_000_000)));
     } else {
-      await client.query(`DELETE FROM orders WHERE id = (SELECT id FROM orders WHERE status = 'delivered' OR (SELECT count(*) FROM orders) > 60 ORDER BY id LIMIT 1)`);
+      // Each customer's first order stays (the start banner links one); the others come and go.
+      await client.query(
+        `DELETE FROM orders WHERE id = (SELECT id FROM orders WHERE id > ${KEPT_ORDER_IDS} AND (status = 'delivered' OR (SELECT count(*) FROM orders) > 60) ORDER BY id LIMIT 1)`,
+      );
     }
   };
   const loop = () => {
