@@ -427,7 +427,7 @@ export class TopicSync {
     if (core.wireId !== null) this.byWireId.delete(core.wireId);
     core.wireId = `s${++this.nextId}`;
     this.byWireId.set(core.wireId, core);
-    const msg: SubscribeMessage = { type: 'subscribe', id: core.wireId, selector: core.selector.text };
+    const msg: SubscribeMessage = { type: 'subscribe', id: core.wireId, selector: core.selector.text, positions: true };
     if (core.filter) msg.filter = core.filter.text;
     if (core.maxRate) msg.maxRate = core.maxRate;
     let listed: Set<string> = new Set();

@@ -29,6 +29,8 @@ export interface SubscribeMessage {
   maxRate?: number;
   /** Send only what changed since these versions (same epoch), removals for what is gone. */
   resume?: ResumeState;
+  /** End frames with `position` messages from now on (the whole session), to resume from a position. */
+  positions?: true;
 }
 /**
  * Bounds of a subscription's `maxRate`, updates per second per topic (schemas/protocol/subscribe.schema.json):

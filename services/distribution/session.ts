@@ -127,6 +127,8 @@ export class Session implements DeliveryTarget {
   private readonly pageChars: number;
   /** The last position announced (-1: none yet), and the permissions' tag it was announced under. */
   private announcedSeq = -1;
+  /** A subscribe asked for `position` messages (`positions: true`). */
+  private wantsPositions = false;
   private announcedAccess: string | undefined = undefined;
 
   constructor(
@@ -373,7 +375,7 @@ export class Session implements DeliveryTarget {
    * and only when the position (or the permissions' tag) moved since the last one.
    */
   position(): string | null {
-    if (this.ended !== null || this.subscriptions.size === 0 || this.loads.length > 0) return null;
+    if (!this.wantsPositions || this.ended !== null || this.subscriptions.size === 0 || this.loads.length > 0) return null;
     const seq = this.host.view.position;
     const access = accessTag(this.permissions);
     if (seq === this.announcedSeq && access === this.announcedAccess) return null;
@@ -529,6 +531,7 @@ export class Session implements DeliveryTarget {
       return;
     }
     const { selector, filter, maxRate } = checked;
+    if (msg.positions === true) this.wantsPositions = true;
     const sub: Subscription = { id, selector, target: this, filter, maxRate };
     this.subscriptions.set(id, sub);
     this.host.fanOut.add(sub);

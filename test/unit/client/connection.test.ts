@@ -108,7 +108,7 @@ describe('TidewireClient (scripted socket)', () => {
     ws1.accept('e1');
     await connected;
     assert.equal(c.epoch, 'e1');
-    assert.deepEqual(ws1.sent, [{ type: 'subscribe', id: ws1.sent[0].id, selector: 'orders/**' }]);
+    assert.deepEqual(ws1.sent, [{ type: 'subscribe', id: ws1.sent[0].id, selector: 'orders/**', positions: true }]);
     ws1.push({ type: 'value', path: 'orders/1', version: 1, value: { a: 1 } }, { type: 'subscribed', id: ws1.sent[0].id, selector: 'orders/**', topics: 1 });
     assert.equal(sub.live, true);
 

@@ -48,7 +48,7 @@ describe('TopicSync: subscribing', () => {
     const { sub, events } = subscribe('orders/**');
     assert.deepEqual(sent, []);
     sync.onOpen();
-    assert.deepEqual(sent, [{ type: 'subscribe', id: lastSubscribe(), selector: 'orders/**' }]);
+    assert.deepEqual(sent, [{ type: 'subscribe', id: lastSubscribe(), selector: 'orders/**', positions: true }]);
     assert.equal(sub.state, 'pending');
     feed(value('orders/1', 1, { a: 1 }), value('orders/2', 3, { a: 2 }), { type: 'subscribed', id: lastSubscribe(), selector: 'orders/**', topics: 2 });
     assert.deepEqual(events, [['value', 'orders/1', { a: 1 }, 1], ['value', 'orders/2', { a: 2 }, 3], ['live']]);
@@ -90,7 +90,7 @@ describe('TopicSync: gaps', () => {
     feed({ type: 'delta', path: 'orders/1', version: 3, patch: [{ op: 'replace', path: '/a', value: 3 }] });
     assert.deepEqual(sub.values.get('orders/1'), { a: 1 }, 'the delta was not applied to the wrong base');
     assert.deepEqual(events, []);
-    assert.deepEqual(sent, [{ type: 'unsubscribe', id: first }, { type: 'subscribe', id: lastSubscribe(), selector: 'orders/*' }]);
+    assert.deepEqual(sent, [{ type: 'unsubscribe', id: first }, { type: 'subscribe', id: lastSubscribe(), selector: 'orders/*', positions: true }]);
     assert.equal(sub.state, 'resyncing');
     assert.equal(sub.live, false);
     // A second broken delta while re-subscribing asks for nothing more.
