@@ -24,10 +24,11 @@ const rootPackage = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'))
 const installedVersion = (name: string) => (JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
 
 /**
- * Issue #18's target for the core entry is 10 kB; it is 11.1 kB (the filter language, which the
- * client shares with the server, is 3.5 kB of it). Until it is met this bound only stops growth.
+ * Issue #18's target for the core entry is 10 kB; it is 11.8 kB (the filter language, which the
+ * client shares with the server, is 3.5 kB of it; resuming from a position and applying a resume
+ * whole added 0.7 kB). Until it is met this bound only stops growth.
  */
-const CLIENT_GZIP_BUDGET = 11_776;
+const CLIENT_GZIP_BUDGET = 11_900;
 
 let work: string;
 let project: string;
