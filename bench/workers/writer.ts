@@ -5,7 +5,8 @@
  * sent — the statement is its own transaction, so its commit follows within its execution time,
  * which is reported too. When Postgres cannot keep up, batches grow and the achieved rate says so.
  *
- * `set` is the rest of the SET list (what else changes, e.g. `qty = qty + 1`).
+ * `set` is the rest of the SET list (what else changes, e.g. `qty = qty + 1`). `stop` ends a run
+ * before its `seconds` are up.
  */
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
@@ -26,6 +27,8 @@ interface RunParams {
 const nowUs = () => Math.round((performance.timeOrigin + performance.now()) * 1000);
 let client: pg.Client | null = null;
 let cursor = 0;
+/** `stop` ends a run early (it returns what it sent so far). */
+let stopping = false;
 
 async function run(p: RunParams) {
   if (!client) {
@@ -40,7 +43,8 @@ async function run(p: RunParams) {
   let statements = 0;
   const exec = new Samples();
   let maxBatch = 0;
-  while (performance.now() < end) {
+  stopping = false;
+  while (performance.now() < end && !stopping) {
     const due = Math.floor(((performance.now() - t0) / 1000) * p.rate) - sent;
     if (due > 0) {
       const ids: number[] = new Array(due);
@@ -62,6 +66,6 @@ async function run(p: RunParams) {
   return { sent, seconds, rate: sent / seconds, statements, maxBatch, statementMs: summarize(exec.values()) };
 }
 
-serve({ run }, async () => {
+serve({ run, stop: () => void (stopping = true) }, async () => {
   await client?.end().catch(() => {});
 });
