@@ -4,7 +4,6 @@
  * left off. Runs in browsers and in Node (no Node-only import at the top level).
  */
 import { type AuthenticatedMessage, type HelloMessage, MAX_RATE, PROTOCOL_VERSION, type ServerMessage } from '../core/messages.ts';
-import { FilterError, compileFilter } from '../core/filter.ts';
 import { SelectorError, parseSelector } from '../core/selector.ts';
 import { Backoff, type BackoffOptions } from '../core/backoff.ts';
 import { type ConnectionEvent, type ConnectionState, nextState } from './connection-state.ts';
@@ -12,7 +11,7 @@ import { TidewireClientError } from './errors.ts';
 import { FrameAssembler } from './frame-assembler.ts';
 import { FrameError, parseFrame } from './frames.ts';
 import { Outbox } from './outbox.ts';
-import { type ResumeInfo, type SubscribeOptions, Subscription, type SubscriptionCore, type SubscriptionHandlers } from './subscription.ts';
+import { type FilterLanguage, type ResumeInfo, type SubscribeOptions, Subscription, type SubscriptionCore, type SubscriptionHandlers } from './subscription.ts';
 import { type TokenReason, type TokenSource, refreshDelay, resolveToken, withAccessToken } from './token.ts';
 import { TopicSync } from './topic-sync.ts';
 import { OPEN, type WebSocketConstructor, type WebSocketLike, resolveWebSocket } from './transport.ts';
@@ -41,6 +40,11 @@ export interface TidewireClientOptions {
    * is fetched before reconnecting.
    */
   token?: TokenSource;
+  /**
+   * The filter language, needed only to subscribe with `filter`: `import { filters } from
+   * '@tidewire/client/filter'`. Kept out of the core entry, so apps that do not filter do not ship it.
+   */
+  filters?: FilterLanguage;
 }
 
 /** Why the connection was lost, and when the client tries again. */
@@ -156,7 +160,8 @@ export class TidewireClient {
    * Subscribes to every topic the selector matches (`orders/7/42`, `orders/*\/42`, `orders/**`)
    * and, with `options.filter`, whose value matches the filter; `options.maxRate` caps updates per
    * second per topic. Throws TidewireClientError (INVALID_SELECTOR, FILTER_INVALID,
-   * INVALID_MESSAGE for a bad maxRate) for what the server would refuse.
+   * INVALID_MESSAGE for a bad maxRate) for what the server would refuse, and FILTER_UNAVAILABLE for
+   * a filter on a client created without `filters` (from '@tidewire/client/filter').
    * @example
    * client.subscribe('orders/**', { onValue: render }, { filter: "status = 'open' and total > 100", maxRate: 2 });
    */
@@ -170,12 +175,13 @@ export class TidewireClient {
     }
     let filter = null;
     if (options.filter !== undefined) {
-      try {
-        filter = compileFilter(options.filter);
-      } catch (err) {
-        if (!(err instanceof FilterError)) throw err;
-        throw new TidewireClientError('FILTER_INVALID', err.message, { selector: String(selector), cause: err });
+      const language = this.options.filters;
+      if (!language) {
+        throw new TidewireClientError('FILTER_UNAVAILABLE', "a filter needs the filter language: import { filters } from '@tidewire/client/filter' and create the client with new TidewireClient({ url, filters })", { selector: String(selector) });
       }
+      const compiled = language.compile(options.filter);
+      if (compiled.error) throw new TidewireClientError('FILTER_INVALID', compiled.error.message, { selector: String(selector), cause: compiled.error });
+      filter = compiled.filter;
     }
     const maxRate = options.maxRate;
     if (maxRate !== undefined && !(typeof maxRate === 'number' && maxRate >= MAX_RATE.min && maxRate <= MAX_RATE.max)) {

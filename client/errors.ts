@@ -11,7 +11,9 @@ export type ClientErrorCode =
   /** A subscription was refused by the server and will not be retried. */
   | 'SUBSCRIPTION_FAILED'
   /** A handler passed to subscribe() threw; the client carried on. */
-  | 'HANDLER_FAILED';
+  | 'HANDLER_FAILED'
+  /** subscribe() with a filter on a client created without `filters` (from '@tidewire/client/filter'). */
+  | 'FILTER_UNAVAILABLE';
 
 export class TidewireClientError extends Error {
   readonly code: ClientErrorCode;

@@ -1,6 +1,6 @@
 /** The tidewire client SDK's public API. */
 export { TidewireClient, type DisconnectInfo, type TidewireClientOptions } from './client.ts';
-export { Subscription, type FeedStatus, type ResumeInfo, type SubscribeOptions, type SubscriptionHandlers, type SubscriptionState } from './subscription.ts';
+export { Subscription, type FeedStatus, type FilterLanguage, type ResumeInfo, type SubscribeOptions, type SubscriptionHandlers, type SubscriptionState } from './subscription.ts';
 export type { TokenReason, TokenSource } from './token.ts';
 export type { ConnectionState } from './connection-state.ts';
 export { TidewireClientError, type ClientErrorCode } from './errors.ts';

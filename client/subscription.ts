@@ -15,6 +15,12 @@ import type { TidewireClientError } from './errors.ts';
 export type SubscriptionState = 'pending' | 'live' | 'resyncing' | 'closed' | 'failed';
 
 /** Server-side options of a subscription. */
+/** The filter language (`filters` from '@tidewire/client/filter'), passed to the client to use `filter`. */
+export interface FilterLanguage {
+  /** Compiles a filter, or says why it is refused (with the position). */
+  compile(text: string): { readonly filter: Filter; readonly error?: undefined } | { readonly filter?: undefined; readonly error: Error };
+}
+
 export interface SubscribeOptions {
   /**
    * Only topics whose value matches, e.g. `status = 'open' and total >= 100` (docs/PROTOCOL.md,

@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { SignJWT } from 'jose';
 import WebSocket from 'ws';
 import { TidewireClient } from '../../client/index.ts';
+import { filters } from '../../client/filter.ts';
 import type { ServerMessage } from '../../core/messages.ts';
 import type { JsonObject } from '../../core/json.ts';
 import type { TidewireService } from '../../services/service.ts';
@@ -173,7 +174,7 @@ describe('filters', () => {
     }
     const client = new TidewireClient({
       // The first reconnect waits 0.75-1.5 s: the changes below happen while the client is away.
-      url, WebSocket: Tapped as never, token: () => token(['full']), reconnect: { initialMs: 1500, maxMs: 2000 },
+      url, WebSocket: Tapped as never, token: () => token(['full']), reconnect: { initialMs: 1500, maxMs: 2000 }, filters,
     });
     t.after(() => client.close());
     const events: string[] = [];

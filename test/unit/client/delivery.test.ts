@@ -10,6 +10,7 @@ import { planResume } from '../../../client/resume.ts';
 import { type ResumeInfo, Subscription, type SubscriptionCore } from '../../../client/subscription.ts';
 import { refreshDelay, tokenTimes, withAccessToken } from '../../../client/token.ts';
 import { TopicSync } from '../../../client/topic-sync.ts';
+import { filters } from '../../../client/filter.ts';
 import type { ClientMessage, ServerMessage, SubscribeMessage } from '../../../core/messages.ts';
 import type { JsonObject } from '../../../core/json.ts';
 import { compileFilter } from '../../../core/filter.ts';
@@ -265,8 +266,14 @@ describe('tokens', () => {
     client.close();
   });
 
-  it('refuses a bad filter or maxRate synchronously', () => {
+  it('a filter needs the filter language, kept out of the core entry: without it, a clear error saying what to import', () => {
     const c = new TidewireClient({ url: 'ws://x/ws', WebSocket: FakeSocket });
+    assert.throws(() => c.subscribe('o/*', {}, { filter: 'a = 1' }), (e: unknown) => e instanceof TidewireClientError && e.code === 'FILTER_UNAVAILABLE' && e.message.includes("import { filters } from '@tidewire/client/filter'"));
+    assert.equal(c.subscribe('o/*', {}).filter, undefined, 'no filter needs no language');
+  });
+
+  it('refuses a bad filter or maxRate synchronously', () => {
+    const c = new TidewireClient({ url: 'ws://x/ws', WebSocket: FakeSocket, filters });
     assert.throws(() => c.subscribe('o/*', {}, { filter: 'a = ' }), (e: unknown) => e instanceof TidewireClientError && e.code === 'FILTER_INVALID' && /at 5; expected a value/.test(e.message));
     assert.throws(() => c.subscribe('o/*', {}, { maxRate: 0 }), (e: unknown) => e instanceof TidewireClientError && e.code === 'INVALID_MESSAGE');
     assert.throws(() => c.subscribe('o/*', {}, { maxRate: 0.001 }), (e: unknown) => e instanceof TidewireClientError && e.code === 'INVALID_MESSAGE', 'below the server minimum of 0.01: refused here, not by the server');
