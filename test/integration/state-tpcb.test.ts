@@ -69,7 +69,7 @@ test('TPC-B under pgbench: the three sums agree after every frame the client app
   };
   svc = await startServiceProcess(config, port);
   // Writes go on through everything below.
-  bench = pgbench(['-n', '-c', '2', '-j', '1', '-T', '40', '-R', '150']);
+  bench = pgbench(['-n', '-c', '2', '-j', '1', '-T', '25', '-R', '150']);
 
   const balances = new Map<string, number>();
   const sums = { a: 0, t: 0, b: 0 };
