@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { type ResumeInfo, TidewireClient } from '../../client/index.ts';
+import { filters } from '../../client/filter.ts';
 import type { ClientMessage, ServerMessage } from '../../core/messages.ts';
 import { type JsonObject, jsonEqual } from '../../core/json.ts';
 import type { TidewireService } from '../../services/service.ts';
@@ -146,7 +147,7 @@ describe('resume from a position', () => {
 
   it('removals and filter exits while away arrive as removals', async (t) => {
     const { Tapped, sockets, positions } = tap();
-    const client = new TidewireClient({ url, WebSocket: Tapped as never, reconnect: { initialMs: 2000, maxMs: 2000 } });
+    const client = new TidewireClient({ url, WebSocket: Tapped as never, reconnect: { initialMs: 2000, maxMs: 2000 }, filters });
     t.after(() => client.close());
     const app = watch(client, 'small/**', 'n < 5');
     await client.connect();
@@ -166,7 +167,7 @@ describe('resume from a position', () => {
 
   it('past the removal log: every topic as its value, partial; no removal for a topic that exists, never a blank', async (t) => {
     const { Tapped, sockets, positions } = tap();
-    const client = new TidewireClient({ url, WebSocket: Tapped as never, reconnect: { initialMs: 2000, maxMs: 2000 } });
+    const client = new TidewireClient({ url, WebSocket: Tapped as never, reconnect: { initialMs: 2000, maxMs: 2000 }, filters });
     t.after(() => client.close());
     const app = watch(client, 'again/**');
     await client.connect();
