@@ -500,8 +500,8 @@ function report(x: {
       ['cores used during the load: server / client / other jobs on the machine', `${num(sub.serverCores, 2)} / ${num(sub.clientCores, 2)} / ${num(sub.otherCores, 2)} (machine ${num(sub.machineBusy * 100)}% busy)`],
       ['`loading` messages (pages) before it', num(sub.pages)],
       ['server RSS before the first subscribe → peak during the loads', `${mib(sub.rssBefore)} → ${mib(sub.peakRss)}`],
-      ['server send queue peak (sampled every 5 ms) / its limit (sendQueueBytes)', `${mib(sub.queuePeak.bytes)} / ${mib(SEND_QUEUE_BYTES)}`],
-      ['server socket backlog peak', mib(sub.queuePeak.socketBytes)],
+      ['server send queue peak (sampled every 5 ms) / its limit (sendQueueBytes)', `${num(sub.queuePeak.bytes)} B / ${num(SEND_QUEUE_BYTES)} B`],
+      ['server socket backlog peak', `${num(sub.queuePeak.socketBytes)} B`],
       ['client heap / RSS holding every topic', `${mib(sub.clientHeap)} / ${mib(sub.clientRss)}`],
       ['writer', `${num(sub.writerChanges)} updates over the table, ${sub.writesThroughout ? 'still writing when the subscription went live' : '**stopped before the subscription went live**'}`],
     ],
@@ -513,7 +513,7 @@ function report(x: {
     { description: `restart with ${num(rows)} rows, durable: process start → client resumed ≤ 10 s`, met: Math.max(dTerm.resumedSeconds ?? Infinity, dKill.resumedSeconds ?? Infinity) <= 10, measured: `${secs(dTerm.resumedSeconds)} after SIGTERM, ${secs(dKill.resumedSeconds)} after kill -9 (re-snapshot: ${secs(mTerm.resumedSeconds)})` },
     { description: 'steady-state ingest with the store on ≤ 15% slower (CPU s per million changes)', met: x.cpuRatio <= 1.15, measured: `${ratio(x.cpuRatio, 1, 2)} the CPU per change, ${ratio(x.rateRatio, 1, 2)} the changes/s` },
     ...(rows >= 10_000_000 ? [{ description: `${num(rows)} rows in ≤ 2 GiB RSS (durable, after the restart)`, met: dTerm.memory.rss <= 2 * 2 ** 30, measured: mib(dTerm.memory.rss) }] : []),
-    { description: `initial load of a ${num(sub.rows)}-topic subscription ≤ 10 s`, met: sub.loadSeconds <= 10, measured: `${sub.loadSeconds.toFixed(1)} s, send queue peak ${mib(sub.queuePeak.bytes)}` },
+    { description: `initial load of a ${num(sub.rows)}-topic subscription ≤ 10 s`, met: sub.loadSeconds <= 10, measured: `${sub.loadSeconds.toFixed(1)} s, send queue peak ${num(sub.queuePeak.bytes)} B` },
   ];
   const caveats: string[] = [];
   if (!x.quick && rows < 10_000_000) caveats.push(`The restart table has ${num(rows)} rows (\`--rows ${rows}\`), not 10,000,000: see the report for why.`);
