@@ -81,4 +81,10 @@ export interface TopicView {
   /** The version a removed path had at its removal, when still remembered. */
   removedVersion?(path: string): number | undefined;
   removalsSince?(seq: number): Iterable<{ readonly path: string; readonly version: number; readonly tenant: string }> | null;
+  /**
+   * True for a position this state never reached in its numbering: one a client got before a crash,
+   * past what the store had made durable (the restart numbers its batches after a gap, so such
+   * positions are told apart from its own). Answered whole.
+   */
+  positionLost?(seq: number): boolean;
 }

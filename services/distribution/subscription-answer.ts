@@ -128,7 +128,9 @@ class AnswerWriter {
     const patches = held < topic.version ? this.view.changesSince(topic, held) : null;
     const ops = patches === null ? null : projectAndCompose(patches, p);
     if (ops === null) {
-      this.partial = true;
+      // By versions the answer is then partial. From a position it stays exact: `partial` there
+      // means whole (the client would drop every held topic not sent), and this one was sent.
+      if (this.since === null) this.partial = true;
       this.send(projectedValueMessage(topic, topic.version, p));
       this.sink.sent(topic.path, { version: topic.version, value: topic.value });
     } else if (ops.length === 0) {
@@ -200,6 +202,7 @@ function planResume(view: TopicView, resume: ResumeState | undefined, permission
   if (seq === undefined) return { versions: versions ?? {}, since: null, whole: false };
   const answerable =
     seq <= view.position &&
+    !(view.positionLost?.(seq) ?? false) &&
     resume.access === accessTag(permissions) &&
     view.versionAt !== undefined &&
     view.removalsSince !== undefined &&

@@ -55,6 +55,12 @@ export interface LoadedTopic {
   readonly seq?: number;
 }
 
+/**
+ * How far a restored state's batch numbers jump (TopicStore.restore): more than the batches that can
+ * be applied and not yet durable (the state journal holds back ingest at 200,000 changes).
+ */
+export const RESTORE_SEQ_GAP = 10_000_000;
+
 export class TopicStore implements TopicView {
   private _epoch: string;
   /** Recent changes per topic and the last versions of removed paths. */
@@ -66,6 +72,8 @@ export class TopicStore implements TopicView {
   private readonly topics = new Map<string, Topic>();
   private readonly root: PathNode = { children: null, topic: null };
   private seq = 0;
+  /** After a restore: positions after the restored seq and up to the first of this run were lost. */
+  private lost: { readonly after: number; readonly through: number } | null = null;
 
   constructor(options: TopicStoreOptions = {}) {
     this._epoch = options.epoch ?? newEpoch();
@@ -87,7 +95,11 @@ export class TopicStore implements TopicView {
   restore(state: RestoredState, topics: Iterable<LoadedTopic>): number {
     if (this.seq !== 0 || this.topics.size > 0) throw new Error('TopicStore.restore: the store already holds state');
     this._epoch = state.epoch;
-    this.seq = state.seq;
+    // Batches applied after the durable ones were delivered, then lost with the process: clients
+    // may hold positions up to RESTORE_SEQ_GAP past it (the journal bounds what is not durable far
+    // below that). This run numbers after them, so those positions are never mistaken for its own.
+    this.seq = state.seq + RESTORE_SEQ_GAP;
+    this.lost = { after: state.seq, through: this.seq };
     this.history = new TopicHistory(this.historyOptions, { versionFloor: state.versionFloor });
     const removals = state.removals;
     this.removals = new RemovalLog(this.removalCapacity, removals ? removals.floor : state.seq);
@@ -109,6 +121,10 @@ export class TopicStore implements TopicView {
 
   get position(): number {
     return this.seq;
+  }
+
+  positionLost(seq: number): boolean {
+    return this.lost !== null && seq > this.lost.after && seq <= this.lost.through;
   }
 
   changesSince(topic: Topic, version: number): ReadonlyArray<readonly PatchOp[]> | null {

@@ -91,6 +91,32 @@ describe('answerSubscribe', () => {
     assert.deepEqual(messages.map((m) => [m.type, m.version]), [['value', 3]]);
   });
 
+  it('from a position, a listed version the server cannot answer (ahead of it after a crash) is sent as the value and stays exact', () => {
+    const store = new TopicStore();
+    store.apply([order(1), order(2)]);
+    const seq = store.position;
+    // The client applied orders/1 up to v7 after its position; this server has v1 (v2..v7 were lost).
+    const { result, messages } = answer(store, { resume: { epoch: store.epoch, seq, versions: { 'orders/1': 7 } } });
+    assert.equal(result.resumed, 'exact', 'not partial: from a position that means whole, and the client would drop orders/2');
+    assert.deepEqual(messages.map((m) => [m.type, m.path, m.version]), [['value', 'orders/1', 1]]);
+  });
+
+  it('a position lost with a crash (past the restored seq, before this run\'s first) is answered whole, though below the current seq', () => {
+    const store = new TopicStore();
+    store.restore({ epoch: 'e', seq: 40, versionFloor: 0 }, [{ path: 'orders/1', tenant: 'acme', source: 't', version: 4, value: { id: 1 }, seq: 30 }]);
+    store.apply([order(2)]); // the replay after the restart
+    assert.ok(store.position > 45);
+    assert.equal(store.positionLost(40), false, 'the restored position itself is this state');
+    assert.equal(store.positionLost(45), true, 'a position a client got before the crash, never made durable');
+    assert.equal(store.positionLost(store.position), false);
+    const lost = answer(store, { resume: { epoch: 'e', seq: 45 } });
+    assert.equal(lost.result.resumed, 'partial', 'whole: every matching topic as its value');
+    assert.deepEqual(lost.messages.map((m) => [m.type, m.path]), [['value', 'orders/1'], ['value', 'orders/2']]);
+    const durable = answer(store, { resume: { epoch: 'e', seq: 40 } });
+    assert.equal(durable.result.resumed, 'exact');
+    assert.deepEqual(durable.messages.map((m) => [m.type, m.path]), [['value', 'orders/2']], 'only what changed since the durable position');
+  });
+
   it('resume from another epoch: every value afresh', () => {
     const store = new TopicStore();
     store.apply([order(1)]);
