@@ -13,7 +13,7 @@ import type { ChangeBatch, TopicUpdate } from '../../core/topic.ts';
 import { InProcessHandoff } from '../../services/handoff/handoff.ts';
 import { Pipeline } from '../../services/pipeline.ts';
 import { LmdbStateStore, StateJournal } from '../../services/state/index.ts';
-import { TopicStore } from '../../services/topics/topic-store.ts';
+import { RESTORE_SEQ_GAP, TopicStore } from '../../services/topics/topic-store.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'tidewire-pipeline-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -45,7 +45,9 @@ test('batches and positions are written; a checkpoint resolves once durable; a r
 
   const b = await node(dir);
   assert.equal(b.store.epoch, 'e1');
-  assert.equal(b.store.position, 3);
+  assert.equal(b.store.position, 3 + RESTORE_SEQ_GAP, 'numbered after the gap that tells lost positions apart');
+  assert.equal(b.store.positionLost(3), false);
+  assert.equal(b.store.positionLost(4), true);
   assert.equal(b.store.get('t/1')!.version, 2);
   assert.deepEqual(b.store.get('t/1')!.value, { n: 2 });
   assert.equal(b.store.get('t/2'), undefined);
@@ -54,7 +56,7 @@ test('batches and positions are written; a checkpoint resolves once durable; a r
   assert.equal(b.state.versionFloor, 2);
   await b.pipeline.apply([up('t/2', { n: 9 })]);
   assert.equal(b.store.get('t/2')!.version, 3);
-  assert.equal(b.batches.at(-1)!.seq, 4, 'seq continues');
+  assert.equal(b.batches.at(-1)!.seq, 4 + RESTORE_SEQ_GAP, 'seq continues after the gap');
   await b.state.close();
 });
 
