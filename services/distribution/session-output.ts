@@ -40,7 +40,7 @@ export interface OutputOwner extends OutputState {
    * The `position` message to end a frame with (the session settled at the view's position), or
    * null when none may be announced now (see SessionDelivery.settled).
    */
-  position?(): string | null;
+  position?(heartbeat?: boolean): string | null; // heartbeat: not held back by the interval
   /** Writing to the socket failed (the connection is broken). */
   sendFailed(err: Error): void;
   /** Serving the session threw (a bug): close it alone (1011) and log it. */
@@ -235,8 +235,8 @@ export class SessionOutput {
    * Ends what is queued with the position the client will hold once it applied it, when the
    * session is settled there (and it moved since the last one announced).
    */
-  announce(): boolean {
-    const wire = this.owner.position?.() ?? null;
+  announce(heartbeat = false): boolean {
+    const wire = this.owner.position?.(heartbeat) ?? null;
     if (wire === null) return false;
     this.queue.ungroup();
     this.owner.groupBatch = -1;

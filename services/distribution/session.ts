@@ -138,7 +138,6 @@ export class Session implements DeliveryTarget {
   private announcedAccess: string | undefined = undefined;
   /** When the last position went out (performance.now()); see POSITION_MIN_INTERVAL_MS. */
   private announcedAt = -Infinity;
-  private heartbeatAnnounce = false;
 
   constructor(
     readonly id: string,
@@ -306,14 +305,7 @@ export class Session implements DeliveryTarget {
     this.ws.ping();
     // An idle subscription's position moves on too (changes elsewhere), so a later resume finds
     // the removal log still reaching back to it.
-    if (this.subscriptions.size > 0) {
-      this.heartbeatAnnounce = true;
-      try {
-        this.output.announce();
-      } finally {
-        this.heartbeatAnnounce = false;
-      }
-    }
+    if (this.subscriptions.size > 0) this.output.announce(true);
   }
 
   /** Closes the connection with `code`; the session's memory is released at once. */
@@ -390,7 +382,7 @@ export class Session implements DeliveryTarget {
    * subscriptions, none loading in pages, nothing merged or throttled waiting (delivery.settled),
    * and only when the position (or the permissions' tag) moved since the last one.
    */
-  position(): string | null {
+  position(heartbeat = false): string | null {
     if (!this.wantsPositions || this.ended !== null || this.subscriptions.size === 0 || this.loads.length > 0) return null;
     const seq = this.host.view.position;
     const access = accessTag(this.permissions);
@@ -398,7 +390,7 @@ export class Session implements DeliveryTarget {
     // At most one per interval (a heartbeat always may): the client lists the topics it applied
     // after its last position when it resumes, so a later one costs a few versions, not a gap.
     const now = performance.now();
-    if (now - this.announcedAt < POSITION_MIN_INTERVAL_MS && !this.heartbeatAnnounce && access === this.announcedAccess) return null;
+    if (now - this.announcedAt < POSITION_MIN_INTERVAL_MS && !heartbeat && access === this.announcedAccess) return null;
     if (!this.delivery.settled()) return null;
     this.announcedAt = now;
     this.announcedSeq = seq;

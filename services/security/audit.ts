@@ -63,7 +63,7 @@ export class AuditLog {
 
   private defer(record: object, msg: string): void {
     this.deferred.push({ record, msg });
-    if (this.deferred.length >= DEFERRED_MAX) setImmediate(() => this.flush());
+    if (this.deferred.length === DEFERRED_MAX) setImmediate(() => this.flush()); // once per full queue
     else if (!this.timer) this.timer = setTimeout(() => this.flush(), DEFERRED_FLUSH_MS).unref();
   }
 
