@@ -12,11 +12,9 @@ import type { Selector } from '../../core/selector.ts';
 import { type HistoryOptions, TopicHistory } from './topic-history.ts';
 import { REMOVAL_LOG_DEFAULT_CAPACITY, type RemovalEntry, RemovalLog } from './removal-log.ts';
 import { deltaText, prefersDelta, removalMessage, valueMessage, valueText } from '../../core/wire.ts';
+import { HeapTopicIndex, type LoadedTopic, type TopicIndex } from './topic-index.ts';
 
-interface PathNode {
-  children: Map<string, PathNode> | null;
-  topic: Topic | null;
-}
+export type { LoadedTopic } from './topic-index.ts';
 
 export function newEpoch(): string {
   return `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
@@ -44,17 +42,6 @@ export interface RestoredState {
   readonly removals?: { readonly floor: number; readonly entries: Iterable<RemovalEntry> };
 }
 
-/** A topic as durable state holds it (services/state's StoredTopic has this shape). */
-export interface LoadedTopic {
-  readonly path: string;
-  readonly tenant: string;
-  readonly source: string;
-  readonly version: number;
-  readonly value: JsonObject;
-  /** The seq of its last change; absent: unknown (changed after any position, as far as a resume knows). */
-  readonly seq?: number;
-}
-
 /**
  * How far a restored state's batch numbers jump (TopicStore.restore): more than the batches that can
  * be applied and not yet durable (the state journal holds back ingest at 200,000 changes).
@@ -69,8 +56,7 @@ export class TopicStore implements TopicView {
   /** The removals of recent batches, for resumes from a position. */
   removals: RemovalLog;
   private readonly removalCapacity: number;
-  private readonly topics = new Map<string, Topic>();
-  private readonly root: PathNode = { children: null, topic: null };
+  private topics: TopicIndex = new HeapTopicIndex();
   private seq = 0;
   /** After a restore: positions after the restored seq and up to the first of this run were lost. */
   private lost: { readonly after: number; readonly through: number } | null = null;
@@ -88,12 +74,23 @@ export class TopicStore implements TopicView {
   }
 
   /**
+   * Keeps topics in `index` from now on (e.g. the durable store's, stored-topic-index.ts): only
+   * while the store holds nothing. The index may already hold topics: those of a state restored
+   * with `restore` (pass no topics there).
+   */
+  useIndex(index: TopicIndex): void {
+    if (this.seq !== 0 || this.topics.size > 0) throw new Error('TopicStore.useIndex: the store already holds state');
+    this.topics = index;
+  }
+
+  /**
    * Takes over a state read back from durable storage: its epoch, seq and version floor, and its
    * topics as they were (no change is emitted: they are the state clients of this epoch already
-   * hold). Only before anything was applied; a path given twice keeps the last. Returns the count.
+   * hold). Only before anything was applied; a path given twice keeps the last. Without `topics`,
+   * the index given to `useIndex` holds them already. Returns the count.
    */
-  restore(state: RestoredState, topics: Iterable<LoadedTopic>): number {
-    if (this.seq !== 0 || this.topics.size > 0) throw new Error('TopicStore.restore: the store already holds state');
+  restore(state: RestoredState, topics?: Iterable<LoadedTopic>): number {
+    if (this.seq !== 0 || (topics !== undefined && this.topics.size > 0)) throw new Error('TopicStore.restore: the store already holds state');
     this._epoch = state.epoch;
     // Batches applied after the durable ones were delivered, then lost with the process: clients
     // may hold positions up to RESTORE_SEQ_GAP past it (the journal bounds what is not durable far
@@ -104,12 +101,13 @@ export class TopicStore implements TopicView {
     const removals = state.removals;
     this.removals = new RemovalLog(this.removalCapacity, removals ? removals.floor : state.seq);
     if (removals) for (const e of removals.entries) this.removals.add(e);
+    if (topics === undefined) return this.topics.size;
     let n = 0;
     for (const t of topics) {
       const topic: Topic = { path: t.path, tenant: t.tenant, source: t.source, value: t.value, version: t.version };
       if (t.seq !== undefined) topic.seq = t.seq;
-      this.topics.set(t.path, topic);
-      this.nodeFor(t.path).topic = topic;
+      this.topics.delete(t.path, 0);
+      this.topics.add(topic);
       n++;
     }
     return n;
@@ -128,12 +126,12 @@ export class TopicStore implements TopicView {
   }
 
   changesSince(topic: Topic, version: number): ReadonlyArray<readonly PatchOp[]> | null {
-    if (this.topics.get(topic.path) !== topic) return null;
+    if (!this.isCurrent(topic)) return null;
     return this.history.since(topic.path, version, topic.version);
   }
 
   versionAt(topic: Topic, seq: number): number | null {
-    if (this.topics.get(topic.path) !== topic) return null;
+    if (!this.isCurrent(topic)) return null;
     if (topic.seq !== undefined && topic.seq <= seq) return topic.version;
     return this.history.versionAt(topic.path, seq);
   }
@@ -166,19 +164,14 @@ export class TopicStore implements TopicView {
   /** Removes every topic a source produced (a TRUNCATE, or a mapping being reset). */
   removeSource(source: string): ChangeBatch | null {
     const changes: TopicChange[] = [];
-    for (const topic of this.topics.values()) {
-      if (topic.source === source) changes.push(this.remove(topic.path)!);
-    }
+    const paths: string[] = [];
+    for (const topic of this.topics.values()) if (topic.source === source) paths.push(topic.path);
+    for (const path of paths) changes.push(this.remove(path)!);
     return changes.length === 0 ? null : { epoch: this.epoch, seq: ++this.seq, changes };
   }
 
   forEachMatching(selector: Selector, visit: (topic: Topic) => void): void {
-    if (selector.exact) {
-      const t = this.topics.get(selector.text);
-      if (t) visit(t);
-      return;
-    }
-    this.walk(this.root, selector, 0, visit);
+    this.topics.forEachMatching(selector, visit);
   }
 
   /** Every topic, in no particular order. */
@@ -186,28 +179,10 @@ export class TopicStore implements TopicView {
     return this.topics.values();
   }
 
-  private walk(node: PathNode, sel: Selector, depth: number, visit: (topic: Topic) => void): void {
-    if (depth === sel.segments.length) {
-      if (sel.descendants) this.visitDescendants(node, visit);
-      else if (node.topic) visit(node.topic);
-      return;
-    }
-    if (!node.children) return;
-    const s = sel.segments[depth];
-    if (s === '*') {
-      for (const child of node.children.values()) this.walk(child, sel, depth + 1, visit);
-    } else {
-      const child = node.children.get(s);
-      if (child) this.walk(child, sel, depth + 1, visit);
-    }
-  }
-
-  private visitDescendants(node: PathNode, visit: (topic: Topic) => void): void {
-    if (!node.children) return;
-    for (const child of node.children.values()) {
-      if (child.topic) visit(child.topic);
-      this.visitDescendants(child, visit);
-    }
+  /** Is `topic` the one the state holds now (the same version of the same path)? */
+  private isCurrent(topic: Topic): boolean {
+    const now = this.topics.get(topic.path);
+    return now === topic || (now !== undefined && now.version === topic.version);
   }
 
   private upsert(u: TopicUpdate): TopicChange | null {
@@ -217,8 +192,7 @@ export class TopicStore implements TopicView {
       // Usually 1; a path created again continues after its removal (see topic-history.ts).
       const version = this.history.firstVersion(u.path);
       const topic: Topic = { path: u.path, tenant: u.tenant ?? DEFAULT_TENANT, source: u.source, value, version, seq: this.seq + 1 };
-      this.topics.set(u.path, topic);
-      this.nodeFor(u.path).topic = topic;
+      this.topics.add(topic);
       return { type: 'value', topic, version, wire: valueMessage(topic.path, version, value), before: null, after: value };
     }
     if (u.keep && u.keep.length > 0) {
@@ -234,6 +208,7 @@ export class TopicStore implements TopicView {
     existing.seq = this.seq + 1;
     const patchJson = JSON.stringify(patch);
     const valueJson = JSON.stringify(value);
+    this.topics.changed(existing);
     this.history.record(existing.path, version, patch, patchJson.length, existing.seq, prevSeq);
     if (prefersDelta(patchJson, valueJson)) {
       const wire = deltaText(existing.path, version, patchJson);
@@ -245,8 +220,7 @@ export class TopicStore implements TopicView {
   private remove(path: string): TopicChange | null {
     const topic = this.topics.get(path);
     if (!topic) return null;
-    this.topics.delete(path);
-    this.detach(path);
+    this.topics.delete(path, this.seq + 1);
     const version = topic.version + 1;
     this.history.removed(path, version);
     this.removals.add({ seq: this.seq + 1, path, version, tenant: topic.tenant });
@@ -258,34 +232,5 @@ export class TopicStore implements TopicView {
       before: topic.value,
       after: null,
     };
-  }
-
-  private nodeFor(path: string): PathNode {
-    let node = this.root;
-    for (const s of path.split('/')) {
-      node.children ??= new Map();
-      let child = node.children.get(s);
-      if (!child) node.children.set(s, (child = { children: null, topic: null }));
-      node = child;
-    }
-    return node;
-  }
-
-  private detach(path: string): void {
-    const segments = path.split('/');
-    const trail: PathNode[] = [this.root];
-    let node = this.root;
-    for (const s of segments) {
-      const child = node.children?.get(s);
-      if (!child) return;
-      trail.push(child);
-      node = child;
-    }
-    node.topic = null;
-    for (let i = trail.length - 1; i > 0; i--) {
-      const n = trail[i];
-      if (n.topic || (n.children && n.children.size > 0)) break;
-      trail[i - 1].children!.delete(segments[i - 1]);
-    }
   }
 }
