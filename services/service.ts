@@ -22,6 +22,7 @@ import { LmdbStateStore } from './state/lmdb-state-store.ts';
 import { StateJournal } from './state/state-journal.ts';
 import type { StateStore } from './state/state-store.ts';
 import { TopicStore } from './topics/topic-store.ts';
+import { StoredTopicIndex } from './topics/stored-topic-index.ts';
 
 export interface ServiceOptions {
   logger: Logger;
@@ -55,6 +56,8 @@ export class TidewireService {
   /** The durable state's folder (absolute), or null when state is kept in memory. */
   readonly stateDir: string | null;
   private state: StateStore | null = null;
+  /** Topic state's index in the durable store (null: state in memory, or not opened yet). */
+  private storedTopics: StoredTopicIndex | null = null;
 
   constructor(
     readonly config: Config,
@@ -119,6 +122,7 @@ export class TidewireService {
     this.metrics = metricsConfig.enabled
       ? createServiceMetrics({
           topics: () => this.store.size,
+          topicsOnHeap: () => this.storedTopics?.onHeap ?? null,
           distribution: this.distribution,
           pipeline: this.pipeline,
           sources: () => this.sources.map((s) => s.health()),
@@ -206,9 +210,15 @@ export class TidewireService {
     const started = Date.now();
     const state = await LmdbStateStore.open(this.stateDir, { identity: {}, epoch: this.store.epoch });
     try {
+      if (this.storedTopics !== null) {
+        // Started again in this process: topic state is the store's, as it was at the stop.
+        this.storedTopics.attach(state);
+      } else {
+        this.storedTopics = keepTopicsIn(this.store, state);
+      }
       if (state.epoch === null) await state.setEpoch(this.store.epoch);
-      else if (!state.created && this.store.size === 0 && this.store.position === 0) {
-        const topics = this.store.restore({ epoch: state.epoch, seq: state.seq, versionFloor: state.versionFloor, removals: state.removals() }, state.topics());
+      else if (!state.created && this.store.position === 0) {
+        const topics = this.store.restore({ epoch: state.epoch, seq: state.seq, versionFloor: state.versionFloor, removals: state.removals() });
         this.log.info({ dir: this.stateDir, topics, epoch: state.epoch, seq: state.seq, positions: state.positions(), ms: Date.now() - started }, 'state loaded');
       }
     } catch (err) {
@@ -217,7 +227,7 @@ export class TidewireService {
     }
     if (state.created) this.log.info({ dir: this.stateDir, epoch: this.store.epoch }, 'state created: the sources are read from the start');
     this.state = state;
-    this.pipeline.useJournal(new StateJournal(state));
+    this.pipeline.useJournal(journalFor(state, this.storedTopics));
   }
 
   private async closeState(): Promise<void> {
@@ -227,4 +237,20 @@ export class TidewireService {
     this.pipeline.useJournal(null);
     await state.close();
   }
+}
+
+/**
+ * Topic state kept in the durable store from now on (issue #12, item 7): values off the JS heap,
+ * which keeps only what is not durable yet and a cache of the topics changed last. Only while
+ * `store` holds nothing; a stored state is then taken over with `store.restore(meta)`.
+ */
+export function keepTopicsIn(store: TopicStore, state: StateStore): StoredTopicIndex {
+  const index = new StoredTopicIndex(state);
+  store.useIndex(index);
+  return index;
+}
+
+/** The journal writing applied batches into `state`; each durable write lets `index` drop what it covers from the heap. */
+export function journalFor(state: StateStore, index: StoredTopicIndex): StateJournal {
+  return new StateJournal(state, { onDurable: (seq) => index.durable(seq) });
 }

@@ -25,7 +25,7 @@ import type { IngestSink } from '../../core/ingest.ts';
 import { InProcessHandoff } from '../../services/handoff/handoff.ts';
 import { Pipeline } from '../../services/pipeline.ts';
 import { LmdbStateStore } from '../../services/state/lmdb-state-store.ts';
-import { StateJournal } from '../../services/state/state-journal.ts';
+import { journalFor, keepTopicsIn } from '../../services/service.ts';
 import type { StateStore } from '../../services/state/state-store.ts';
 import { TopicStore } from '../../services/topics/topic-store.ts';
 import { benchLogger } from '../lib/quiet-logger.ts';
@@ -72,8 +72,10 @@ async function run(p: RunParams) {
   let state: StateStore | null = null;
   if (p.stateDir) {
     state = await LmdbStateStore.open(p.stateDir, { identity: {}, epoch: store.epoch });
+    // As TidewireService composes it: topics in the store, off the heap.
+    const index = keepTopicsIn(store, state);
     if (state.epoch === null) await state.setEpoch(store.epoch);
-    pipeline.useJournal(new StateJournal(state));
+    pipeline.useJournal(journalFor(state, index));
   }
   let applier: TransactionApplier;
   let doneAt = 0;

@@ -17,6 +17,8 @@ import type { Readiness } from './readiness.ts';
 
 export interface MetricsInputs {
   readonly topics: () => number;
+  /** With durable state: topics whose values are on the JS heap (the rest are read from the store); null in memory. */
+  readonly topicsOnHeap?: () => { readonly pinned: number; readonly cached: number } | null;
   readonly distribution: {
     readonly sessionCount: number;
     readonly subscriptionCount: number;
@@ -66,6 +68,14 @@ export function createServiceMetrics(inputs: MetricsInputs): Registry {
       for (const s of inputs.sources()) for (const state of SOURCE_STATES) this.set({ source: s.name, state }, s.state === state ? 1 : 0);
     } });
   new Gauge({ name: 'tidewire_topics', help: 'Topics in this node\'s state', registers, collect() { this.set(inputs.topics()); } });
+  new Gauge({ name: 'tidewire_topics_on_heap', help: 'With durable state, topics held on the JS heap: pinned (changed or removed, not durable yet) and cached (changed last, kept to diff the next change); the others are read from the store. Absent with state in memory (every topic is on the heap)', labelNames: ['kind'], registers,
+    collect() {
+      this.reset();
+      const h = inputs.topicsOnHeap?.();
+      if (!h) return;
+      this.set({ kind: 'pinned' }, h.pinned);
+      this.set({ kind: 'cached' }, h.cached);
+    } });
 
   // --- Distribution --------------------------------------------------------------------------------
   const d = inputs.distribution;

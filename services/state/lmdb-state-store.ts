@@ -27,7 +27,7 @@ import { type Database, type RootDatabase, open } from 'lmdb';
 import { OWNER_FILE, claimDir } from './dir-owner.ts';
 import { checkLmdbHeader } from './lmdb-header.ts';
 import { StateError, rebuildAdvice } from './state-error.ts';
-import { decodeFormat, decodeRemoval, decodeStringMap, decodeTopic, encodeFormat, encodeRemoval, encodeTopic, removalKey } from './state-records.ts';
+import { LazyStoredTopic, decodeFormat, decodeRemoval, decodeStringMap, decodeTopic, encodeFormat, encodeRemoval, encodeTopic, removalKey } from './state-records.ts';
 import {
   STATE_FORMAT_VERSION, type SourceIdentity, type StateCommit, type StateStore, type StateStoreOptions, type StoredRemoval, type StoredTopic,
 } from './state-store.ts';
@@ -260,9 +260,12 @@ export class LmdbStateStore implements StateStore {
     return (this.dbs.topics.getStats() as { entryCount: number }).entryCount;
   }
 
-  *topics(start?: string): IterableIterator<StoredTopic> {
-    for (const { key, value } of this.dbs.topics.getRange(start === undefined ? {} : { start })) {
-      yield this.decode(key, value);
+  *topics(start?: string, end?: string, accept?: (path: string) => boolean): IterableIterator<StoredTopic> {
+    const range: { start?: string; end?: string } = {};
+    if (start !== undefined) range.start = start;
+    if (end !== undefined) range.end = end;
+    for (const { key, value } of this.dbs.topics.getRange(range)) {
+      if (accept === undefined || accept(key)) yield typeof value === 'string' ? new LazyStoredTopic(key, value, this.corruptTopic) : this.decode(key, value);
     }
   }
 
@@ -480,9 +483,11 @@ export class LmdbStateStore implements StateStore {
 
   private decode(path: string, text: unknown): StoredTopic {
     const topic = decodeTopic(path, text);
-    if (!topic) throw corrupt(this.dir, `the record of topic ${path} does not decode`);
+    if (!topic) throw this.corruptTopic(path);
     return topic;
   }
+
+  private readonly corruptTopic = (path: string): StateError => corrupt(this.dir, `the record of topic ${path} does not decode`);
 }
 
 /** Creates a missing dir; refuses one that holds something else than a store. */

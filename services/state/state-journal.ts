@@ -30,6 +30,8 @@ function foreignSource(dir: string, name: string, recorded: string, now: string)
 export interface JournalOptions {
   /** Changes written and not yet durable past which ingest waits for the store. Default 200,000. */
   readonly maxPendingChanges?: number;
+  /** Called once the store holds every batch up to `seq` durably, in seq order (topic state may then drop its heap copies). */
+  readonly onDurable?: (seq: number) => void;
 }
 
 export const JOURNAL_DEFAULTS = { maxPendingChanges: 200_000 } as const;
@@ -43,6 +45,7 @@ export class StateJournal {
   private failure: unknown = null;
   /** Positions handed to the store, durable or not: a checkpoint at one of them needs no write of its own. */
   private readonly written = new Map<string, string>();
+  private readonly onDurable: ((seq: number) => void) | undefined;
 
   constructor(
     readonly store: StateStore,
@@ -50,6 +53,7 @@ export class StateJournal {
   ) {
     this.maxPending = options.maxPendingChanges ?? JOURNAL_DEFAULTS.maxPendingChanges;
     if (!Number.isInteger(this.maxPending) || this.maxPending < 1) throw new RangeError('state journal maxPendingChanges must be an integer ≥ 1');
+    this.onDurable = options.onDurable;
     this.seq = store.seq;
     for (const [name, p] of Object.entries(store.positions())) this.written.set(name, p);
   }
@@ -74,10 +78,12 @@ export class StateJournal {
     }
     if (position !== undefined) this.written.set(position.name, position.position);
     const count = changes.length;
+    const seq = this.seq;
     this.pendingChanges += count;
-    const done = this.store.commit({ changes, seq: this.seq, positions: position ? { [position.name]: position.position } : undefined }).then(
+    const done = this.store.commit({ changes, seq, positions: position ? { [position.name]: position.position } : undefined }).then(
       () => {
         this.pendingChanges -= count;
+        this.onDurable?.(seq);
       },
       (err: unknown) => {
         this.pendingChanges -= count;

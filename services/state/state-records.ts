@@ -5,7 +5,7 @@
  * marker as `{"store":"tidewire-state","format":1}`. Decoding checks every field, so a damaged
  * record is reported as such instead of reaching topic state.
  */
-import { isJsonObject } from '../../core/json.ts';
+import { type JsonObject, isJsonObject } from '../../core/json.ts';
 import type { StoredRemoval, StoredTopic } from './state-store.ts';
 
 export const STORE_NAME = 'tidewire-state';
@@ -34,6 +34,54 @@ export function decodeRemoval(key: string, text: unknown): StoredRemoval | null 
     return { seq, path: key.slice(cut + 1), version: v[0], tenant: v[1] };
   } catch {
     return null;
+  }
+}
+
+/**
+ * A stored topic read from a walk of the store, decoded when a field past its path is first read:
+ * a walk that needs only paths (the pages after the first of a large answer, issue #12 item 7)
+ * parses nothing. A record that does not decode throws `corrupt(path)` at that first read.
+ */
+export class LazyStoredTopic implements StoredTopic {
+  #text: string;
+  #topic: StoredTopic | null = null;
+  readonly #corrupt: (path: string) => Error;
+
+  constructor(
+    readonly path: string,
+    text: string,
+    corrupt: (path: string) => Error,
+  ) {
+    this.#text = text;
+    this.#corrupt = corrupt;
+  }
+
+  get tenant(): string {
+    return this.decoded().tenant;
+  }
+
+  get source(): string {
+    return this.decoded().source;
+  }
+
+  get version(): number {
+    return this.decoded().version;
+  }
+
+  get value(): JsonObject {
+    return this.decoded().value;
+  }
+
+  get seq(): number | undefined {
+    return this.decoded().seq;
+  }
+
+  private decoded(): StoredTopic {
+    if (this.#topic !== null) return this.#topic;
+    const topic = decodeTopic(this.path, this.#text);
+    if (topic === null) throw this.#corrupt(this.path);
+    this.#text = '';
+    return (this.#topic = topic);
   }
 }
 

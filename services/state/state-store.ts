@@ -116,9 +116,10 @@ export interface StateStore {
   readonly topicCount: number;
   /**
    * Every stored topic in path order (the UTF-8 byte order of paths), from `start` (inclusive)
-   * when given. Throws `STATE_CORRUPT` on a record that does not decode.
+   * and up to `end` (exclusive) when given, decoding only those whose path `accept` takes (all
+   * without it). Throws `STATE_CORRUPT` on a record that does not decode.
    */
-  topics(start?: string): IterableIterator<StoredTopic>;
+  topics(start?: string, end?: string, accept?: (path: string) => boolean): IterableIterator<StoredTopic>;
   /** One topic, read from the store (not from the JS heap). */
   get(path: string): StoredTopic | undefined;
   /** Resolves when the commit is durable; rejects with a `StateError`. */

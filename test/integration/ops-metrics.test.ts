@@ -4,6 +4,9 @@
  * carries the documented metrics with values that match what happened.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { SignJWT } from 'jose';
 import { Kafka, logLevel } from 'kafkajs';
@@ -19,6 +22,7 @@ import { waitFor } from '../support/wait.ts';
 let db: TestPostgres;
 let kafka: KafkaBroker;
 let service: TidewireService;
+const stateDir = mkdtempSync(join(tmpdir(), 'tidewire-ops-metrics-'));
 let port: number;
 const ROWS = 50;
 
@@ -37,6 +41,7 @@ before(async () => {
     server: { port: 0 },
     log: { level: 'silent' },
     metrics: { replicationLagIntervalMs: 200 },
+    state: { dir: stateDir },
     postgres: { url: db.url, slot: 'metrics_slot', publication: 'metrics_pub', statusIntervalMs: 200, tables: [{ table: 'orders', path: 'orders/{customer_id}/{id}' }] },
     kafka: { brokers: kafka.brokers, groupId: 'ops-metrics', topics: [{ topic: 'prices', format: 'json', path: 'prices/{key}' }] },
   }, {});
@@ -46,6 +51,7 @@ before(async () => {
 after(async () => {
   await service?.stop();
   await Promise.all([db?.stop(), kafka?.stop()]);
+  rmSync(stateDir, { recursive: true, force: true });
 });
 
 async function produce(messages: Array<{ key: string; value: string }>): Promise<void> {
@@ -126,6 +132,12 @@ test('/metrics exposes the documented metrics with values that match what happen
   assert.equal(m.get('tidewire_source_state', { source: 'postgres', state: 'snapshotting' }), 0);
   assert.equal(m.get('tidewire_source_state', { source: 'kafka', state: 'streaming' }), 1);
   assert.equal(m.get('tidewire_topics'), ROWS + 3, '50 rows and prices a, b, c');
+  // Durable state: once every change is durable, the heap holds only the cache of the topics changed last.
+  const heap = (await waitFor('every change durable', async () => {
+    const s = await scrape();
+    return s.get('tidewire_topics_on_heap', { kind: 'pinned' }) === 0 ? s : null;
+  }, 10_000, 100))!;
+  assert.equal(heap.get('tidewire_topics_on_heap', { kind: 'cached' }), ROWS + 3, 'all 53 topics changed since the start, under the cache capacity');
   // Postgres
   assert.equal(m.get('tidewire_snapshot_rows', { table: 'public.orders' }), ROWS);
   assert.equal(m.get('tidewire_snapshot_rows_estimated', { table: 'public.orders' }), ROWS);
