@@ -22,6 +22,16 @@ export interface Topic {
    * stored before it was kept): treated as changed after any position.
    */
   seq?: number;
+  /**
+   * The value as JSON text, when the topic has it at hand (read from the durable store and not
+   * changed since): a message built from it saves a parse and an encode. Absent: encode `value`.
+   */
+  readonly valueJson?: string;
+}
+
+/** The topic's value as JSON text (see `Topic.valueJson`). */
+export function valueJsonOf(topic: Topic): string {
+  return topic.valueJson ?? JSON.stringify(topic.value);
 }
 
 /** One requested change of topic state, as produced by a mapping. */
@@ -41,12 +51,18 @@ export interface TopicUpdate {
  * distribution side can evaluate filters and projections on both sides of the change.
  */
 export type TopicChange =
-  | { readonly type: 'value'; readonly topic: Topic; readonly version: number; readonly wire: string; readonly before: JsonObject | null; readonly after: JsonObject }
+  | {
+      readonly type: 'value'; readonly topic: Topic; readonly version: number; readonly wire: string; readonly before: JsonObject | null; readonly after: JsonObject;
+      /** `after` as JSON text, when the change has it at hand (the durable store writes it as is). */
+      readonly afterJson?: string;
+    }
   | {
       readonly type: 'delta'; readonly topic: Topic; readonly version: number; readonly patch: PatchOp[]; readonly wire: string;
       readonly before: JsonObject; readonly after: JsonObject;
       /** UTF-8 bytes of `after` serialized: what the value would have cost instead (serialized here anyway, to compare). */
       readonly valueBytes: number;
+      /** `after` as JSON text, when the change has it at hand (the durable store writes it as is). */
+      readonly afterJson?: string;
     }
   | { readonly type: 'removal'; readonly topic: Topic; readonly version: number; readonly wire: string; readonly before: JsonObject; readonly after: null };
 

@@ -198,7 +198,7 @@ export class SessionDelivery {
    * The session sent the client a topic outside fan-out (a subscription's answer, a permission
    * change): `held` is what the client holds now (null: nothing).
    */
-  sent(path: string, held: { version: number; value: Topic['value'] } | null): void {
+  sent(path: string, held: { readonly version: number; readonly value: Topic['value'] } | null): void {
     const e = this.pending.get(path);
     if (!e) return;
     e.held = held !== null;

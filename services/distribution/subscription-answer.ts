@@ -19,7 +19,7 @@ import type { PatchOp } from '../../core/delta.ts';
 import type { Filter } from '../../core/filter.ts';
 import { composePatches } from '../../core/patch-compose.ts';
 import { type Selector, matchesSegments } from '../../core/selector.ts';
-import type { Topic, TopicView } from '../../core/topic.ts';
+import { type Topic, type TopicView, valueJsonOf } from '../../core/topic.ts';
 import { removalMessage, updateText } from '../../core/wire.ts';
 import type { ResumeKind, ResumeState } from '../../core/messages.ts';
 
@@ -39,8 +39,12 @@ export interface AnswerRequest {
 export interface AnswerSink {
   /** Queues one message of the answer. */
   send(wire: string): void;
-  /** The client holds `held` of the topic at `path` once the answer arrives (null: nothing). */
-  sent(path: string, held: { version: number; value: Topic['value'] } | null): void;
+  /**
+   * The client holds `held` of the topic at `path` once the answer arrives (null: nothing). `held`
+   * may be the topic itself: read its fields during the call only, and only when needed (a topic
+   * read from the store decodes its value when it is first read).
+   */
+  sent(path: string, held: { readonly version: number; readonly value: Topic['value'] } | null): void;
   /** The client keeps `version` of the topic, whose projection did not change since. */
   holds(topic: Topic, version: number): void;
 }
@@ -92,7 +96,7 @@ class AnswerWriter {
     if (held === undefined && this.since !== null) {
       // The client holds what the topic was after batch `since`: nothing to send unless it changed since.
       if (topic.seq !== undefined && topic.seq <= this.since) {
-        this.sink.sent(topic.path, { version: topic.version, value: topic.value });
+        this.sink.sent(topic.path, topic);
         return true;
       }
       // A delta needs the version it held: known only without a filter (with one, it may not
@@ -101,28 +105,28 @@ class AnswerWriter {
       const at = this.filter === null && p.all ? (this.view.versionAt?.(topic, this.since) ?? null) : null;
       if (at === null) {
         this.send(projectedValueMessage(topic, topic.version, p));
-        this.sink.sent(topic.path, { version: topic.version, value: topic.value });
+        this.sink.sent(topic.path, topic);
         return true;
       }
       held = at;
       if (held === topic.version) {
-        this.sink.sent(topic.path, { version: held, value: topic.value });
+        this.sink.sent(topic.path, topic);
         return true;
       }
       const patches = held < topic.version ? this.view.changesSince(topic, held) : null;
       const ops = patches === null ? null : composePatches(patches);
       if (ops === null || ops.length === 0) this.send(projectedValueMessage(topic, topic.version, p));
-      else this.send(updateText(topic.path, topic.version, JSON.stringify(topic.value), JSON.stringify(ops), held));
-      this.sink.sent(topic.path, { version: topic.version, value: topic.value });
+      else this.send(updateText(topic.path, topic.version, valueJsonOf(topic), JSON.stringify(ops), held));
+      this.sink.sent(topic.path, topic);
       return true;
     }
     if (held === undefined) {
       this.send(projectedValueMessage(topic, topic.version, p));
-      this.sink.sent(topic.path, { version: topic.version, value: topic.value });
+      this.sink.sent(topic.path, topic);
       return true;
     }
     if (held === topic.version) {
-      this.sink.sent(topic.path, { version: held, value: topic.value });
+      this.sink.sent(topic.path, topic);
       return true;
     }
     const patches = held < topic.version ? this.view.changesSince(topic, held) : null;
@@ -132,12 +136,12 @@ class AnswerWriter {
       // means whole (the client would drop every held topic not sent), and this one was sent.
       if (this.since === null) this.partial = true;
       this.send(projectedValueMessage(topic, topic.version, p));
-      this.sink.sent(topic.path, { version: topic.version, value: topic.value });
+      this.sink.sent(topic.path, topic);
     } else if (ops.length === 0) {
       this.sink.holds(topic, held); // nothing it may see changed: it keeps its version
     } else {
       this.send(updateText(topic.path, topic.version, JSON.stringify(p.value(topic.value)), JSON.stringify(ops), held));
-      this.sink.sent(topic.path, { version: topic.version, value: topic.value });
+      this.sink.sent(topic.path, topic);
     }
     return true;
   }

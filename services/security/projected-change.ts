@@ -8,8 +8,8 @@
  * when the client holds exactly `version - 1` (heldPrevious), otherwise as the projected value.
  */
 import { jsonEqual } from '../../core/json.ts';
-import type { Topic, TopicChange } from '../../core/topic.ts';
-import { deltaMessage, valueMessage } from '../../core/wire.ts';
+import { type Topic, type TopicChange, valueJsonOf } from '../../core/topic.ts';
+import { deltaMessage, valueMessage, valueText } from '../../core/wire.ts';
 import type { Projection } from './field-projection.ts';
 
 /**
@@ -50,5 +50,5 @@ export function projectedChange(change: TopicChange, p: Projection, previous: To
 
 /** The `value` message of the topic at `version` (its current value) through `p`. */
 export function projectedValueMessage(topic: Topic, version: number, p: Projection): string {
-  return valueMessage(topic.path, version, p.all ? topic.value : p.value(topic.value));
+  return p.all ? valueText(topic.path, version, valueJsonOf(topic)) : valueMessage(topic.path, version, p.value(topic.value));
 }

@@ -272,7 +272,8 @@ export class LmdbStateStore implements StateStore {
   get(path: string): StoredTopic | undefined {
     if (typeof path !== 'string' || path.length === 0 || Buffer.byteLength(path) > MAX_PATH_BYTES) return undefined;
     const text = this.dbs.topics.get(path);
-    return text === undefined ? undefined : this.decode(path, text);
+    if (text === undefined) return undefined;
+    return typeof text === 'string' ? new LazyStoredTopic(path, text, this.corruptTopic).checked() : this.decode(path, text);
   }
 
   commit(commit: StateCommit): Promise<void> {

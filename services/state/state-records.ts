@@ -10,7 +10,12 @@ import type { StoredRemoval, StoredTopic } from './state-store.ts';
 
 export const STORE_NAME = 'tidewire-state';
 
-export function encodeTopic(t: StoredTopic): string {
+/** `valueJson`, when given, is the value's JSON.stringify: written as is rather than encoded again. */
+export function encodeTopic(t: StoredTopic & { readonly valueJson?: string }): string {
+  if (t.valueJson !== undefined) {
+    const head = `[${t.version},${JSON.stringify(t.tenant)},${JSON.stringify(t.source)},${t.valueJson}`;
+    return t.seq === undefined ? `${head}]` : `${head},${t.seq}]`;
+  }
   return t.seq === undefined ? JSON.stringify([t.version, t.tenant, t.source, t.value]) : JSON.stringify([t.version, t.tenant, t.source, t.value, t.seq]);
 }
 
@@ -38,14 +43,26 @@ export function decodeRemoval(key: string, text: unknown): StoredRemoval | null 
 }
 
 /**
- * A stored topic read from a walk of the store, decoded when a field past its path is first read:
- * a walk that needs only paths (the pages after the first of a large answer, issue #12 item 7)
- * parses nothing. A record that does not decode throws `corrupt(path)` at that first read.
+ * A topic read from the store, decoded as far as it is read (issue #12, item 7): its path costs
+ * nothing (a walk that needs only paths, like the pages after the first of a large answer, parses
+ * nothing); version, tenant, source and seq are scanned from the record's head without touching
+ * the value; the value is parsed when it is first read, and `valueJson` hands out its text as
+ * stored (a value message built from it needs neither a parse nor an encode). Topic state changes
+ * a topic it read in place (value, version, seq), as it does the ones on the heap: once the value
+ * is set, the stored text is dropped. A record that does not decode throws `corrupt(path)` where
+ * it is read.
  */
 export class LazyStoredTopic implements StoredTopic {
   #text: string;
-  #topic: StoredTopic | null = null;
   readonly #corrupt: (path: string) => Error;
+  #headRead = false;
+  #version = 0;
+  #tenant = '';
+  #source = '';
+  #seq: number | undefined = undefined;
+  #valueStart = 0;
+  #valueEnd = 0;
+  #value: JsonObject | null = null;
 
   constructor(
     readonly path: string,
@@ -57,32 +74,125 @@ export class LazyStoredTopic implements StoredTopic {
   }
 
   get tenant(): string {
-    return this.decoded().tenant;
+    this.head();
+    return this.#tenant;
   }
 
   get source(): string {
-    return this.decoded().source;
+    this.head();
+    return this.#source;
   }
 
   get version(): number {
-    return this.decoded().version;
+    this.head();
+    return this.#version;
   }
 
-  get value(): JsonObject {
-    return this.decoded().value;
+  set version(v: number) {
+    this.head();
+    this.#version = v;
   }
 
   get seq(): number | undefined {
-    return this.decoded().seq;
+    this.head();
+    return this.#seq;
   }
 
-  private decoded(): StoredTopic {
-    if (this.#topic !== null) return this.#topic;
-    const topic = decodeTopic(this.path, this.#text);
-    if (topic === null) throw this.#corrupt(this.path);
-    this.#text = '';
-    return (this.#topic = topic);
+  set seq(v: number | undefined) {
+    this.head();
+    this.#seq = v;
   }
+
+  get value(): JsonObject {
+    if (this.#value === null) {
+      this.head();
+      let v: unknown;
+      try {
+        v = JSON.parse(this.#text.slice(this.#valueStart, this.#valueEnd));
+      } catch {
+        throw this.#corrupt(this.path);
+      }
+      if (!isJsonObject(v)) throw this.#corrupt(this.path);
+      this.#value = v;
+    }
+    return this.#value;
+  }
+
+  set value(v: JsonObject) {
+    this.head();
+    this.#value = v;
+    this.#text = '';
+  }
+
+  /** The value's JSON text as stored; undefined once the value was changed. */
+  get valueJson(): string | undefined {
+    this.head();
+    return this.#text === '' ? undefined : this.#text.slice(this.#valueStart, this.#valueEnd);
+  }
+
+  /** Reads the record's head now (a damaged record throws here rather than later). */
+  checked(): this {
+    this.head();
+    return this;
+  }
+
+  /** `[version,"tenant","source",{value}(,seq)]`: everything but the value, by scanning. */
+  private head(): void {
+    if (this.#headRead) return;
+    const t = this.#text;
+    if (t.charCodeAt(0) !== 0x5b /* [ */) this.fail();
+    const c1 = t.indexOf(',', 1);
+    const version = Number(t.slice(1, c1));
+    if (c1 < 0 || !Number.isSafeInteger(version) || version < 1) this.fail();
+    const [tenant, afterTenant] = scanString(t, c1 + 1) ?? this.fail();
+    if (t.charCodeAt(afterTenant) !== 0x2c /* , */) this.fail();
+    const [source, afterSource] = scanString(t, afterTenant + 1) ?? this.fail();
+    if (t.charCodeAt(afterSource) !== 0x2c || t.charCodeAt(afterSource + 1) !== 0x7b /* { */) this.fail();
+    const last = t.length - 1;
+    if (t.charCodeAt(last) !== 0x5d /* ] */) this.fail();
+    let valueEnd = last;
+    let seq: number | undefined;
+    if (t.charCodeAt(last - 1) !== 0x7d /* } */) {
+      // Format 2: a seq after the value.
+      const c = t.lastIndexOf(',', last);
+      seq = Number(t.slice(c + 1, last));
+      if (c <= afterSource + 1 || t.charCodeAt(c - 1) !== 0x7d || !Number.isSafeInteger(seq) || seq < 0) this.fail();
+      valueEnd = c;
+    }
+    this.#version = version;
+    this.#tenant = tenant;
+    this.#source = source;
+    this.#seq = seq;
+    this.#valueStart = afterSource + 1;
+    this.#valueEnd = valueEnd;
+    this.#headRead = true;
+  }
+
+  private fail(): never {
+    throw this.#corrupt(this.path);
+  }
+}
+
+/** The JSON string starting at `at` and the index after it, or null. */
+function scanString(t: string, at: number): [string, number] | null {
+  if (t.charCodeAt(at) !== 0x22 /* " */) return null;
+  let escaped = false;
+  for (let i = at + 1; i < t.length; i++) {
+    const c = t.charCodeAt(i);
+    if (c === 0x5c /* \ */) {
+      escaped = true;
+      i++;
+    } else if (c === 0x22) {
+      if (!escaped) return [t.slice(at + 1, i), i + 1];
+      try {
+        const s: unknown = JSON.parse(t.slice(at, i + 1));
+        return typeof s === 'string' ? [s, i + 1] : null;
+      } catch {
+        return null;
+      }
+    }
+  }
+  return null;
 }
 
 /** The topic, or null when the text is not a record this format writes. */

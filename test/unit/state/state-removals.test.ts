@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { open } from 'lmdb';
+import { fields } from '../../support/stored-topic.ts';
 import { LmdbStateStore } from '../../../services/state/index.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'tidewire-removals-'));
@@ -63,6 +64,6 @@ test('a format 1 store is read, marked format 2, and its removal log reaches bac
   await env.close();
   const store = await LmdbStateStore.open(dir, { identity });
   assert.equal(store.removals().floor, 41);
-  assert.deepEqual(store.get('a'), { path: 'a', tenant: 'default', source: 's', version: 3, value: { n: 1 } });
+  assert.deepEqual(fields(store.get('a')), { path: 'a', tenant: 'default', source: 's', version: 3, value: { n: 1 } });
   await store.close();
 });

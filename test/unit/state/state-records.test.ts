@@ -1,0 +1,66 @@
+/**
+ * A topic read from the store (state-records.ts LazyStoredTopic) decodes as far as it is read:
+ * whatever the tenant, source, value and seq, its fields equal a full decode of the record and
+ * `valueJson` is the value's text as encoded (and written as is when given); changed in place it drops the stored text; a
+ * record cut anywhere is reported as corrupt where it is read, never read as another topic.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { LazyStoredTopic, decodeTopic, encodeTopic } from '../../../services/state/state-records.ts';
+import type { StoredTopic } from '../../../services/state/state-store.ts';
+import { fields } from '../../support/stored-topic.ts';
+
+class Corrupt extends Error {}
+const corrupt = (path: string) => new Corrupt(`corrupt: ${path}`);
+
+// Strings that stress the head scan: quotes, backslashes, commas, brackets, braces, non-ASCII.
+const awkward = fc.string({ unit: fc.constantFrom('a', '"', '\\', ',', '[', ']', '{', '}', 'é', '\u2028', '\n', '0') });
+const topic = fc.record(
+  {
+    path: fc.constant('p/1'),
+    tenant: fc.oneof(fc.constant('default'), awkward),
+    source: fc.oneof(fc.constant('postgres:public.t'), awkward),
+    version: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
+    value: fc.dictionary(awkward, fc.jsonValue()),
+    seq: fc.option(fc.nat(), { nil: undefined }),
+  },
+  { requiredKeys: ['path', 'tenant', 'source', 'version', 'value'] },
+) as fc.Arbitrary<StoredTopic>;
+
+test('a lazily read topic equals its full decode, and valueJson is the value as encoded', () => {
+  fc.assert(
+    fc.property(topic, (t) => {
+      const text = encodeTopic(t);
+      assert.equal(encodeTopic({ ...t, valueJson: JSON.stringify(t.value) }), text, 'the value text given is written as encoding would');
+      const lazy = new LazyStoredTopic(t.path, text, corrupt);
+      assert.equal(lazy.valueJson, JSON.stringify(JSON.parse(JSON.stringify(t.value))));
+      assert.deepEqual(fields(lazy), fields(decodeTopic(t.path, text)!));
+    }),
+    { numRuns: 2000 },
+  );
+});
+
+test('changed in place, a read topic keeps its head and drops its stored text', () => {
+  const lazy = new LazyStoredTopic('p/1', encodeTopic({ path: 'p/1', tenant: 't', source: 's', version: 3, value: { n: 1 }, seq: 7 }), corrupt);
+  lazy.value = { n: 2 };
+  lazy.version++;
+  lazy.seq = 8;
+  assert.equal(lazy.valueJson, undefined, 'the stored text is no longer its value');
+  assert.deepEqual(fields(lazy), { path: 'p/1', tenant: 't', source: 's', version: 4, value: { n: 2 }, seq: 8 });
+});
+
+test('a record cut short anywhere is corrupt where it is read', () => {
+  fc.assert(
+    fc.property(topic, fc.nat(), (t, at) => {
+      const text = encodeTopic(t);
+      const cut = text.slice(0, at % text.length);
+      const lazy = new LazyStoredTopic(t.path, cut, corrupt);
+      assert.throws(() => {
+        lazy.checked();
+        void lazy.value;
+      }, Corrupt);
+    }),
+    { numRuns: 2000 },
+  );
+});
