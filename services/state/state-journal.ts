@@ -73,7 +73,7 @@ export class StateJournal {
         changes[i] =
           c.type === 'removal'
             ? { type: 'removal', path: c.topic.path, version: c.version, tenant: c.topic.tenant }
-            : { type: 'upsert', path: c.topic.path, tenant: c.topic.tenant, source: c.topic.source, version: c.version, value: c.after, seq: batch.seq };
+            : { type: 'upsert', path: c.topic.path, tenant: c.topic.tenant, source: c.topic.source, version: c.version, value: c.after, valueJson: c.afterJson, seq: batch.seq };
       }
     }
     if (position !== undefined) this.written.set(position.name, position.position);

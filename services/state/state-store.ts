@@ -56,7 +56,11 @@ export interface StoredRemoval {
 
 /** One change in a commit: a topic written whole, or removed. */
 export type StateChange =
-  | ({ readonly type: 'upsert' } & StoredTopic)
+  | ({
+      readonly type: 'upsert';
+      /** The value as JSON text, when the caller has it (it must be the value's JSON.stringify): written as is. */
+      readonly valueJson?: string;
+    } & StoredTopic)
   /** `version`: the removal's version; the store keeps the highest as `versionFloor`. */
   | { readonly type: 'removal'; readonly path: string; readonly version?: number; /** Logged in the removal log (with the commit's seq) when given. */ readonly tenant?: string };
 

@@ -11,7 +11,7 @@ import { type PatchOp, diffValues } from '../../core/delta.ts';
 import type { Selector } from '../../core/selector.ts';
 import { type HistoryOptions, TopicHistory } from './topic-history.ts';
 import { REMOVAL_LOG_DEFAULT_CAPACITY, type RemovalEntry, RemovalLog } from './removal-log.ts';
-import { deltaText, prefersDelta, removalMessage, valueMessage, valueText } from '../../core/wire.ts';
+import { deltaText, prefersDelta, removalMessage, valueText } from '../../core/wire.ts';
 import { HeapTopicIndex, type LoadedTopic, type TopicIndex } from './topic-index.ts';
 
 export type { LoadedTopic } from './topic-index.ts';
@@ -193,7 +193,8 @@ export class TopicStore implements TopicView {
       const version = this.history.firstVersion(u.path);
       const topic: Topic = { path: u.path, tenant: u.tenant ?? DEFAULT_TENANT, source: u.source, value, version, seq: this.seq + 1 };
       this.topics.add(topic);
-      return { type: 'value', topic, version, wire: valueMessage(topic.path, version, value), before: null, after: value };
+      const valueJson = JSON.stringify(value);
+      return { type: 'value', topic, version, wire: valueText(topic.path, version, valueJson), before: null, after: value, afterJson: valueJson };
     }
     if (u.keep && u.keep.length > 0) {
       value = { ...value };
@@ -212,9 +213,9 @@ export class TopicStore implements TopicView {
     this.history.record(existing.path, version, patch, patchJson.length, existing.seq, prevSeq);
     if (prefersDelta(patchJson, valueJson)) {
       const wire = deltaText(existing.path, version, patchJson);
-      return { type: 'delta', topic: existing, version, patch, wire, before, after: value, valueBytes: Buffer.byteLength(valueJson) };
+      return { type: 'delta', topic: existing, version, patch, wire, before, after: value, valueBytes: Buffer.byteLength(valueJson), afterJson: valueJson };
     }
-    return { type: 'value', topic: existing, version, wire: valueText(existing.path, version, valueJson), before, after: value };
+    return { type: 'value', topic: existing, version, wire: valueText(existing.path, version, valueJson), before, after: value, afterJson: valueJson };
   }
 
   private remove(path: string): TopicChange | null {
