@@ -286,13 +286,23 @@ function resumeKind(resume: ResumeState | undefined, plan: ResumePlan | null, pa
  * then: a state that existed.
  */
 export class AnswerPages {
+  /**
+   * The waiting paths in page order, read from `next` on. (The set answers `has`; iterating it
+   * again for each page would cost a scan past every path already deleted: V8 leaves deleted
+   * entries in place until the table is rebuilt — 40% of a 1M-topic load's server CPU.)
+   */
+  private readonly order: string[];
+  private cursor = 0;
+
   constructor(
     private readonly writer: AnswerWriter,
     private readonly waiting: Set<string>,
     /** Topics the answer matched when it started. */
     readonly total: number,
     private readonly plan: ResumePlan | null = null,
-  ) {}
+  ) {
+    this.order = [...waiting];
+  }
 
   /** Topics handled so far (sent, or gone meanwhile). */
   get sent(): number {
@@ -324,8 +334,9 @@ export class AnswerPages {
   next(view: TopicView, permissions: PermissionSet | null, pageChars: number): void {
     const writer = this.writer;
     writer.chars = 0;
-    for (const path of this.waiting) {
-      this.waiting.delete(path);
+    while (this.cursor < this.order.length) {
+      const path = this.order[this.cursor++];
+      if (!this.waiting.delete(path)) continue;
       const topic = view.get(path);
       const segments = path.split('/');
       const p = topic === undefined ? null : readableProjection(permissions, topic, segments);

@@ -147,7 +147,9 @@ export class StoredTopicIndex implements TopicIndex {
     for (const t of [...this.pinned.values()]) {
       if ((start === undefined || t.path.startsWith(start)) && matchesSegments(selector, t.path.split('/'))) visit(t);
     }
-    const accept = (path: string): boolean => !this.pinned.has(path) && !this.removed.has(path) && matchesSegments(selector, path.split('/'));
+    // `a/b/**`: every path in the range is under `a/b/`, so it matches without a look at its segments.
+    const whole = start !== undefined && selector.descendants && !selector.segments.includes('*');
+    const accept = (path: string): boolean => !this.pinned.has(path) && !this.removed.has(path) && (whole || matchesSegments(selector, path.split('/')));
     for (const stored of this.records.topics(start, end, accept)) visit(this.cache.get(stored.path) ?? (stored as Topic));
   }
 
