@@ -22,7 +22,7 @@ import { LmdbStateStore } from './state/lmdb-state-store.ts';
 import { StateJournal } from './state/state-journal.ts';
 import type { StateStore } from './state/state-store.ts';
 import { TopicStore } from './topics/topic-store.ts';
-import { StoredTopicIndex } from './topics/stored-topic-index.ts';
+import { type StoredIndexOptions, StoredTopicIndex } from './topics/stored-topic-index.ts';
 
 export interface ServiceOptions {
   logger: Logger;
@@ -65,7 +65,7 @@ export class TidewireService {
   ) {
     this.log = options.logger;
     this.stateDir = config.state?.dir && config.state.memory !== true ? resolve(config.state.dir) : null;
-    this.store = new TopicStore({ history: { perTopic: config.server.historyPerTopic, maxBytes: config.server.historyBytes } });
+    this.store = new TopicStore({ history: { perTopic: config.server.historyPerTopic, maxBytes: config.server.historyBytes }, removalLog: config.state?.removalLog });
     this.handoff = new InProcessHandoff(this.store, {
       onListenerError: (err, batch) => this.log.error({ err, seq: batch.seq }, 'a hand-off listener failed: the other listeners got the batch, ingest goes on'),
     });
@@ -208,13 +208,13 @@ export class TidewireService {
   private async openState(): Promise<void> {
     if (this.stateDir === null || this.state !== null) return;
     const started = Date.now();
-    const state = await LmdbStateStore.open(this.stateDir, { identity: {}, epoch: this.store.epoch });
+    const state = await LmdbStateStore.open(this.stateDir, { identity: {}, epoch: this.store.epoch, removalLog: this.config.state?.removalLog });
     try {
       if (this.storedTopics !== null) {
         // Started again in this process: topic state is the store's, as it was at the stop.
         this.storedTopics.attach(state);
       } else {
-        this.storedTopics = keepTopicsIn(this.store, state);
+        this.storedTopics = keepTopicsIn(this.store, state, { cacheTopics: this.config.state?.cacheTopics });
       }
       if (state.epoch === null) await state.setEpoch(this.store.epoch);
       else if (!state.created && this.store.position === 0) {
@@ -244,8 +244,8 @@ export class TidewireService {
  * which keeps only what is not durable yet and a cache of the topics changed last. Only while
  * `store` holds nothing; a stored state is then taken over with `store.restore(meta)`.
  */
-export function keepTopicsIn(store: TopicStore, state: StateStore): StoredTopicIndex {
-  const index = new StoredTopicIndex(state);
+export function keepTopicsIn(store: TopicStore, state: StateStore, options?: StoredIndexOptions): StoredTopicIndex {
+  const index = new StoredTopicIndex(state, options);
   store.useIndex(index);
   return index;
 }

@@ -39,6 +39,10 @@ export interface StateConfig {
   /** The store's folder; relative paths are resolved against the working directory. */
   dir?: string;
   memory?: boolean;
+  /** Topics changed last kept on the heap once durable (services/topics/stored-topic-index.ts). */
+  cacheTopics?: number;
+  /** Removals remembered for resumes from a position (services/topics/removal-log.ts). */
+  removalLog?: number;
 }
 
 // ajv is CommonJS; its default export arrives wrapped under ESM.
