@@ -51,6 +51,9 @@ export function mappedColumnNames(spec: TableSpec): string[] {
   return spec.table.columns.filter((c) => !c.generated && (path.has(c.name) || ((include === null || include.has(c.name)) && !exclude.has(c.name)))).map((c) => c.name);
 }
 
+/** Rows restored into the row index between two turns of the event loop. */
+const RESTORE_YIELD_EVERY = 10_000;
+
 export class TableMapper {
   readonly source: string;
   readonly name: string;
@@ -67,8 +70,9 @@ export class TableMapper {
    */
   private readonly pathIndex: Map<string, string> | null;
   /**
-   * The row key → path index is built from the rows read (it is not kept with durable state), so
-   * a restart that resumes streaming re-reads this table to rebuild it.
+   * The row key → path index is not kept with durable state: a restart that resumes streaming
+   * rebuilds it from the stored topics (restoreIndex, a read of each one), or re-reads the table
+   * when a key column is not in the value.
    */
   readonly needsRowIndex: boolean;
 
@@ -195,11 +199,19 @@ export class TableMapper {
    * state), when every key column is in the value. Returns false when one is not (excluded from
    * the value): the table must then be re-read to rebuild it.
    */
-  restoreIndex(topics: Iterable<{ readonly path: string; readonly value: JsonObject }>): boolean {
+  async restoreIndex(topics: Iterable<{ readonly path: string; readonly value: JsonObject }>, signal?: AbortSignal): Promise<boolean> {
     if (!this.pathIndex) return true;
     const keys = this.spec.keyColumns;
     if (keys.some((k) => this.exclude.has(k) || (this.include !== null && !this.include.has(k)))) return false;
-    for (const t of topics) this.pathIndex.set(JSON.stringify(keys.map((k) => t.value[k] ?? null)), t.path);
+    let n = 0;
+    for (const t of topics) {
+      this.pathIndex.set(JSON.stringify(keys.map((k) => t.value[k] ?? null)), t.path);
+      // Millions of rows take seconds: let the node answer /health, handshakes and resumes meanwhile.
+      if (++n % RESTORE_YIELD_EVERY === 0) {
+        await new Promise((resolve) => setImmediate(resolve));
+        signal?.throwIfAborted();
+      }
+    }
     return true;
   }
 
