@@ -151,6 +151,9 @@ async function stopService(w: Worker, signal: 'SIGTERM' | 'SIGKILL'): Promise<vo
 interface Memory {
   heapUsed: number;
   rss: number;
+  /** RSS that is the process's own memory (Linux RssAnon), and file-backed (RssFile + RssShmem: the store's mapped pages). */
+  rssAnon?: number;
+  rssFile?: number;
   external: number;
   arrayBuffers: number;
 }
@@ -448,7 +451,7 @@ function report(x: {
       ['process start → /ready', secs(dTerm.readySeconds), secs(dKill.readySeconds), secs(mTerm.readySeconds), ratio(mTerm.readySeconds, dTerm.readySeconds)],
       ['process start → the client\'s `resumed`', secs(dTerm.resumedSeconds), secs(dKill.resumedSeconds), secs(mTerm.resumedSeconds), ratio(mTerm.resumedSeconds ?? NaN, dTerm.resumedSeconds ?? NaN)],
       ['of which: process fork → start() called (Node, tsx, imports)', secs(dTerm.bootSeconds), secs(dKill.bootSeconds), secs(mTerm.bootSeconds), ''],
-      ['of which: start() → state loaded from the store', secs(dTerm.marks['state loaded'] ?? null), secs(dKill.marks['state loaded'] ?? null), '–', ''],
+      ['of which: start() → the store opened and topic state served from it', secs(dTerm.marks['state loaded'] ?? null), secs(dKill.marks['state loaded'] ?? null), '–', ''],
       ['resumed as', `${dTerm.resumed}${dTerm.epochChanged ? ', new epoch' : ', same epoch'}`, `${dKill.resumed}${dKill.epochChanged ? ', new epoch' : ', same epoch'}`, `${mTerm.resumed}${mTerm.epochChanged ? ', new epoch' : ', same epoch'}`, ''],
       ['sequential scans of the table during the restart', String(dTerm.seqScansDuring), String(dKill.seqScansDuring), String(mTerm.seqScansDuring), ''],
       ['/health `startedBy`', String(dTerm.startedBy), String(dKill.startedBy), String(mTerm.startedBy), ''],
@@ -461,17 +464,17 @@ function report(x: {
       'Sequential scans: pg_stat_user_tables.seq_scan of the table before the stop and after the client resumed. The in-memory side must read the table again (≥ 1), or the durable side\'s 0 would prove nothing.',
     ],
   };
-  const mem = (m: Memory, n: number) => [mib(m.heapUsed), `${num(m.heapUsed / n)} B`, mib(m.rss), `${num(m.rss / n)} B`];
+  const mem = (m: Memory, n: number) => [mib(m.heapUsed), `${num(m.heapUsed / n)} B`, mib(m.rss), `${num(m.rss / n)} B`, m.rssAnon === undefined ? '–' : `${mib(m.rssAnon)} / ${mib(m.rssFile ?? 0)}`];
   const memRows: Array<Array<string>> = [];
   for (const m of MODES) memRows.push([`${num(midRows)} topics, ${MODE_LABEL[m]}, after the first start`, ...mem(x.midMemory[m].memory, midRows)]);
   for (const m of MODES) memRows.push([`${num(rows)} topics, ${MODE_LABEL[m]}, after the first start`, ...mem(run(m, 'first start').memory, rows)]);
-  memRows.push([`${num(rows)} topics, durable, after the restart (loaded from the store)`, ...mem(dTerm.memory, rows)]);
+  memRows.push([`${num(rows)} topics, durable, after the restart (served from the store)`, ...mem(dTerm.memory, rows)]);
   memRows.push([`${num(rows)} topics, in memory, after the restart (re-snapshot)`, ...mem(mTerm.memory, rows)]);
   const memTable: Table = {
     title: 'Heap and RSS per topic: the server after the load and two full GCs (`--expose-gc`), `process.memoryUsage()`',
-    columns: ['', 'heap used', 'heap per topic', 'RSS', 'RSS per topic'],
+    columns: ['', 'heap used', 'heap per topic', 'RSS', 'RSS per topic', 'RSS: own (anonymous) / store pages (file-backed)'],
     rows: memRows,
-    notes: [`Rows of the order table (12 columns, ~330 bytes as JSON). RSS includes the durable side's memory-mapped store pages that are resident (lmdb maps its file; the kernel may drop those pages under pressure).`],
+    notes: [`Rows of the order table (12 columns, ~330 bytes as JSON). RSS includes the durable side's memory-mapped store pages that are resident (lmdb maps its file; those pages are page cache the kernel drops under pressure); the last column splits it as /proc/self/status does (RssAnon; RssFile + RssShmem).`],
   };
   const d = x.ingest.durable;
   const mm = x.ingest.memory;
@@ -511,8 +514,9 @@ function report(x: {
   };
   const targets: Target[] = [
     { description: `restart with ${num(rows)} rows, durable: process start → client resumed ≤ 10 s`, met: Math.max(dTerm.resumedSeconds ?? Infinity, dKill.resumedSeconds ?? Infinity) <= 10, measured: `${secs(dTerm.resumedSeconds)} after SIGTERM, ${secs(dKill.resumedSeconds)} after kill -9 (re-snapshot: ${secs(mTerm.resumedSeconds)})` },
+    { description: `restart with ${num(rows)} rows, durable: process start → /ready ≤ 10 s`, met: Math.max(dTerm.readySeconds, dKill.readySeconds) <= 10, measured: `${secs(dTerm.readySeconds)} after SIGTERM, ${secs(dKill.readySeconds)} after kill -9 (re-snapshot: ${secs(mTerm.readySeconds)})` },
     { description: 'steady-state ingest with the store on ≤ 15% slower (CPU s per million changes)', met: x.cpuRatio <= 1.15, measured: `${ratio(x.cpuRatio, 1, 2)} the CPU per change, ${ratio(x.rateRatio, 1, 2)} the changes/s` },
-    ...(rows >= 10_000_000 ? [{ description: `${num(rows)} rows in ≤ 2 GiB RSS (durable, after the restart)`, met: dTerm.memory.rss <= 2 * 2 ** 30, measured: mib(dTerm.memory.rss) }] : []),
+    ...(rows >= 10_000_000 ? [{ description: `${num(rows)} rows in ≤ 2 GiB RSS (durable, after the restart)`, met: dTerm.memory.rss <= 2 * 2 ** 30, measured: `${mib(dTerm.memory.rss)}${dTerm.memory.rssAnon === undefined ? '' : `: own (anonymous) ${mib(dTerm.memory.rssAnon)}, store pages (file-backed) ${mib(dTerm.memory.rssFile ?? 0)}`}` }] : []),
     { description: `initial load of a ${num(sub.rows)}-topic subscription ≤ 10 s`, met: sub.loadSeconds <= 10, measured: `${sub.loadSeconds.toFixed(1)} s, send queue peak ${num(sub.queuePeak.bytes)} B` },
   ];
   const caveats: string[] = [];

@@ -4,6 +4,7 @@
  * suite, the phases of start(): slot created, snapshot applied (from the connector's own log
  * lines), streaming (start() resolved).
  */
+import { readFileSync } from 'node:fs';
 import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
@@ -130,7 +131,18 @@ function memory() {
   if (!globalThis.gc) throw new Error('start the service worker with --expose-gc');
   globalThis.gc();
   globalThis.gc();
-  return process.memoryUsage();
+  return { ...process.memoryUsage(), ...rssParts() };
+}
+
+/**
+ * RSS split as Linux counts it (/proc/self/status): anonymous (the process's own memory: heap,
+ * buffers, native allocations) and file-backed (here mostly the store's memory-mapped pages,
+ * page cache the kernel may reclaim under pressure).
+ */
+function rssParts(): { rssAnon: number; rssFile: number } {
+  const status = readFileSync('/proc/self/status', 'utf8');
+  const kib = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
+  return { rssAnon: kib('RssAnon'), rssFile: kib('RssFile') + kib('RssShmem') };
 }
 
 // As `tidewire start` does on SIGTERM: a graceful stop (flushes the durable state), then exit.
