@@ -63,8 +63,12 @@ export interface SourceCheckpoints {
   claim(name: string, identity: string): Promise<void>;
   /** True when the state holds any topic (a re-read must then be diffed, never applied blind). */
   holdsTopics(): boolean;
-  /** The topics `source` produced, as the state holds them (e.g. to rebuild a source's own indexes on resume). */
-  topicsOf(source: string): Iterable<{ readonly path: string; readonly value: JsonObject }>;
+  /**
+   * The topics `source` produced, as the state holds them (e.g. to rebuild a source's own indexes
+   * on resume). `where`, a selector every path of the source matches (its path template with `*`
+   * for each placeholder), keeps the read to that part of the state.
+   */
+  topicsOf(source: string, where?: string): Iterable<{ readonly path: string; readonly value: JsonObject }>;
   /** The position stored for `name` with the state, or null (first start, or never stored). */
   stored(name: string): string | null;
   /** Mapping fingerprints by table, as stored with the state. */

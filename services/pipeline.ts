@@ -4,6 +4,7 @@
  */
 import type { IngestSink, Resync, SourceCheckpoints, SourcePosition } from '../core/ingest.ts';
 import { diffValues } from '../core/delta.ts';
+import { parseSelector } from '../core/selector.ts';
 import type { JsonObject } from '../core/json.ts';
 import { DEFAULT_TENANT, type ChangeBatch, type TopicChange, type TopicUpdate } from '../core/topic.ts';
 import type { Handoff } from './handoff/handoff.ts';
@@ -81,8 +82,8 @@ export class Pipeline implements IngestSink, SourceCheckpoints {
     return this.store.size > 0;
   }
 
-  *topicsOf(source: string): Iterable<{ readonly path: string; readonly value: JsonObject }> {
-    for (const t of this.store.all()) if (t.source === source) yield t;
+  *topicsOf(source: string, where?: string): Iterable<{ readonly path: string; readonly value: JsonObject }> {
+    for (const t of where === undefined ? this.store.all() : this.store.matching(parseSelector(where))) if (t.source === source) yield t;
   }
 
   stored(name: string): string | null {

@@ -35,6 +35,11 @@ export class PathTemplate {
     this.fields = parts.flatMap((p) => ('field' in p ? [p.field] : []));
   }
 
+  /** A selector every path this template renders matches: each placeholder (a whole segment) becomes `*`. */
+  get selector(): string {
+    return this.parts.map((p) => ('literal' in p ? p.literal : '*')).join('/');
+  }
+
   /**
    * Builds the path; `lookup` returns a field's value, or `undefined` when the record lacks it,
    * in which case the result is `{ missing: field }` so the caller can report the bad record.

@@ -287,7 +287,7 @@ export class PostgresConnector implements Source {
     // A table whose paths use columns outside its key needs its row index: rebuilt from the stored
     // topics, or, when a key column is not in the value, by reading the table again.
     for (const m of mappers) {
-      if (m.needsRowIndex && !reread.includes(m.source) && !(await m.restoreIndex(cp!.topicsOf(m.source), this.abort.signal))) reread.push(m.source);
+      if (m.needsRowIndex && !reread.includes(m.source) && !(await m.restoreIndex(cp!.topicsOf(m.source, m.spec.template.selector), this.abort.signal))) reread.push(m.source);
     }
     const gone = ownSources(storedFingerprints).filter((source) => !fingerprints.has(source));
     return { kind: 'resume', lsn: stored, reread, gone };

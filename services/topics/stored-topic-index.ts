@@ -137,20 +137,24 @@ export class StoredTopicIndex implements TopicIndex {
   }
 
   forEachMatching(selector: Selector, visit: (topic: Topic) => void): void {
+    for (const t of this.matching(selector)) visit(t);
+  }
+
+  *matching(selector: Selector): IterableIterator<Topic> {
     if (selector.exact) {
       const t = this.get(selector.text);
-      if (t) visit(t);
+      if (t) yield t;
       return;
     }
     const [start, end] = rangeOf(selector);
     // Not durable yet first (the store has an older copy, or none): the store's copies of these are skipped.
     for (const t of [...this.pinned.values()]) {
-      if ((start === undefined || t.path.startsWith(start)) && matchesSegments(selector, t.path.split('/'))) visit(t);
+      if ((start === undefined || t.path.startsWith(start)) && matchesSegments(selector, t.path.split('/'))) yield t;
     }
     // `a/b/**`: every path in the range is under `a/b/`, so it matches without a look at its segments.
     const whole = start !== undefined && selector.descendants && !selector.segments.includes('*');
     const accept = (path: string): boolean => !this.pinned.has(path) && !this.removed.has(path) && (whole || matchesSegments(selector, path.split('/')));
-    for (const stored of this.records.topics(start, end, accept)) visit(this.cache.get(stored.path) ?? (stored as Topic));
+    for (const stored of this.records.topics(start, end, accept)) yield this.cache.get(stored.path) ?? (stored as Topic);
   }
 
   *values(): IterableIterator<Topic> {

@@ -33,6 +33,8 @@ export interface TopicIndex {
   delete(path: string, seq: number): void;
   /** Visits every topic the selector matches, each once. */
   forEachMatching(selector: Selector, visit: (topic: Topic) => void): void;
+  /** The same topics as an iterator. */
+  matching(selector: Selector): IterableIterator<Topic>;
   /** Every topic, in no particular order, read as the iteration goes: do not change topics while iterating. */
   values(): IterableIterator<Topic>;
 }
@@ -80,6 +82,13 @@ export class HeapTopicIndex implements TopicIndex {
 
   values(): IterableIterator<Topic> {
     return this.topics.values();
+  }
+
+  matching(selector: Selector): IterableIterator<Topic> {
+    // On the heap already: an array of references, one walk.
+    const out: Topic[] = [];
+    this.forEachMatching(selector, (t) => out.push(t));
+    return out.values();
   }
 
   private walk(node: PathNode, sel: Selector, depth: number, visit: (topic: Topic) => void): void {

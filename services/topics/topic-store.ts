@@ -174,6 +174,11 @@ export class TopicStore implements TopicView {
     this.topics.forEachMatching(selector, visit);
   }
 
+  /** The topics the selector matches, as an iterator (one can be read across turns of the event loop). */
+  matching(selector: Selector): IterableIterator<Topic> {
+    return this.topics.matching(selector);
+  }
+
   /** Every topic, in no particular order. */
   all(): IterableIterator<Topic> {
     return this.topics.values();

@@ -104,7 +104,7 @@ test('group offsets are committed only once the state covering them is durable',
   const node = await openNode(freshDir(), kafka, PRICES, (pipeline) => ({
     claim: (n, id) => pipeline.claim(n, id),
     holdsTopics: () => pipeline.holdsTopics(),
-    topicsOf: (s) => pipeline.topicsOf(s),
+    topicsOf: (s, where) => pipeline.topicsOf(s, where),
     stored: (n) => pipeline.stored(n),
     fingerprints: () => pipeline.fingerprints(),
     setFingerprints: (f) => pipeline.setFingerprints(f),

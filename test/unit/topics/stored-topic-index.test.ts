@@ -31,7 +31,11 @@ function shape(t: Topic | undefined): unknown {
 function matching(store: TopicStore, selector: string): unknown[] {
   const out: Topic[] = [];
   store.forEachMatching(parseSelector(selector), (t) => out.push(t));
-  return out.map(shape).sort((a, b) => ((a as Topic).path < (b as Topic).path ? -1 : 1));
+  const sorted = out.map(shape).sort((a, b) => ((a as Topic).path < (b as Topic).path ? -1 : 1));
+  // The iterator form (read across turns of the event loop) gives the same topics.
+  const iterated = [...store.matching(parseSelector(selector))].map(shape).sort((a, b) => ((a as Topic).path < (b as Topic).path ? -1 : 1));
+  assert.deepEqual(iterated, sorted, `matching(${selector}) = forEachMatching`);
+  return sorted;
 }
 
 async function openStored(dir: string, cacheTopics?: number) {
