@@ -27,7 +27,7 @@ import { type Database, type RootDatabase, open } from 'lmdb';
 import { OWNER_FILE, claimDir } from './dir-owner.ts';
 import { checkLmdbHeader } from './lmdb-header.ts';
 import { StateError, rebuildAdvice } from './state-error.ts';
-import { LazyStoredTopic, decodeFormat, decodeRemoval, decodeStringMap, decodeTopic, encodeFormat, encodeRemoval, encodeTopic, removalKey } from './state-records.ts';
+import { LazyStoredTopic, decodeFormat, decodeRemoval, decodeStringMap, encodeFormat, encodeRemoval, encodeTopic, removalKey } from './state-records.ts';
 import {
   STATE_FORMAT_VERSION, type SourceIdentity, type StateCommit, type StateStore, type StateStoreOptions, type StoredRemoval, type StoredTopic,
 } from './state-store.ts';
@@ -265,7 +265,7 @@ export class LmdbStateStore implements StateStore {
     if (start !== undefined) range.start = start;
     if (end !== undefined) range.end = end;
     for (const { key, value } of this.dbs.topics.getRange(range)) {
-      if (accept === undefined || accept(key)) yield typeof value === 'string' ? new LazyStoredTopic(key, value, this.corruptTopic) : this.decode(key, value);
+      if (accept === undefined || accept(key)) yield this.read(key, value);
     }
   }
 
@@ -273,7 +273,7 @@ export class LmdbStateStore implements StateStore {
     if (typeof path !== 'string' || path.length === 0 || Buffer.byteLength(path) > MAX_PATH_BYTES) return undefined;
     const text = this.dbs.topics.get(path);
     if (text === undefined) return undefined;
-    return typeof text === 'string' ? new LazyStoredTopic(path, text, this.corruptTopic).checked() : this.decode(path, text);
+    return this.read(path, text).checked();
   }
 
   commit(commit: StateCommit): Promise<void> {
@@ -482,10 +482,10 @@ export class LmdbStateStore implements StateStore {
     this.writing = false;
   }
 
-  private decode(path: string, text: unknown): StoredTopic {
-    const topic = decodeTopic(path, text);
-    if (!topic) throw this.corruptTopic(path);
-    return topic;
+  /** A topic record as read, decoded as far as it is read later (its head checked by `checked()`). */
+  private read(path: string, text: unknown): LazyStoredTopic {
+    if (typeof text !== 'string') throw this.corruptTopic(path);
+    return new LazyStoredTopic(path, text, this.corruptTopic);
   }
 
   private readonly corruptTopic = (path: string): StateError => corrupt(this.dir, `the record of topic ${path} does not decode`);

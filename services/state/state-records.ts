@@ -2,21 +2,22 @@
  * What the store writes, as text: a topic as the JSON array `[version, tenant, source, value, seq]`
  * (format 1 wrote no seq), a removal of the log as `[version, tenant]` under `<seq>\n<path>`
  * (one JSON.stringify per change, no escaping of the value inside another string), the format
- * marker as `{"store":"tidewire-state","format":1}`. Decoding checks every field, so a damaged
- * record is reported as such instead of reaching topic state.
+ * marker as `{"store":"tidewire-state","format":1}`. A topic record is decoded as far as it is
+ * read (LazyStoredTopic), each part checked, so a damaged record is reported as such instead of
+ * reaching topic state.
  */
 import { type JsonObject, isJsonObject } from '../../core/json.ts';
 import type { StoredRemoval, StoredTopic } from './state-store.ts';
 
 export const STORE_NAME = 'tidewire-state';
 
-/** `valueJson`, when given, is the value's JSON.stringify: written as is rather than encoded again. */
+/**
+ * The record, the JSON array as JSON.stringify would write it; `valueJson`, when given, is the
+ * value's JSON.stringify, written as is rather than encoded again.
+ */
 export function encodeTopic(t: StoredTopic & { readonly valueJson?: string }): string {
-  if (t.valueJson !== undefined) {
-    const head = `[${t.version},${JSON.stringify(t.tenant)},${JSON.stringify(t.source)},${t.valueJson}`;
-    return t.seq === undefined ? `${head}]` : `${head},${t.seq}]`;
-  }
-  return t.seq === undefined ? JSON.stringify([t.version, t.tenant, t.source, t.value]) : JSON.stringify([t.version, t.tenant, t.source, t.value, t.seq]);
+  const head = `[${t.version},${JSON.stringify(t.tenant)},${JSON.stringify(t.source)},${t.valueJson ?? JSON.stringify(t.value)}`;
+  return t.seq === undefined ? `${head}]` : `${head},${t.seq}]`;
 }
 
 /** A removal log key: the seq, zero-padded so keys sort by seq, then the path. */
@@ -193,22 +194,6 @@ function scanString(t: string, at: number): [string, number] | null {
     }
   }
   return null;
-}
-
-/** The topic, or null when the text is not a record this format writes. */
-export function decodeTopic(path: string, text: unknown): StoredTopic | null {
-  if (typeof text !== 'string') return null;
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch {
-    return null;
-  }
-  if (!Array.isArray(v) || (v.length !== 4 && v.length !== 5)) return null;
-  const [version, tenant, source, value, seq] = v;
-  if (!Number.isSafeInteger(version) || version < 1 || typeof tenant !== 'string' || typeof source !== 'string' || !isJsonObject(value)) return null;
-  if (v.length === 5 && (!Number.isSafeInteger(seq) || seq < 0)) return null;
-  return v.length === 5 ? { path, tenant, source, version, value, seq } : { path, tenant, source, version, value };
 }
 
 export function encodeFormat(format: number): string {
