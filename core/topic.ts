@@ -29,6 +29,21 @@ export interface Topic {
   readonly valueJson?: string;
 }
 
+/**
+ * A topic as it is kept and read back: the durable store's record (services/state) and what topic
+ * state restores from or reads through its index (services/topics), one shape for both sides.
+ */
+export interface TopicRecord {
+  readonly path: string;
+  readonly tenant: string;
+  /** Which mapping produced it (e.g. `postgres:public.orders`). */
+  readonly source: string;
+  readonly version: number;
+  readonly value: JsonObject;
+  /** The seq of the batch that last changed it; absent: unknown (a format 1 record), changed after any position as far as a resume knows. */
+  readonly seq?: number;
+}
+
 /** The topic's value as JSON text (see `Topic.valueJson`). */
 export function valueJsonOf(topic: Topic): string {
   return topic.valueJson ?? JSON.stringify(topic.value);

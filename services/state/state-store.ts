@@ -17,7 +17,7 @@
  * The implementation is `LmdbStateStore` (lmdb-state-store.ts); the choice is measured in
  * docs/BENCHMARKS.md, "State store choice".
  */
-import type { JsonObject } from '../../core/json.ts';
+import type { TopicRecord } from '../../core/topic.ts';
 
 /**
  * This build writes format 2 (the layout is described in lmdb-state-store.ts) and reads 1 and 2:
@@ -35,16 +35,7 @@ export const STATE_FORMAT_VERSION = 2;
 export type SourceIdentity = Readonly<Record<string, string>>;
 
 /** One topic as stored. */
-export interface StoredTopic {
-  readonly path: string;
-  readonly tenant: string;
-  /** Which mapping produced it (e.g. `postgres:public.orders`). */
-  readonly source: string;
-  readonly version: number;
-  readonly value: JsonObject;
-  /** The seq of the batch that last changed it; absent in format 1 records. */
-  readonly seq?: number;
-}
+export type StoredTopic = TopicRecord;
 
 /** A removal as the removal log keeps it (services/topics/removal-log.ts). */
 export interface StoredRemoval {

@@ -7,20 +7,11 @@
  * A topic object handed out may be shared: TopicStore changes one in place (value, version, seq)
  * and then calls `changed`, so an index keeps the object it holds current, or holds it from then on.
  */
-import type { JsonObject } from '../../core/json.ts';
 import type { Selector } from '../../core/selector.ts';
-import type { Topic } from '../../core/topic.ts';
+import type { Topic, TopicRecord } from '../../core/topic.ts';
 
-/** A topic as durable state holds it (services/state's StoredTopic has this shape). */
-export interface LoadedTopic {
-  readonly path: string;
-  readonly tenant: string;
-  readonly source: string;
-  readonly version: number;
-  readonly value: JsonObject;
-  /** The seq of its last change; absent: unknown (changed after any position, as far as a resume knows). */
-  readonly seq?: number;
-}
+/** A topic as durable state holds it. */
+export type LoadedTopic = TopicRecord;
 
 export interface TopicIndex {
   readonly size: number;
