@@ -44,7 +44,11 @@ export interface SourcePosition {
  * position never disagree after a crash.
  */
 export interface IngestSink {
-  apply(updates: readonly TopicUpdate[], position?: SourcePosition): Promise<void>;
+  /**
+   * `rows`: the row index writes the same source changes made (RowIndex.set), stored in the same
+   * state transaction as the updates, so the stored index never runs ahead of the stored topics.
+   */
+  apply(updates: readonly TopicUpdate[], position?: SourcePosition, rows?: readonly RowWrite[]): Promise<void>;
   /** Removes every topic produced by `source` (TRUNCATE). */
   removeSource(source: string, position?: SourcePosition): Promise<void>;
 }
@@ -69,6 +73,11 @@ export interface SourceCheckpoints {
    * for each placeholder), keeps the read to that part of the state.
    */
   topicsOf(source: string, where?: string): Iterable<{ readonly path: string; readonly value: JsonObject }>;
+  /**
+   * The row key → topic path index of `source`, kept with the durable state; null when state is in
+   * memory (the source keeps its own, rebuilt by the snapshot every start reads).
+   */
+  rowIndex(source: string): RowIndex | null;
   /** The position stored for `name` with the state, or null (first start, or never stored). */
   stored(name: string): string | null;
   /** Mapping fingerprints by table, as stored with the state. */
@@ -93,12 +102,50 @@ export interface Resync {
   /** Rows read so far (each update of the re-read), and how many differ from the state. */
   readonly read: number;
   readonly differing: number;
-  /** Takes updates of the re-read (synchronously diffed; nothing is applied yet). */
-  take(updates: readonly TopicUpdate[]): void;
+  /**
+   * Takes updates of the re-read (synchronously diffed; nothing is applied yet), and the row index
+   * writes they made (stored at once: a re-read rebuilds its tables' row indexes, which count as
+   * complete only after `finish`). A promise: wait for it before reading more (the store is behind).
+   */
+  take(updates: readonly TopicUpdate[], rows?: readonly RowWrite[]): Promise<void> | void;
   /** Applies what differed and removes what was not read, with `position`; resolves once handed off. */
   finish(position?: SourcePosition): Promise<{ readonly changed: number; readonly removed: number }>;
   /** Drops what was held (a failed re-read, to be started over). */
   abort(): void;
+}
+
+/**
+ * Where each row of a table is: row key (the key columns as JSON text) → the path of its topic.
+ * A source keeps one when its paths use columns outside the row's key: an UPDATE or DELETE names
+ * the row by key alone, and this is the only way to find its old topic. With durable state it is
+ * stored with the state (read from disk, not held on the heap), so a restart does not rebuild it.
+ */
+export interface RowIndex {
+  /**
+   * True when it holds every row of the source's topics: it was built by a complete read of the
+   * table (or from the stored topics) and kept since. False after `clear(false)` until
+   * `completed()`: the source must then read the table again (or rebuild it) before streaming.
+   */
+  readonly complete: boolean;
+  /** The path of the row with key `key`, or undefined. */
+  get(key: string): string | undefined;
+  /**
+   * Sets (a path) or forgets (null) a row's entry. Returns the write that stores it, to be handed
+   * to the sink with the updates made by the same change (IngestSink.apply's `rows`); undefined
+   * when there is nothing to store (an index in memory).
+   */
+  set(key: string, path: string | null): RowWrite | undefined;
+  /** Forgets every entry (a TRUNCATE, `complete` kept true; or the start of a read of the whole table, false). */
+  clear(complete: boolean): void;
+  /** The read of the whole table that started with `clear(false)` is applied: the index is complete. */
+  completed(): void;
+}
+
+/** One write of a stored row index: `path` null forgets the row. */
+export interface RowWrite {
+  readonly source: string;
+  readonly key: string;
+  readonly path: string | null;
 }
 
 export interface Source {

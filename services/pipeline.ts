@@ -2,7 +2,7 @@
  * Applies connector updates to topic state, hands the resulting batches to distribution and, with
  * durable state, writes them to the state journal; answers the sources' checkpoints and re-reads.
  */
-import type { IngestSink, Resync, SourceCheckpoints, SourcePosition } from '../core/ingest.ts';
+import type { IngestSink, Resync, RowIndex, RowWrite, SourceCheckpoints, SourcePosition } from '../core/ingest.ts';
 import { diffValues } from '../core/delta.ts';
 import { parseSelector } from '../core/selector.ts';
 import type { JsonObject } from '../core/json.ts';
@@ -65,9 +65,18 @@ export class Pipeline implements IngestSink, SourceCheckpoints {
     return this.journal !== null;
   }
 
-  apply(updates: readonly TopicUpdate[], position?: SourcePosition): Promise<void> {
+  apply(updates: readonly TopicUpdate[], position?: SourcePosition, rows?: readonly RowWrite[]): Promise<void> {
     this.updatesApplied += updates.length;
-    return this.publish(this.store.apply(updates), position);
+    return this.publish(this.store.apply(updates), position, rows);
+  }
+
+  rowIndex(source: string): RowIndex | null {
+    return this.journal?.rowIndex(source) ?? null;
+  }
+
+  /** @internal a re-read's row index writes: stored at once (the index counts as complete only after the re-read). */
+  writeRows(rows: readonly RowWrite[]): Promise<void> | void {
+    return this.journal?.write(null, undefined, rows) ?? undefined;
   }
 
   removeSource(source: string, position?: SourcePosition): Promise<void> {
@@ -116,8 +125,8 @@ export class Pipeline implements IngestSink, SourceCheckpoints {
     return this.publish(this.store.apply(updates), position);
   }
 
-  private publish(batch: ChangeBatch | null, position?: SourcePosition): Promise<void> {
-    const wait = this.journal?.write(batch, position) ?? null;
+  private publish(batch: ChangeBatch | null, position?: SourcePosition, rows?: readonly RowWrite[]): Promise<void> {
+    const wait = this.journal?.write(batch, position, rows) ?? null;
     if (!batch) return wait ?? Promise.resolve();
     this.changesEmitted += batch.changes.length;
     if (this.measure) this.count(batch.changes);
@@ -163,7 +172,7 @@ class PipelineResync implements Resync {
     this.sources = new Set(sources);
   }
 
-  take(updates: readonly TopicUpdate[]): void {
+  take(updates: readonly TopicUpdate[], rows?: readonly RowWrite[]): Promise<void> | void {
     if (this.done) throw new Error('this re-read has finished');
     const store = this.pipeline.store;
     for (const u of updates) {
@@ -179,6 +188,7 @@ class PipelineResync implements Resync {
       if (!this.held.has(u.path)) this.differing++;
       this.held.set(u.path, u);
     }
+    if (rows !== undefined && rows.length > 0) return this.pipeline.writeRows(rows);
   }
 
   async finish(position?: SourcePosition): Promise<{ changed: number; removed: number }> {

@@ -23,7 +23,7 @@ import { type Lsn, formatLsn, parseLsn } from './lsn.ts';
 import { mappingFingerprints } from './mapping-fingerprint.ts';
 import { runPreflight } from './preflight.ts';
 import { ensurePublication } from './publication.ts';
-import { removeFromSink } from './sink.ts';
+import { applyToSink, removeFromSink } from './sink.ts';
 import { createSlotWithSnapshot, dropSlotWhenFree, freeSlot } from './slot.ts';
 import { type SnapshotProgress, SnapshotSource } from './snapshot-source.ts';
 import { DEFAULT_QUEUE_BYTES, StreamSource } from './stream-source.ts';
@@ -155,9 +155,9 @@ export class PostgresConnector implements Source {
       const preflight = await runPreflight(meta, config.tables);
       const types = new TypeRegistry();
       await types.resolve(meta, preflight.tables.flatMap((t) => t.table.columns.map((c) => c.typeOid)));
-      const mappers = preflight.tables.map((spec) => new TableMapper(spec, types, log));
-      const fingerprints = mappingFingerprints(mappers);
       const cp = this.options.checkpoints ?? null;
+      const mappers = preflight.tables.map((spec) => new TableMapper(spec, types, log, cp));
+      const fingerprints = mappingFingerprints(mappers);
       if (cp) {
         doing = 'checking the stored state belongs to this database';
         await cp.claim(POSITION_NAME, await systemIdentity(meta, preflight.server.database));
@@ -284,10 +284,14 @@ export class PostgresConnector implements Source {
     }
     const storedFingerprints = cp!.fingerprints();
     const reread = [...fingerprints].filter(([source, fp]) => storedFingerprints[source] !== fp).map(([source]) => source);
-    // A table whose paths use columns outside its key needs its row index: rebuilt from the stored
-    // topics, or, when a key column is not in the value, by reading the table again.
+    // A table whose paths use columns outside its key needs its row index, stored with the state.
+    // One not complete there (a store from before row indexes were kept, or a read cut short) is
+    // rebuilt from the stored topics, or, when a key column is not in the value, by reading the table.
     for (const m of mappers) {
-      if (m.needsRowIndex && !reread.includes(m.source) && !(await m.restoreIndex(cp!.topicsOf(m.source, m.spec.template.selector), this.abort.signal))) reread.push(m.source);
+      if (m.rowIndex === null || m.rowIndex.complete || reread.includes(m.source)) continue;
+      log.info({ table: m.name }, 'rebuilding the stored row index of the table from its stored topics');
+      const restored = await m.restoreIndex(cp!.topicsOf(m.source, m.spec.template.selector), (rows) => applyToSink(this.sink, [], undefined, rows), this.abort.signal);
+      if (!restored) reread.push(m.source);
     }
     const gone = ownSources(storedFingerprints).filter((source) => !fingerprints.has(source));
     return { kind: 'resume', lsn: stored, reread, gone };
@@ -337,7 +341,7 @@ export class PostgresConnector implements Source {
           snapshotName: slot.snapshotName,
           tables: mappers,
           batchRows: config.snapshotBatchRows,
-          sink: into ? { apply: (updates) => (into.take(updates), Promise.resolve()), removeSource: () => Promise.resolve() } : this.sink,
+          sink: into ? { apply: async (updates, _position, rows) => into.take(updates, rows), removeSource: () => Promise.resolve() } : this.sink,
           log,
           target,
           onProgress: this.options.onSnapshotProgress,
@@ -351,6 +355,8 @@ export class PostgresConnector implements Source {
         } else if (position && this.options.checkpoints) {
           await this.sink.apply([], position);
         }
+        // Stored after what the read applied: a crash before leaves the index incomplete, the table re-read.
+        for (const m of mappers) m.readApplied();
         const ms = Date.now() - started;
         log.info({ rows, ms, rowsPerSecond: Math.round((rows * 1000) / Math.max(1, ms)) }, 'snapshot applied');
         return slot.consistentPoint;

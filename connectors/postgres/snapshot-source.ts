@@ -70,6 +70,7 @@ export class SnapshotSource {
     const columns = mapper.selectedColumns.map((c) => pg.escapeIdentifier(c)).join(', ');
     // The mapping's where, as the publication's row filter applies it to the stream (Postgres 15+).
     const where = mapper.spec.mapping.where === undefined ? '' : ` WHERE (${mapper.spec.mapping.where})`;
+    mapper.startRead();
     await client.query(`DECLARE tidewire_snapshot NO SCROLL CURSOR FOR SELECT ${columns} FROM ${quoteTable(mapper.spec.table)}${where}`);
     const fetch = () => client.query<RawTuple>({ text: `FETCH ${batchRows} FROM tidewire_snapshot`, types: RAW_TEXT_TYPES });
     let total = 0;
@@ -83,8 +84,8 @@ export class SnapshotSource {
         pending.catch(() => {}); // observed by the next await; this only keeps a failure from going unhandled meanwhile
       }
       const updates: TopicUpdate[] = [];
-      for (const row of rows) mapper.insert(row, updates);
-      await applyToSink(sink, updates);
+      for (const row of rows) mapper.snapshotRow(row, updates);
+      await applyToSink(sink, updates, undefined, mapper.takeRowWrites());
       total += rows.length;
       const p = { ...this.progress.get(mapper.spec.index)!, rows: total };
       this.progress.set(mapper.spec.index, p);

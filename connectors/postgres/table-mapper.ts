@@ -4,6 +4,7 @@
  * text keyed by column name, so both take exactly this path.
  */
 import type { Logger } from 'pino';
+import type { RowIndex, RowWrite, SourceCheckpoints } from '../../core/ingest.ts';
 import type { JsonObject, JsonValue } from '../../core/json.ts';
 import type { TopicUpdate } from '../../core/topic.ts';
 import { parseTableName, qualifiedName } from './catalog.ts';
@@ -64,22 +65,21 @@ export class TableMapper {
   private readonly exclude: ReadonlySet<string>;
   private readonly pathFields: ReadonlySet<string>;
   /**
-   * Row key → current path, kept only when the path uses columns outside the key: an UPDATE or
-   * DELETE then names the row by key alone, and this is the only way to find its old topic.
-   * One entry per row of the table.
+   * Row key → current path (core/ingest.ts, RowIndex), kept only when the path uses columns
+   * outside the key: an UPDATE or DELETE then names the row by key alone, and this is the only
+   * way to find its old topic. With durable state it is stored with the state (a restart that
+   * resumes finds it there); in memory, a map rebuilt by the snapshot of every start.
    */
-  private readonly pathIndex: Map<string, string> | null;
-  /**
-   * The row key → path index is not kept with durable state: a restart that resumes streaming
-   * rebuilds it from the stored topics (restoreIndex, a read of each one), or re-reads the table
-   * when a key column is not in the value.
-   */
-  readonly needsRowIndex: boolean;
+  readonly rowIndex: RowIndex | null;
+  /** Row index writes made since the last `takeRowWrites`: they go to the sink with the updates. */
+  private rowWrites: RowWrite[] = [];
 
   constructor(
     readonly spec: TableSpec,
     private readonly types: TypeRegistry,
     private readonly log: Logger,
+    /** The durable state, whose row index this table uses; absent: a row index in memory. */
+    checkpoints?: SourceCheckpoints | null,
   ) {
     this.source = postgresSourceName(spec.mapping.table);
     this.name = qualifiedName(spec.table);
@@ -88,8 +88,7 @@ export class TableMapper {
     this.pathFields = new Set([...spec.template.fields, ...spec.keyColumns]);
     const keySet = new Set(spec.keyColumns);
     const needsIndex = spec.table.replicaIdentity !== 'full' && spec.template.fields.some((f) => !keySet.has(f));
-    this.pathIndex = needsIndex ? new Map() : null;
-    this.needsRowIndex = needsIndex;
+    this.rowIndex = needsIndex ? (checkpoints?.rowIndex(this.source) ?? new HeapRowIndex()) : null;
     this.setColumns(spec.table.columns.filter((c) => !c.generated));
   }
 
@@ -123,16 +122,43 @@ export class TableMapper {
     this.valueIsRow = this.pathColumns.every((c) => c.inValue);
   }
 
-  /** A snapshot row or an INSERT. */
+  /** An INSERT. */
   insert(raw: RawTuple, out: TopicUpdate[]): void {
     this.update(raw, null, out);
+  }
+
+  /**
+   * A read of the whole table (a snapshot) starts: its row index starts over, and is complete once
+   * the read is applied (`readApplied`).
+   */
+  startRead(): void {
+    this.rowWrites = [];
+    this.rowIndex?.clear(false);
+  }
+
+  /** A row of the read begun by `startRead`: its key is new to the index, nothing to look up. */
+  snapshotRow(raw: RawTuple, out: TopicUpdate[]): void {
+    this.update(raw, null, out, true);
+  }
+
+  /** The read begun by `startRead` is applied (and diffed): the row index is complete. */
+  readApplied(): void {
+    if (this.rowIndex !== null && !this.rowIndex.complete) this.rowIndex.completed();
+  }
+
+  /** The row index writes made since the last call, to hand to the sink with their updates. */
+  takeRowWrites(): RowWrite[] | undefined {
+    if (this.rowWrites.length === 0) return undefined;
+    const w = this.rowWrites;
+    this.rowWrites = [];
+    return w;
   }
 
   /**
    * An UPDATE. `old` is the old key (sent when the key changed) or the old row (REPLICA
    * IDENTITY FULL); null when neither was sent.
    */
-  update(raw: RawTuple, old: RawTuple | null, out: TopicUpdate[]): void {
+  update(raw: RawTuple, old: RawTuple | null, out: TopicUpdate[], fresh = false): void {
     const value: JsonObject = {};
     const row: Record<string, JsonValue | undefined> = this.valueIsRow ? value : {};
     let unchanged: string[] | undefined;
@@ -148,13 +174,13 @@ export class TableMapper {
     }
     let path = this.render(row);
     let previous: string | undefined;
-    if (this.pathIndex) {
+    if (this.rowIndex) {
       const key = this.keyOf(row);
       const oldKey = old ? this.keyOf(this.keyRow(old)) : key;
-      previous = this.pathIndex.get(oldKey);
+      previous = fresh ? undefined : this.rowIndex.get(oldKey);
       path ??= previous; // an unchanged TOASTed path column: the row kept its path
-      if (oldKey !== key) this.pathIndex.delete(oldKey);
-      if (path !== undefined) this.pathIndex.set(key, path);
+      if (oldKey !== key) this.writeRow(oldKey, null);
+      if (path !== undefined && (path !== previous || oldKey !== key)) this.writeRow(key, path);
     } else if (old) {
       previous = this.render(this.keyRow(old));
     }
@@ -184,10 +210,10 @@ export class TableMapper {
   delete(old: RawTuple, out: TopicUpdate[]): void {
     const row = this.keyRow(old);
     let path: string | undefined;
-    if (this.pathIndex) {
+    if (this.rowIndex) {
       const key = this.keyOf(row);
-      path = this.pathIndex.get(key);
-      this.pathIndex.delete(key);
+      path = this.rowIndex.get(key);
+      if (path !== undefined) this.writeRow(key, null);
     }
     path ??= this.render(row);
     if (path === undefined) return this.unmappable('delete', row);
@@ -195,29 +221,45 @@ export class TableMapper {
   }
 
   /**
-   * Rebuilds the row key → path index from the topics this table produced (read back from durable
-   * state), when every key column is in the value. Returns false when one is not (excluded from
-   * the value): the table must then be re-read to rebuild it.
+   * Rebuilds the stored row index from the topics this table produced (read back from durable
+   * state), when every key column is in the value: a store written before row indexes were kept.
+   * `flush` stores a part of the writes (every 10,000 rows). Returns false when a key column is not
+   * in the value: the table must then be read again to rebuild it.
    */
-  async restoreIndex(topics: Iterable<{ readonly path: string; readonly value: JsonObject }>, signal?: AbortSignal): Promise<boolean> {
-    if (!this.pathIndex) return true;
+  async restoreIndex(
+    topics: Iterable<{ readonly path: string; readonly value: JsonObject }>,
+    flush: (rows: readonly RowWrite[]) => Promise<void>,
+    signal?: AbortSignal,
+  ): Promise<boolean> {
+    const index = this.rowIndex;
+    if (!index) return true;
     const keys = this.spec.keyColumns;
     if (keys.some((k) => this.exclude.has(k) || (this.include !== null && !this.include.has(k)))) return false;
+    this.startRead();
     let n = 0;
     for (const t of topics) {
-      this.pathIndex.set(JSON.stringify(keys.map((k) => t.value[k] ?? null)), t.path);
+      this.writeRow(JSON.stringify(keys.map((k) => t.value[k] ?? null)), t.path);
       // Millions of rows take seconds: let the node answer /health, handshakes and resumes meanwhile.
       if (++n % RESTORE_YIELD_EVERY === 0) {
+        await flush(this.takeRowWrites() ?? []);
         await new Promise((resolve) => setImmediate(resolve));
         signal?.throwIfAborted();
       }
     }
+    await flush(this.takeRowWrites() ?? []);
+    this.readApplied();
     return true;
   }
 
   /** A TRUNCATE: the caller removes the topics; forget the keys. */
   truncate(): void {
-    this.pathIndex?.clear();
+    this.rowWrites = [];
+    this.rowIndex?.clear(true);
+  }
+
+  private writeRow(key: string, path: string | null): void {
+    const w = this.rowIndex!.set(key, path);
+    if (w !== undefined) this.rowWrites.push(w);
   }
 
   private keyRow(raw: RawTuple): Record<string, JsonValue | undefined> {
@@ -242,4 +284,25 @@ export class TableMapper {
     const missing = this.spec.template.fields.filter((f) => row[f] === undefined);
     this.log.warn({ table: this.name, kind, missing }, 'row skipped: its path columns were not sent (unchanged TOAST value in a path column)');
   }
+}
+
+/** The row index of a table whose state is in memory: a map, rebuilt by the snapshot every start reads. */
+class HeapRowIndex implements RowIndex {
+  readonly complete = true;
+  private readonly paths = new Map<string, string>();
+
+  get(key: string): string | undefined {
+    return this.paths.get(key);
+  }
+
+  set(key: string, path: string | null): undefined {
+    if (path === null) this.paths.delete(key);
+    else this.paths.set(key, path);
+  }
+
+  clear(): void {
+    this.paths.clear();
+  }
+
+  completed(): void {}
 }

@@ -12,7 +12,7 @@
  */
 import type { Logger } from 'pino';
 import type { TopicUpdate } from '../../core/topic.ts';
-import type { IngestSink } from '../../core/ingest.ts';
+import type { IngestSink, RowWrite } from '../../core/ingest.ts';
 import { PostgresConnectorError } from './errors.ts';
 import { type Lsn, formatLsn, maxLsn, parseLsn } from './lsn.ts';
 import type { PgoutputMessage } from './pgoutput-reader.ts';
@@ -239,7 +239,12 @@ export class TransactionApplier {
   private async flush(txn: OpenTransaction, appliedThrough = txn.seen, endLsn?: Lsn): Promise<void> {
     const updates = txn.updates;
     txn.updates = [];
-    await applyToSink(this.options.sink, updates, endLsn === undefined ? undefined : { name: POSITION_NAME, position: formatLsn(endLsn) });
+    let rows: RowWrite[] | undefined;
+    for (const m of this.options.mappers) {
+      const w = m.takeRowWrites();
+      if (w !== undefined) rows = rows === undefined ? w : rows.concat(w);
+    }
+    await applyToSink(this.options.sink, updates, endLsn === undefined ? undefined : { name: POSITION_NAME, position: formatLsn(endLsn) }, rows);
     this.partial = { commitLsn: txn.commitLsn, applied: appliedThrough };
   }
 

@@ -4,7 +4,8 @@
  * never waits for the disk. Chosen by measurement over SQLite: docs/BENCHMARKS.md, "State store
  * choice".
  *
- * Format 2, five named databases in one environment (a transaction spans all of them):
+ * Format 3, five named databases in one environment (a transaction spans all of them), and one
+ * per stored row index:
  * - `meta`: `format` → `{"store":"tidewire-state","format":1}`, `identity` → JSON object of
  *   source → identity, `epoch` → the epoch, `seq` → the last commit's seq (decimal text),
  *   `floor` → the highest version of a removed topic (decimal text; absent: 0);
@@ -13,7 +14,10 @@
  * - `removals` (format 2): the removal log, `<seq, 16 digits>\n<path>` → `[version, tenant]`,
  *   at most `removalLog` entries (oldest deleted in the commit that passes it), and `meta`
  *   `removalFloor` → the seq below which it does not reach (decimal text; absent: 0). Format 1
- *   stores are marked 2 at open, their `removalFloor` set to their seq.
+ *   stores are marked 3 at open, their `removalFloor` set to their seq;
+ * - `rows/<source>` (format 3): the row index of one source (core/ingest.ts, RowIndex), row key →
+ *   path, written in the same transaction as the topics it points to; `meta` `rowsComplete` → JSON
+ *   array of the sources whose index is complete. Format 1 and 2 stores have none (none complete).
  * Beside it: lmdb's `lock.mdb`, and `owner.pid`, the process that has the dir open (dir-owner.ts).
  *
  * Durability: `overlappingSync: false`, so LMDB's own commit fsyncs the data before the meta page
@@ -24,6 +28,7 @@
 import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { type Database, type RootDatabase, open } from 'lmdb';
+import type { RowWrite } from '../../core/ingest.ts';
 import { OWNER_FILE, claimDir } from './dir-owner.ts';
 import { checkLmdbHeader } from './lmdb-header.ts';
 import { StateError, rebuildAdvice } from './state-error.ts';
@@ -33,6 +38,10 @@ import {
 } from './state-store.ts';
 
 const DB_NAMES = ['meta', 'topics', 'positions', 'fingerprints', 'removals'] as const;
+/** Row indexes are named databases `rows/<source>`. */
+const ROWS_PREFIX = 'rows/';
+/** Named databases one environment may hold: the five above and a row index per source, with room to spare. */
+const MAX_DBS = 1024;
 const DATA_FILE = 'data.mdb';
 const LOCK_FILE = 'lock.mdb';
 /** lmdb-js refuses keys over 1,978 bytes; its string keys take a byte or two of their own. */
@@ -71,6 +80,10 @@ export class LmdbStateStore implements StateStore {
   private _removalFloor = 0;
   /** Gives the dir up (dir-owner.ts). */
   private release: () => void = () => {};
+  /** Row index databases opened, by source. */
+  private readonly rowDbs = new Map<string, Database<string, string>>();
+  /** Sources whose row index is complete, as of the last durable write. */
+  private readonly _rowsComplete = new Set<string>();
 
   private constructor(
     readonly dir: string,
@@ -116,7 +129,7 @@ export class LmdbStateStore implements StateStore {
     const release = claimDir(path);
     let env: RootDatabase;
     try {
-      env = open({ path, encoding: 'string', maxDbs: DB_NAMES.length + 2, overlappingSync: false });
+      env = open({ path, encoding: 'string', maxDbs: MAX_DBS, overlappingSync: false });
     } catch (err) {
       release();
       throw corrupt(path, `it cannot be opened (${(err as Error).message})`, err);
@@ -143,7 +156,7 @@ export class LmdbStateStore implements StateStore {
     maxChangesPerWrite: number,
   ): Promise<LmdbStateStore> {
     // Named databases are keys of the main one: anything else there is not our store.
-    const foreign = [...env.getKeys({ limit: 100 })].filter((k) => !(DB_NAMES as readonly unknown[]).includes(k));
+    const foreign = [...env.getKeys({ limit: 2000 })].filter((k) => !(DB_NAMES as readonly unknown[]).includes(k) && !(typeof k === 'string' && k.startsWith(ROWS_PREFIX)));
     if (foreign.length > 0) {
       throw new StateError('STATE_NOT_A_STORE', path, `${join(path, DATA_FILE)} is an LMDB file of something else than tidewire (it holds ${foreign.slice(0, 3).map(String).join(', ')}); tidewire never writes into it: point state.dir at an empty or new folder`);
     }
@@ -166,7 +179,7 @@ export class LmdbStateStore implements StateStore {
     }
     const format = decodeFormat(formatText);
     if (format === null) throw corrupt(path, 'its format marker does not decode');
-    if (format !== STATE_FORMAT_VERSION && format !== 1) {
+    if (format > STATE_FORMAT_VERSION || format < 1) {
       throw new StateError(
         'STATE_FORMAT_UNSUPPORTED',
         path,
@@ -192,13 +205,16 @@ export class LmdbStateStore implements StateStore {
     const floorText = meta.get('floor') ?? '0';
     const floor = Number(floorText);
     if (!Number.isSafeInteger(floor) || floor < 0) throw corrupt(path, 'its version floor does not decode');
-    if (format === 1) {
-      // No removal log was kept: it reaches back to the stored seq only.
+    if (format < STATE_FORMAT_VERSION) {
       await env.transaction(() => {
         meta.put('format', encodeFormat(STATE_FORMAT_VERSION));
-        meta.put('removalFloor', String(seq));
+        // No removal log was kept: it reaches back to the stored seq only.
+        if (format === 1) meta.put('removalFloor', String(seq));
       });
     }
+    const complete = meta.get('rowsComplete');
+    const rowsComplete = complete === undefined ? [] : (safeJson(complete) as unknown);
+    if (!Array.isArray(rowsComplete) || rowsComplete.some((x) => typeof x !== 'string')) throw corrupt(path, 'its list of complete row indexes does not decode');
     const storedEpoch = meta.get('epoch') ?? null;
     const positions = readStrings(dbs.positions);
     const fingerprints = readStrings(dbs.fingerprints);
@@ -212,6 +228,7 @@ export class LmdbStateStore implements StateStore {
     if (!Number.isSafeInteger(removalFloor) || removalFloor < 0) throw corrupt(path, 'its removal log floor does not decode');
     store._removalFloor = removalFloor;
     store.removalCount = dbs.removals.getKeysCount();
+    for (const source of rowsComplete as string[]) store._rowsComplete.add(source);
     return store;
   }
 
@@ -276,6 +293,64 @@ export class LmdbStateStore implements StateStore {
     return this.read(path, text).checked();
   }
 
+  rowPath(source: string, key: string): string | undefined {
+    if (key.length === 0 || (key.length * 3 > MAX_PATH_BYTES && Buffer.byteLength(key) > MAX_PATH_BYTES)) return undefined;
+    return this.rowsOf(source).get(key);
+  }
+
+  rowsComplete(source: string): boolean {
+    return this._rowsComplete.has(source);
+  }
+
+  resetRows(source: string, complete: boolean): Promise<void> {
+    return this.markRows(source, complete, true);
+  }
+
+  completeRows(source: string): Promise<void> {
+    return this.markRows(source, true, false);
+  }
+
+  private markRows(source: string, complete: boolean, clear: boolean): Promise<void> {
+    const refused = this.refusal();
+    if (refused) return Promise.reject(refused);
+    if (typeof source !== 'string' || source.length === 0 || Buffer.byteLength(source) > 400) return Promise.reject(this.invalid('a row index needs a source name of 1 to 400 bytes'));
+    let db: Database<string, string>;
+    try {
+      db = this.rowsOf(source);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const sources = new Set(this._rowsComplete);
+    if (complete) sources.add(source);
+    else sources.delete(source);
+    const text = JSON.stringify([...sources].sort());
+    return this.enqueue(
+      1,
+      () => {
+        if (clear) db.clearSync();
+        this.dbs.meta.put('rowsComplete', text);
+      },
+      () => {
+        if (complete) this._rowsComplete.add(source);
+        else this._rowsComplete.delete(source);
+      },
+    );
+  }
+
+  /** The row index database of `source`, opened (and created) on first use. */
+  private rowsOf(source: string): Database<string, string> {
+    let db = this.rowDbs.get(source);
+    if (db === undefined) {
+      try {
+        db = this.env.openDB<string, string>({ name: ROWS_PREFIX + source, encoding: 'string' });
+      } catch (err) {
+        throw this.invalid(`the row index of ${source} cannot be opened (${(err as Error).message}); a store holds at most ${MAX_DBS - DB_NAMES.length} row indexes`, err);
+      }
+      this.rowDbs.set(source, db);
+    }
+    return db;
+  }
+
   commit(commit: StateCommit): Promise<void> {
     const refused = this.refusal();
     if (refused) return Promise.reject(refused);
@@ -305,13 +380,27 @@ export class LmdbStateStore implements StateStore {
     const fromThis = forget - fromStored;
     this.removalCount = before + logged.length - forget;
     const positionsDb = this.dbs.positions;
+    let rows: Array<[Database<string, string>, string, string | null]> | null = null;
+    if (commit.rows !== undefined && commit.rows.length > 0) {
+      try {
+        rows = this.encodeRows(commit.rows);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
     let removalFloor = -1;
     return this.enqueue(
-      records.length,
+      records.length + (rows?.length ?? 0),
       () => {
         for (const [path, text] of records) {
           if (text === null) topics.remove(path);
           else topics.put(path, text);
+        }
+        if (rows !== null) {
+          for (const [db, key, path] of rows) {
+            if (path === null) db.remove(key);
+            else db.put(key, path);
+          }
         }
         if (forget > 0) {
           removalFloor = this._removalFloor;
@@ -431,6 +520,25 @@ export class LmdbStateStore implements StateStore {
     return records;
   }
 
+  private encodeRows(rows: readonly RowWrite[]): Array<[Database<string, string>, string, string | null]> {
+    const out: Array<[Database<string, string>, string, string | null]> = new Array(rows.length);
+    let source = '';
+    let db: Database<string, string> | null = null;
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i];
+      if (typeof r?.key !== 'string' || r.key.length === 0 || (r.key.length * 3 > MAX_PATH_BYTES && Buffer.byteLength(r.key) > MAX_PATH_BYTES)) {
+        throw this.invalid(`row write ${i}: a row key is a non-empty string of at most ${MAX_PATH_BYTES} UTF-8 bytes`);
+      }
+      if (r.path !== null && (typeof r.path !== 'string' || r.path.length === 0)) throw this.invalid(`row write ${i}: a path is a non-empty string, or null`);
+      if (db === null || r.source !== source) {
+        source = r.source;
+        db = this.rowsOf(source);
+      }
+      out[i] = [db, r.key, r.path];
+    }
+    return out;
+  }
+
   private validPositions(positions: Readonly<Record<string, string>>): Array<[string, string]> | StateError {
     const out = Object.entries(positions);
     for (const [name, p] of out) {
@@ -522,6 +630,14 @@ function validIdentity(dir: string, identity: SourceIdentity): Record<string, st
     }
   }
   return { ...identity };
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
 }
 
 function readStrings(db: Database<string, string>): Record<string, string> {

@@ -14,10 +14,11 @@
  * A failed write fails every later one (StateError STATE_WRITE_FAILED): ingest stops, nothing
  * more is acknowledged, and a restart resumes from the last durable position.
  */
-import type { SourcePosition } from '../../core/ingest.ts';
+import type { RowWrite, SourcePosition } from '../../core/ingest.ts';
 import type { ChangeBatch } from '../../core/topic.ts';
 import { StateError, rebuildAdvice } from './state-error.ts';
 import type { StateChange, StateStore } from './state-store.ts';
+import { StoredRowIndex } from './stored-row-index.ts';
 
 function foreignSource(dir: string, name: string, recorded: string, now: string): StateError {
   return new StateError(
@@ -46,6 +47,7 @@ export class StateJournal {
   /** Positions handed to the store, durable or not: a checkpoint at one of them needs no write of its own. */
   private readonly written = new Map<string, string>();
   private readonly onDurable: ((seq: number) => void) | undefined;
+  private readonly rowIndexes = new Map<string, StoredRowIndex>();
 
   constructor(
     readonly store: StateStore,
@@ -58,13 +60,30 @@ export class StateJournal {
     for (const [name, p] of Object.entries(store.positions())) this.written.set(name, p);
   }
 
+  /** The stored row index of `source` (one per source, kept across connector restarts). */
+  rowIndex(source: string): StoredRowIndex {
+    let index = this.rowIndexes.get(source);
+    if (index === undefined) {
+      index = new StoredRowIndex(source, this.store, (write) => {
+        if (this.failure) return Promise.reject(this.failure);
+        const done = write();
+        this.last = done;
+        return done;
+      });
+      this.rowIndexes.set(source, index);
+    }
+    return index;
+  }
+
   /**
-   * Writes one applied batch (and the position it brings its source to). Returns null when ingest
-   * may go on at once, or a promise to wait for when too much is pending (back-pressure).
+   * Writes one applied batch (and the position it brings its source to, and the row index writes
+   * of the changes it came from). Returns null when ingest may go on at once, or a promise to wait
+   * for when too much is pending (back-pressure).
    */
-  write(batch: ChangeBatch | null, position?: SourcePosition): Promise<void> | null {
+  write(batch: ChangeBatch | null, position?: SourcePosition, rows?: readonly RowWrite[]): Promise<void> | null {
     this.throwIfFailed();
-    if (batch === null && position === undefined) return null;
+    const hasRows = rows !== undefined && rows.length > 0;
+    if (batch === null && position === undefined && !hasRows) return null;
     const changes: StateChange[] = batch === null ? [] : new Array(batch.changes.length);
     if (batch !== null) {
       this.seq = batch.seq;
@@ -77,12 +96,13 @@ export class StateJournal {
       }
     }
     if (position !== undefined) this.written.set(position.name, position.position);
-    const count = changes.length;
+    const count = changes.length + (hasRows ? rows.length : 0);
     const seq = this.seq;
     this.pendingChanges += count;
-    const done = this.store.commit({ changes, seq, positions: position ? { [position.name]: position.position } : undefined }).then(
+    const done = this.store.commit({ changes, seq, positions: position ? { [position.name]: position.position } : undefined, rows: hasRows ? rows : undefined }).then(
       () => {
         this.pendingChanges -= count;
+        if (hasRows) this.rowsDurable(rows);
         this.onDurable?.(seq);
       },
       (err: unknown) => {
@@ -127,6 +147,14 @@ export class StateJournal {
   flushed(): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     return this.last;
+  }
+
+  private rowsDurable(rows: readonly RowWrite[]): void {
+    let index: StoredRowIndex | undefined;
+    for (const w of rows) {
+      if (index === undefined || index.source !== w.source) index = this.rowIndexes.get(w.source);
+      index?.durable(w);
+    }
   }
 
   private throwIfFailed(): void {

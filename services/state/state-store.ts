@@ -17,14 +17,17 @@
  * The implementation is `LmdbStateStore` (lmdb-state-store.ts); the choice is measured in
  * docs/BENCHMARKS.md, "State store choice".
  */
+import type { RowWrite } from '../../core/ingest.ts';
 import type { TopicRecord } from '../../core/topic.ts';
 
 /**
- * This build writes format 2 (the layout is described in lmdb-state-store.ts) and reads 1 and 2:
- * format 1 had no removal log and no per-topic seq (a store in it is marked 2 at open; its topics
- * count as changed after any position, and its removal log starts at its seq).
+ * This build writes format 3 (the layout is described in lmdb-state-store.ts) and reads 1 to 3:
+ * format 1 had no removal log and no per-topic seq (its topics count as changed after any
+ * position, and its removal log starts at its seq); formats 1 and 2 had no row indexes (none is
+ * complete: a source rebuilds its own at the first start). A store in an older format is marked 3
+ * at open.
  */
-export const STATE_FORMAT_VERSION = 2;
+export const STATE_FORMAT_VERSION = 3;
 
 /**
  * Who each source is, by source name: e.g. `{ postgres: '7301234567890123456/app' }` (the
@@ -65,6 +68,8 @@ export interface StateCommit {
   readonly positions?: Readonly<Record<string, string>>;
   /** The hand-off `seq` of the last batch the commit covers; never lower than the last commit's. */
   readonly seq: number;
+  /** Row index writes (RowIndex), applied after the changes: entries set or, with path null, removed. */
+  readonly rows?: readonly RowWrite[];
 }
 
 export interface StateStoreOptions {
@@ -119,6 +124,14 @@ export interface StateStore {
   get(path: string): StoredTopic | undefined;
   /** Resolves when the commit is durable; rejects with a `StateError`. */
   commit(commit: StateCommit): Promise<void>;
+  /** The path stored for row `key` in the row index of `source` (as of the last commit written). */
+  rowPath(source: string, key: string): string | undefined;
+  /** True when the stored row index of `source` was marked complete (`completeRows`) and not reset since. */
+  rowsComplete(source: string): boolean;
+  /** Removes every entry of the row index of `source` and marks it complete or not, in order with commits. */
+  resetRows(source: string, complete: boolean): Promise<void>;
+  /** Marks the row index of `source` complete, in order with commits. */
+  completeRows(source: string): Promise<void>;
   /** Records (or with null, forgets) a table's mapping fingerprint, in order with commits. */
   setFingerprint(table: string, fingerprint: string | null): Promise<void>;
   /** Records a new epoch, in order with commits. */

@@ -8,7 +8,6 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import pg from 'pg';
 import WebSocket from 'ws';
 import { type ResumeInfo, TidewireClient } from '../../client/index.ts';
 import { applyPatch } from '../../client/json-patch.ts';
@@ -19,6 +18,7 @@ import { type TestPostgres, freePort, startPostgres } from '../support/postgres.
 import { type ServiceProcess, startServiceProcess } from '../support/service-process.ts';
 import { startService } from '../support/service.ts';
 import { waitFor } from '../support/wait.ts';
+import { type WriterLoop, startWriterLoop } from '../support/writer-loop.ts';
 
 let db: TestPostgres;
 
@@ -33,24 +33,18 @@ before(async () => {
 after(() => db?.stop());
 
 /** A steady mix of updates, inserts and deletes (one transaction each) until stopped. */
-function startWriter(table: string, pauseMs = 2): { stop: () => Promise<number> } {
-  const client = new pg.Client({ connectionString: db.url });
-  let running = true;
-  let count = 0;
-  const done = (async () => {
-    await client.connect();
-    let next = 1000;
-    while (running) {
+function startWriter(table: string, pauseMs = 2): WriterLoop {
+  let next = 1000;
+  return startWriterLoop(
+    db.url,
+    async (client) => {
       const r = Math.random();
       if (r < 0.75) await client.query(`UPDATE ${table} SET n = n + 1 WHERE id = (SELECT id FROM ${table} ORDER BY random() LIMIT 1)`);
       else if (r < 0.88) await client.query(`INSERT INTO ${table} VALUES ($1, $2, 0, $3)`, [next, next % 4, `l${next++}`]);
       else await client.query(`DELETE FROM ${table} WHERE id = (SELECT id FROM ${table} ORDER BY random() LIMIT 1)`);
-      count++;
-      await new Promise((res) => setTimeout(res, pauseMs));
-    }
-    await client.end();
-  })();
-  return { stop: async () => ((running = false), await done, count) };
+    },
+    { pauseMs },
+  );
 }
 
 async function tableState(table: string): Promise<Map<string, JsonObject>> {

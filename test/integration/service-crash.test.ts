@@ -4,13 +4,13 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import pg from 'pg';
 import { TidewireClient } from '../../client/index.ts';
 import type { JsonObject } from '../../core/json.ts';
 import { jsonEqual } from '../../core/json.ts';
 import { type TestPostgres, freePort, startPostgres } from '../support/postgres.ts';
 import { type ServiceProcess, startServiceProcess } from '../support/service-process.ts';
 import { waitFor } from '../support/wait.ts';
+import { type WriterLoop, startWriterLoop } from '../support/writer-loop.ts';
 
 let db: TestPostgres;
 let svc: ServiceProcess | undefined;
@@ -27,30 +27,18 @@ after(async () => {
 });
 
 /** Writes a steady mix of updates, inserts and deletes until stopped; returns how many statements ran. */
-function startWriter(url: string): { stop: () => Promise<number> } {
-  const client = new pg.Client({ connectionString: url });
-  let running = true;
-  let count = 0;
-  const done = (async () => {
-    await client.connect();
-    let next = 1000;
-    while (running) {
+function startWriter(url: string): WriterLoop {
+  let next = 1000;
+  return startWriterLoop(
+    url,
+    async (client) => {
       const r = Math.random();
       if (r < 0.7) await client.query('UPDATE items SET n = n + 1 WHERE id = (SELECT id FROM items ORDER BY random() LIMIT 1)');
       else if (r < 0.85) await client.query('INSERT INTO items VALUES ($1, $2, 0, $3)', [next, next % 4, `l${next++}`]);
       else await client.query('DELETE FROM items WHERE id = (SELECT id FROM items ORDER BY random() LIMIT 1)');
-      count++;
-      await new Promise((res) => setTimeout(res, 2));
-    }
-    await client.end();
-  })();
-  return {
-    stop: async () => {
-      running = false;
-      await done;
-      return count;
     },
-  };
+    { pauseMs: 2 },
+  );
 }
 
 test('kill -9 mid-stream, restart: client state equals the table, no gap, no duplicate', async () => {

@@ -12,7 +12,6 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import pg from 'pg';
 import WebSocket from 'ws';
 import { TidewireClient, type Subscription } from '../../client/index.ts';
 import { LmdbStateStore } from '../../services/state/index.ts';
@@ -21,6 +20,7 @@ import { jsonEqual } from '../../core/json.ts';
 import { type TestPostgres, freePort, startPostgres } from '../support/postgres.ts';
 import { type ServiceProcess, startServiceProcess } from '../support/service-process.ts';
 import { waitFor } from '../support/wait.ts';
+import { type WriterLoop, startWriterLoop } from '../support/writer-loop.ts';
 
 const ACCOUNTS = 100;
 const TOTAL = ACCOUNTS * 1000;
@@ -58,15 +58,11 @@ function config(stateDir: string, slot: string, notes: Record<string, unknown> =
 }
 
 /** Transfers between two random accounts, one transaction each, until stopped: the sum never changes. */
-function startTransfers(url: string): { stop: () => Promise<number> } {
-  const client = new pg.Client({ connectionString: url });
-  let running = true;
-  let count = 0;
-  const done = (async () => {
-    await client.connect();
-    // Its updates find rows by index, so the table's seq_scan counts only whole-table reads (a snapshot).
-    await client.query('SET enable_seqscan = off');
-    while (running) {
+function startTransfers(url: string): WriterLoop {
+  // Its updates find rows by index, so the table's seq_scan counts only whole-table reads (a snapshot).
+  return startWriterLoop(
+    url,
+    async (client) => {
       const a = 1 + Math.floor(Math.random() * ACCOUNTS);
       const b = 1 + ((a + Math.floor(Math.random() * (ACCOUNTS - 1))) % ACCOUNTS);
       const x = 1 + Math.floor(Math.random() * 50);
@@ -74,17 +70,9 @@ function startTransfers(url: string): { stop: () => Promise<number> } {
       await client.query('UPDATE accounts SET balance = balance - $1 WHERE id = $2', [x, a]);
       await client.query('UPDATE accounts SET balance = balance + $1 WHERE id = $2', [x, b]);
       await client.query('COMMIT');
-      count++;
-    }
-    await client.end();
-  })();
-  return {
-    stop: async () => {
-      running = false;
-      await done;
-      return count;
     },
-  };
+    { setup: 'SET enable_seqscan = off' },
+  );
 }
 
 interface Watcher {

@@ -83,6 +83,7 @@ function storedState(positions: Record<string, string>, fingerprints: Record<str
     claim: async () => {},
     holdsTopics: () => sources.length > 0,
     topicsOf: (source) => (sources.includes(source) ? [{ path: `${source}/x`, value: {} }] : []),
+    rowIndex: () => null,
     stored: (name) => positions[name] ?? null,
     fingerprints: () => fingerprints,
     setFingerprints: async () => {},

@@ -1,7 +1,7 @@
 /**
  * The removal log and per-topic seq kept with durable state (resumes from a position across a
  * restart, docs/PROTOCOL.md "Resuming"): written in the commit that removes, bounded with a
- * floor that rises as the oldest are forgotten, read back at open; a format 1 store is marked 2
+ * floor that rises as the oldest are forgotten, read back at open; a format 1 store is marked 3
  * and its log reaches back only to its seq.
  */
 import assert from 'node:assert/strict';
@@ -49,7 +49,7 @@ test('past its capacity the oldest removals are forgotten and the floor rises to
   await store.close();
 });
 
-test('a format 1 store is read, marked format 2, and its removal log reaches back to its seq only', async () => {
+test('a format 1 store is read, marked the current format, and its removal log reaches back to its seq only', async () => {
   const dir = join(root, `s${++n}`);
   const env = open({ path: dir, encoding: 'string', maxDbs: 8 });
   const meta = env.openDB<string, string>({ name: 'meta', encoding: 'string' });

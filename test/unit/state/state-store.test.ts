@@ -12,7 +12,7 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { open } from 'lmdb';
 import { fields } from '../../support/stored-topic.ts';
-import { LmdbStateStore, StateError, type StateChange, type StateErrorCode } from '../../../services/state/index.ts';
+import { LmdbStateStore, STATE_FORMAT_VERSION, StateError, type StateChange, type StateErrorCode } from '../../../services/state/index.ts';
 
 /** Topics the crash writer rewrites in every commit besides the two accounts: one commit spans many pages. */
 const FILLER = 200;
@@ -272,7 +272,7 @@ test('a store in a format this build does not read is refused, naming both forma
   const env = open({ path: dir, encoding: 'string', maxDbs: 6, overlappingSync: false });
   await env.openDB({ name: 'meta', encoding: 'string' }).put('format', JSON.stringify({ store: 'tidewire-state', format: 99 }));
   await env.close();
-  await rejectsWith(LmdbStateStore.open(dir, { identity }), 'STATE_FORMAT_UNSUPPORTED', dir, 'format 99', 'format 2', 'newer', 'delete');
+  await rejectsWith(LmdbStateStore.open(dir, { identity }), 'STATE_FORMAT_UNSUPPORTED', dir, 'format 99', `format ${STATE_FORMAT_VERSION}`, 'newer', 'delete');
 });
 
 test('a dir holding something else is never written into', async () => {
