@@ -32,7 +32,7 @@ import type { RowWrite } from '../../core/ingest.ts';
 import { OWNER_FILE, claimDir } from './dir-owner.ts';
 import { checkLmdbHeader } from './lmdb-header.ts';
 import { StateError, rebuildAdvice } from './state-error.ts';
-import { LazyStoredTopic, decodeFormat, decodeRemoval, decodeStringMap, encodeFormat, encodeRemoval, encodeTopic, removalKey } from './state-records.ts';
+import { LazyStoredTopic, decodeFormat, decodeRemoval, decodeStringMap, encodeFormat, encodeRemoval, encodedBound, removalKey, writeTopic } from './state-records.ts';
 import {
   STATE_FORMAT_VERSION, type SourceIdentity, type StateCommit, type StateStore, type StateStoreOptions, type StoredRemoval, type StoredTopic,
 } from './state-store.ts';
@@ -80,6 +80,8 @@ export class LmdbStateStore implements StateStore {
   private _removalFloor = 0;
   /** Gives the dir up (dir-owner.ts). */
   private release: () => void = () => {};
+  /** Where `record` writes a topic's bytes for the put. */
+  private scratch = Buffer.allocUnsafeSlow(64 * 1024);
   /** Row index databases opened, by source. */
   private readonly rowDbs = new Map<string, Database<string, string>>();
   /** Sources whose row index is complete, as of the last durable write. */
@@ -287,7 +289,7 @@ export class LmdbStateStore implements StateStore {
   }
 
   get(path: string): StoredTopic | undefined {
-    if (typeof path !== 'string' || path.length === 0 || Buffer.byteLength(path) > MAX_PATH_BYTES) return undefined;
+    if (typeof path !== 'string' || path.length === 0 || (path.length * 3 > MAX_PATH_BYTES && Buffer.byteLength(path) > MAX_PATH_BYTES)) return undefined;
     const text = this.dbs.topics.get(path);
     if (text === undefined) return undefined;
     return this.read(path, text).checked();
@@ -354,12 +356,13 @@ export class LmdbStateStore implements StateStore {
   commit(commit: StateCommit): Promise<void> {
     const refused = this.refusal();
     if (refused) return Promise.reject(refused);
-    let records: Array<[string, string | null]>;
+    let values: Array<string | null>;
     try {
-      records = this.encodeChanges(commit);
+      values = this.encodeChanges(commit);
     } catch (err) {
       return Promise.reject(err);
     }
+    const changes = commit.changes;
     const positions = commit.positions ? this.validPositions(commit.positions) : null;
     if (positions instanceof StateError) return Promise.reject(positions);
     this.acceptedSeq = commit.seq;
@@ -390,11 +393,13 @@ export class LmdbStateStore implements StateStore {
     }
     let removalFloor = -1;
     return this.enqueue(
-      records.length + (rows?.length ?? 0),
+      changes.length + (rows?.length ?? 0),
       () => {
-        for (const [path, text] of records) {
-          if (text === null) topics.remove(path);
-          else topics.put(path, text);
+        for (let i = 0; i < changes.length; i++) {
+          const c = changes[i];
+          if (c.type === 'removal') topics.remove(c.path);
+          // A Buffer is written as its bytes whatever the encoding (lmdb's types only name V).
+          else topics.put(c.path, this.record(c, values[i]!) as unknown as string);
         }
         if (rows !== null) {
           for (const [db, key, path] of rows) {
@@ -488,13 +493,16 @@ export class LmdbStateStore implements StateStore {
     return new StateError('STATE_INVALID_COMMIT', this.dir, `a write to the state in ${this.dir} was refused: ${message}`, { cause });
   }
 
-  /** Everything a write can refuse is checked here, before it is queued: the transaction itself never throws midway. */
-  private encodeChanges(commit: StateCommit): Array<[string, string | null]> {
+  /**
+   * Everything a write can refuse is checked here, before it is queued: the transaction itself
+   * never throws midway. Returns each upsert's value as JSON text (null for a removal).
+   */
+  private encodeChanges(commit: StateCommit): Array<string | null> {
     if (!commit || !Array.isArray(commit.changes)) throw this.invalid('a commit needs a changes array');
     if (!Number.isSafeInteger(commit.seq) || commit.seq < this.acceptedSeq) {
       throw this.invalid(`a commit's seq must be an integer not below the last one (${this.acceptedSeq}), not ${commit.seq}`);
     }
-    const records: Array<[string, string | null]> = new Array(commit.changes.length);
+    const values: Array<string | null> = new Array(commit.changes.length);
     for (let i = 0; i < commit.changes.length; i++) {
       const c = commit.changes[i];
       const path = c?.path;
@@ -503,7 +511,7 @@ export class LmdbStateStore implements StateStore {
       }
       if (c.type === 'removal') {
         if (c.version !== undefined && (!Number.isSafeInteger(c.version) || c.version < 1)) throw this.invalid(`change ${i} (${path}): a removal's version is an integer ≥ 1`);
-        records[i] = [path, null];
+        values[i] = null;
         continue;
       }
       if (c.type !== 'upsert') throw this.invalid(`change ${i} (${path}): type must be upsert or removal`);
@@ -512,12 +520,26 @@ export class LmdbStateStore implements StateStore {
       }
       if (typeof c.value !== 'object' || c.value === null || Array.isArray(c.value)) throw this.invalid(`change ${i} (${path}): the value must be a JSON object`);
       try {
-        records[i] = [path, encodeTopic(c)];
+        values[i] = c.valueJson ?? JSON.stringify(c.value);
       } catch (err) {
         throw this.invalid(`change ${i} (${path}): the value is not JSON (${(err as Error).message})`, err);
       }
     }
-    return records;
+    return values;
+  }
+
+  /**
+   * The topic's record as the bytes to put, written into one buffer reused by every put of the
+   * transaction (lmdb copies a value during the put inside a transaction): no string of the whole
+   * record, no buffer per record.
+   */
+  private record(c: StoredTopic, valueJson: string): Buffer {
+    let n = writeTopic(c, valueJson, this.scratch);
+    if (n < 0) {
+      this.scratch = Buffer.allocUnsafeSlow(Math.max(2 * this.scratch.length, encodedBound(valueJson.length + 128)));
+      n = writeTopic(c, valueJson, this.scratch);
+    }
+    return this.scratch.subarray(0, n);
   }
 
   private encodeRows(rows: readonly RowWrite[]): Array<[Database<string, string>, string, string | null]> {

@@ -11,13 +11,52 @@ import type { StoredRemoval, StoredTopic } from './state-store.ts';
 
 export const STORE_NAME = 'tidewire-state';
 
+/** JSON text of a tenant or source name: few distinct ones, so each is quoted once. */
+const quoted = new Map<string, string>();
+function quote(name: string): string {
+  let q = quoted.get(name);
+  if (q === undefined) {
+    q = JSON.stringify(name);
+    if (quoted.size < 10_000) quoted.set(name, q);
+  }
+  return q;
+}
+
+/** The record's text before its value: `[version,tenant,source,`. */
+function headOf(t: StoredTopic): string {
+  return `[${t.version},${quote(t.tenant)},${quote(t.source)},`;
+}
+
+/** The record's text after its value. */
+function tailOf(t: StoredTopic): string {
+  return t.seq === undefined ? ']' : `,${t.seq}]`;
+}
+
 /**
  * The record, the JSON array as JSON.stringify would write it; `valueJson`, when given, is the
  * value's JSON.stringify, written as is rather than encoded again.
  */
 export function encodeTopic(t: StoredTopic & { readonly valueJson?: string }): string {
-  const head = `[${t.version},${JSON.stringify(t.tenant)},${JSON.stringify(t.source)},${t.valueJson ?? JSON.stringify(t.value)}`;
-  return t.seq === undefined ? `${head}]` : `${head},${t.seq}]`;
+  return `${headOf(t)}${t.valueJson ?? JSON.stringify(t.value)}${tailOf(t)}`;
+}
+
+/**
+ * The same record as `encodeTopic`, written as UTF-8 into `into` from byte 0, the value's JSON text
+ * `valueJson` copied as is (no string of the whole record is built); returns the bytes written, or
+ * -1 when `into` may be too small (it needs `encodedBound(...)` bytes).
+ */
+export function writeTopic(t: StoredTopic, valueJson: string, into: Buffer): number {
+  const head = headOf(t);
+  const tail = tailOf(t);
+  if (encodedBound(head.length + valueJson.length + tail.length) > into.length) return -1;
+  let n = into.write(head, 0);
+  n += into.write(valueJson, n);
+  return n + into.write(tail, n);
+}
+
+/** Bytes of UTF-8 that `chars` UTF-16 code units take at most. */
+export function encodedBound(chars: number): number {
+  return chars * 3;
 }
 
 /** A removal log key: the seq, zero-padded so keys sort by seq, then the path. */

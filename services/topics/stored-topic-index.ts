@@ -40,8 +40,12 @@ export class StoredTopicIndex implements TopicIndex {
   private readonly pinned = new Map<string, Topic>();
   /** Removed since the last durable write, with the batch that removed them. */
   private readonly removed = new Map<string, number>();
-  /** Pins in batch order, to release at `durable` (an entry may be stale: the map says). */
-  private queue: Array<{ readonly seq: number; readonly path: string }> = [];
+  /**
+   * Pins in batch order, to release at `durable` (an entry may be stale: the map says): the batch
+   * seq and the path of each, in two arrays (no object per change).
+   */
+  private queueSeqs: number[] = [];
+  private queuePaths: string[] = [];
   private head = 0;
   /** Durable topics changed last. */
   private readonly cache = new Map<string, Topic>();
@@ -111,14 +115,16 @@ export class StoredTopicIndex implements TopicIndex {
     this.pinned.delete(path);
     this.cache.delete(path);
     this.removed.set(path, seq);
-    this.queue.push({ seq, path });
+    this.queueSeqs.push(seq);
+    this.queuePaths.push(path);
   }
 
   /** The store holds every batch up to `seq`: what they changed may leave the heap. */
   durable(seq: number): void {
-    const q = this.queue;
-    while (this.head < q.length && q[this.head].seq <= seq) {
-      const { path } = q[this.head++];
+    const seqs = this.queueSeqs;
+    const paths = this.queuePaths;
+    while (this.head < seqs.length && seqs[this.head] <= seq) {
+      const path = paths[this.head++];
       const t = this.pinned.get(path);
       if (t !== undefined && (t.seq ?? 0) <= seq) {
         this.pinned.delete(path);
@@ -127,11 +133,13 @@ export class StoredTopicIndex implements TopicIndex {
         this.removed.delete(path);
       }
     }
-    if (this.head === q.length) {
-      this.queue = [];
+    if (this.head === seqs.length) {
+      this.queueSeqs = [];
+      this.queuePaths = [];
       this.head = 0;
-    } else if (this.head > 4096 && this.head * 2 > q.length) {
-      this.queue = q.slice(this.head);
+    } else if (this.head > 4096 && this.head * 2 > seqs.length) {
+      this.queueSeqs = seqs.slice(this.head);
+      this.queuePaths = paths.slice(this.head);
       this.head = 0;
     }
   }
@@ -166,7 +174,8 @@ export class StoredTopicIndex implements TopicIndex {
   private pin(topic: Topic): void {
     this.cache.delete(topic.path);
     this.pinned.set(topic.path, topic);
-    this.queue.push({ seq: topic.seq ?? 0, path: topic.path });
+    this.queueSeqs.push(topic.seq ?? 0);
+    this.queuePaths.push(topic.path);
   }
 
   private remember(topic: Topic): void {

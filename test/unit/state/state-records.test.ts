@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { LazyStoredTopic, encodeTopic } from '../../../services/state/state-records.ts';
+import { LazyStoredTopic, encodeTopic, encodedBound, writeTopic } from '../../../services/state/state-records.ts';
 import type { StoredTopic } from '../../../services/state/state-store.ts';
 import { fields } from '../../support/stored-topic.ts';
 
@@ -34,6 +34,11 @@ test('a lazily read topic equals its full decode, and valueJson is the value as 
       const text = encodeTopic(t);
       assert.equal(text, JSON.stringify(t.seq === undefined ? [t.version, t.tenant, t.source, t.value] : [t.version, t.tenant, t.source, t.value, t.seq]), 'the record is the JSON array');
       assert.equal(encodeTopic({ ...t, valueJson: JSON.stringify(t.value) }), text, 'the value text given is written as encoding would');
+      // The bytes the store puts: the same record, written into a buffer piece by piece.
+      const small = Buffer.alloc(8);
+      const room = Buffer.alloc(encodedBound(text.length));
+      assert.ok(writeTopic(t, JSON.stringify(t.value), small) === -1 || text.length <= 8, 'a buffer that may be too small is refused, not overrun');
+      assert.equal(room.subarray(0, writeTopic(t, JSON.stringify(t.value), room)).toString('utf8'), text);
       const lazy = new LazyStoredTopic(t.path, text, corrupt);
       assert.equal(lazy.valueJson, JSON.stringify(JSON.parse(JSON.stringify(t.value))));
       // The oracle: the record parsed whole.
