@@ -32,7 +32,7 @@ import type { RowWrite } from '../../core/ingest.ts';
 import { OWNER_FILE, claimDir } from './dir-owner.ts';
 import { checkLmdbHeader } from './lmdb-header.ts';
 import { StateError, rebuildAdvice } from './state-error.ts';
-import { LazyStoredTopic, decodeFormat, decodeRemoval, decodeStringMap, encodeFormat, encodeRemoval, encodedBound, removalKey, writeTopic } from './state-records.ts';
+import { LazyStoredTopic, decodeFormat, decodeRemoval, decodeStringList, decodeStringMap, encodeFormat, encodeRemoval, encodedBound, removalKey, writeTopic } from './state-records.ts';
 import {
   STATE_FORMAT_VERSION, type SourceIdentity, type StateCommit, type StateStore, type StateStoreOptions, type StoredRemoval, type StoredTopic,
 } from './state-store.ts';
@@ -86,6 +86,8 @@ export class LmdbStateStore implements StateStore {
   private readonly rowDbs = new Map<string, Database<string, string>>();
   /** Sources whose row index is complete, as of the last durable write. */
   private readonly _rowsComplete = new Set<string>();
+  /** The same as of the last write issued (durable or not): what the next mark is written over. */
+  private readonly acceptedRowsComplete = new Set<string>();
 
   private constructor(
     readonly dir: string,
@@ -214,9 +216,9 @@ export class LmdbStateStore implements StateStore {
         if (format === 1) meta.put('removalFloor', String(seq));
       });
     }
-    const complete = meta.get('rowsComplete');
-    const rowsComplete = complete === undefined ? [] : (safeJson(complete) as unknown);
-    if (!Array.isArray(rowsComplete) || rowsComplete.some((x) => typeof x !== 'string')) throw corrupt(path, 'its list of complete row indexes does not decode');
+    const completeText = meta.get('rowsComplete');
+    const rowsComplete = completeText === undefined ? [] : decodeStringList(completeText);
+    if (rowsComplete === null) throw corrupt(path, 'its list of complete row indexes does not decode');
     const storedEpoch = meta.get('epoch') ?? null;
     const positions = readStrings(dbs.positions);
     const fingerprints = readStrings(dbs.fingerprints);
@@ -230,7 +232,10 @@ export class LmdbStateStore implements StateStore {
     if (!Number.isSafeInteger(removalFloor) || removalFloor < 0) throw corrupt(path, 'its removal log floor does not decode');
     store._removalFloor = removalFloor;
     store.removalCount = dbs.removals.getKeysCount();
-    for (const source of rowsComplete as string[]) store._rowsComplete.add(source);
+    for (const source of rowsComplete) {
+      store._rowsComplete.add(source);
+      store.acceptedRowsComplete.add(source);
+    }
     return store;
   }
 
@@ -322,10 +327,11 @@ export class LmdbStateStore implements StateStore {
     } catch (err) {
       return Promise.reject(err);
     }
-    const sources = new Set(this._rowsComplete);
-    if (complete) sources.add(source);
-    else sources.delete(source);
-    const text = JSON.stringify([...sources].sort());
+    // Written over the marks issued before it, not the durable ones: marks of several sources in
+    // one group commit must not undo each other.
+    if (complete) this.acceptedRowsComplete.add(source);
+    else this.acceptedRowsComplete.delete(source);
+    const text = JSON.stringify([...this.acceptedRowsComplete].sort());
     return this.enqueue(
       1,
       () => {
@@ -652,14 +658,6 @@ function validIdentity(dir: string, identity: SourceIdentity): Record<string, st
     }
   }
   return { ...identity };
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }
 
 function readStrings(db: Database<string, string>): Record<string, string> {

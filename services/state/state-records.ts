@@ -251,6 +251,17 @@ export function decodeFormat(text: unknown): number | null {
 }
 
 /** A record of string → string (identity), or null. */
+/** A JSON array of strings (e.g. the sources whose row index is complete), or null when it is not one. */
+export function decodeStringList(text: unknown): string[] | null {
+  if (typeof text !== 'string') return null;
+  try {
+    const v: unknown = JSON.parse(text);
+    return Array.isArray(v) && v.every((x) => typeof x === 'string') ? v : null;
+  } catch {
+    return null;
+  }
+}
+
 export function decodeStringMap(text: unknown): Record<string, string> | null {
   if (typeof text !== 'string') return null;
   try {

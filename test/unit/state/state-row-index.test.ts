@@ -107,3 +107,15 @@ test('a row write that names no row is refused before anything is written', asyn
   assert.equal(store.seq, 0);
   await store.close();
 });
+
+test('marks of several row indexes issued together are all stored: none is lost to another written in the same group', async () => {
+  const dir = join(root, `s${++n}`);
+  let store = await LmdbStateStore.open(dir, { identity, epoch: 'e' });
+  await Promise.all([store.completeRows('postgres:public.a'), store.completeRows('postgres:public.b'), store.resetRows('postgres:public.c', false)]);
+  await Promise.all([store.resetRows('postgres:public.a', false), store.completeRows('postgres:public.c')]);
+  assert.deepEqual(['a', 'b', 'c'].map((t) => store.rowsComplete(`postgres:public.${t}`)), [false, true, true]);
+  await store.close();
+  store = await LmdbStateStore.open(dir, { identity });
+  assert.deepEqual(['a', 'b', 'c'].map((t) => store.rowsComplete(`postgres:public.${t}`)), [false, true, true], 'as stored');
+  await store.close();
+});
