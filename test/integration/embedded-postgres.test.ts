@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { dependencyClosure, findPackage } from '../../services/demo/embedded-postgres-copy.ts';
-import { freePort } from '../../services/demo/embedded-postgres.ts';
+import { freePort, startEmbeddedPostgres } from '../../services/demo/embedded-postgres.ts';
+import { processAlive, readPidFile } from '../../core/pid-file.ts';
 import { waitFor } from '../support/wait.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
@@ -107,6 +108,23 @@ describe('embedded Postgres shared copy', () => {
 });
 
 describe('demo shutdown', () => {
+  test('stopping a server that has already exited (Ctrl-C reached it first) returns and deletes its folder', async () => {
+    const prefix = `tidewire-gone-test-${process.pid}-`;
+    const server = await startEmbeddedPostgres({ prefix, ownSignals: true, flags: ['-c', 'fsync=off'] });
+    const [folder] = readdirSync(tmpdir()).filter((n) => n.startsWith(prefix));
+    assert.ok(folder, 'the server has its data folder');
+    const pid = readPidFile(join(tmpdir(), folder, 'data', 'postmaster.pid'));
+    assert.ok(pid !== null && processAlive(pid), 'the postmaster runs');
+    process.kill(pid, 'SIGINT'); // as the terminal's Ctrl-C does, before our own shutdown gets to it
+    await waitFor('the postmaster to exit', () => !processAlive(pid), 30_000, 50);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<string>((done) => (timer = setTimeout(done, 10_000, 'still waiting after 10 s')));
+    const outcome = await Promise.race([server.stop().then(() => 'stopped'), late]);
+    clearTimeout(timer);
+    assert.equal(outcome, 'stopped');
+    assert.equal(existsSync(join(tmpdir(), folder)), false, 'its folder is deleted');
+  });
+
   test('Ctrl-C logs "shut down", exits 0 and leaves no data folder behind', async () => {
     // A private temp directory (reachable by the 'postgres' user) to see exactly what the demo leaves.
     const tmp = await mkdtemp(join('/tmp', 'tidewire-demo-tmp-'));
