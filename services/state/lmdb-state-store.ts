@@ -25,6 +25,7 @@
  * transaction all or nothing after a crash (lmdb's default on Linux, overlappingSync, resolves
  * commits before their fsync — not what a caller acknowledging an LSN needs).
  */
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { type Database, type RootDatabase, open } from 'lmdb';
@@ -46,6 +47,8 @@ const DATA_FILE = 'data.mdb';
 const LOCK_FILE = 'lock.mdb';
 /** lmdb-js refuses keys over 1,978 bytes; its string keys take a byte or two of their own. */
 export const MAX_PATH_BYTES = 1900;
+/** Marks a row key stored as its hash (see storedRowKey); no row key of a source starts with it. */
+const HASHED_ROW_KEY = '\u0001';
 export const STATE_DEFAULTS = { maxChangesPerWrite: 100_000, removalLog: 100_000 } as const;
 
 /** One write waiting for the writer: its records, and what becomes true once it is durable. */
@@ -301,8 +304,8 @@ export class LmdbStateStore implements StateStore {
   }
 
   rowPath(source: string, key: string): string | undefined {
-    if (key.length === 0 || (key.length * 3 > MAX_PATH_BYTES && Buffer.byteLength(key) > MAX_PATH_BYTES)) return undefined;
-    return this.rowsOf(source).get(key);
+    if (typeof key !== 'string') return undefined;
+    return this.rowsOf(source).get(storedRowKey(key));
   }
 
   rowsComplete(source: string): boolean {
@@ -554,15 +557,13 @@ export class LmdbStateStore implements StateStore {
     let db: Database<string, string> | null = null;
     for (let i = 0; i < rows.length; i++) {
       const r = rows[i];
-      if (typeof r?.key !== 'string' || r.key.length === 0 || (r.key.length * 3 > MAX_PATH_BYTES && Buffer.byteLength(r.key) > MAX_PATH_BYTES)) {
-        throw this.invalid(`row write ${i}: a row key is a non-empty string of at most ${MAX_PATH_BYTES} UTF-8 bytes`);
-      }
+      if (typeof r?.key !== 'string') throw this.invalid(`row write ${i}: a row key is a string`);
       if (r.path !== null && (typeof r.path !== 'string' || r.path.length === 0)) throw this.invalid(`row write ${i}: a path is a non-empty string, or null`);
       if (db === null || r.source !== source) {
         source = r.source;
         db = this.rowsOf(source);
       }
-      out[i] = [db, r.key, r.path];
+      out[i] = [db, storedRowKey(r.key), r.path];
     }
     return out;
   }
@@ -672,4 +673,15 @@ function corrupt(dir: string, what: string, cause?: unknown): StateError {
 
 function capitalize(s: string): string {
   return s[0].toUpperCase() + s.slice(1);
+}
+
+/**
+ * The LMDB key of a row key. Row keys are the source's own (a Postgres key's columns as JSON, a
+ * Kafka record's key bytes), of any length, empty included: one that is empty, too long for an
+ * LMDB key, or starts with the marker is stored as the marker and its SHA-256, so every key has
+ * an entry and no two keys share one.
+ */
+function storedRowKey(key: string): string {
+  if (key.length > 0 && key.charCodeAt(0) !== 1 && (key.length * 3 <= MAX_PATH_BYTES || Buffer.byteLength(key) <= MAX_PATH_BYTES)) return key;
+  return HASHED_ROW_KEY + createHash('sha256').update(key).digest('base64');
 }
