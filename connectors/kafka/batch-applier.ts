@@ -92,9 +92,12 @@ export class BatchApplier {
         }
         if (this.deadLetter) counts.deadLettered += bad.length;
       }
-      if (updates.length > 0) {
-        if (reread) reread.take(updates);
-        else await this.toSink(() => this.sink.apply(updates, at(last + 1)));
+      // The row index writes of these records go with their updates: stored in the same state
+      // transaction, so the stored index never points ahead of (or behind) the stored topics.
+      const rows = mapper.takeRowWrites();
+      if (updates.length > 0 || rows !== undefined) {
+        if (reread) reread.take(updates, rows);
+        else await this.toSink(() => this.sink.apply(updates, at(last + 1), rows));
       }
       counts.applied += records;
       if (last >= 0) {
@@ -131,6 +134,7 @@ export class BatchApplier {
           await flush();
           if (reread) reread.truncate(r.source);
           else await this.toSink(() => this.sink.removeSource(r.source, at(offset + 1)));
+          mapper.truncated(topic);
           records++;
           break;
       }

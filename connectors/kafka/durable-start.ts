@@ -3,6 +3,8 @@
  * decided how each Kafka topic starts: the topics of Kafka topics no longer consumed are removed;
  * a topic read fresh has its mapping's fingerprint stored first (so a crash part-way through
  * resumes it: its positions are stored with its updates); topics to re-read get their re-read.
+ * Row indexes (paths naming value fields) start empty and complete for a fresh topic, and over,
+ * incomplete until the re-read is applied, for a re-read one.
  */
 import type { Logger } from 'pino';
 import type { IngestSink, SourceCheckpoints } from '../../core/ingest.ts';
@@ -13,11 +15,14 @@ import { type TopicMappings, kafkaSourceName } from './record-mapper.ts';
 import type { TopicStart } from './start-offsets.ts';
 import { TopicReread } from './topic-reread.ts';
 
-/** The fingerprint of the mapping `topic`'s records use, and whether its path names value fields. */
-export function topicMapping(settings: KafkaSettings, mappings: TopicMappings, topic: string): { fingerprint: string; pathUsesValue: boolean } {
+/**
+ * The fingerprint of the mapping `topic`'s records use, whether its path names value fields, and
+ * whether the row index such a path needs is stored complete with the state.
+ */
+export function topicMapping(settings: KafkaSettings, mappings: TopicMappings, topic: string): { fingerprint: string; pathUsesValue: boolean; rowIndexComplete: boolean } {
   const mapper = mappings.forTopic(topic)!; // consumed topics all come from the mappings
   const spec = settings.topics[mappings.mappers.indexOf(mapper)];
-  return { fingerprint: kafkaMappingFingerprint(spec, settings.maxValueBytes), pathUsesValue: mapper.pathUsesValue };
+  return { fingerprint: kafkaMappingFingerprint(spec, settings.maxValueBytes), pathUsesValue: mapper.pathUsesValue, rowIndexComplete: mapper.rowIndex(topic)?.complete ?? true };
 }
 
 /** Returns the re-read of this start, or null when no topic needs one. */
@@ -44,9 +49,13 @@ export async function prepareDurableStart(input: {
   const resumed: string[] = [];
   for (const [topic, start] of starts) {
     const { fingerprint } = topicMapping(input.settings, input.mappings, topic);
-    if (start.mode === 'fresh') record[kafkaSourceName(topic)] = fingerprint;
-    else if (start.mode === 'resume') resumed.push(topic);
+    const mapper = input.mappings.forTopic(topic)!;
+    if (start.mode === 'fresh') {
+      record[kafkaSourceName(topic)] = fingerprint;
+      mapper.startFresh(topic);
+    } else if (start.mode === 'resume') resumed.push(topic);
     else {
+      mapper.startRead(topic);
       reread.add(topic);
       rereadFingerprints[kafkaSourceName(topic)] = fingerprint;
       log.warn({ topic, why: start.why }, `re-reading Kafka topic ${topic} from its earliest offset, diffed against the stored state: ${start.why}`);

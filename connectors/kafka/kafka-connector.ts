@@ -5,10 +5,11 @@
  * Durability (docs/DESIGN.md, "State and restarts"). With durable state (`checkpoints`) every
  * apply carries its partition's position (`kafka:<topic>/<partition>` → the next offset), stored
  * in the same state transaction as the updates, and a start resumes each Kafka topic at its
- * stored offsets: only what was produced while tidewire was down is read. A topic whose stored
- * offsets fall outside its log, whose mapping changed, that is new to a state holding topics, or
- * whose path needs the key → path index is re-read from its earliest offset instead, diffed
- * against the state (topic-reread.ts, start-offsets.ts). Without durable state topic state lives
+ * stored offsets: only what was produced while tidewire was down is read (a path naming value
+ * fields finds its key → path index stored with the state too). A topic whose stored offsets fall
+ * outside its log, whose mapping changed, that is new to a state holding topics, or whose key →
+ * path index is not stored complete is re-read from its earliest offset instead, diffed against
+ * the state (topic-reread.ts, start-offsets.ts). Without durable state topic state lives
  * in memory and is rebuilt at every start: the first time this process is assigned a partition it
  * seeks to the partition's earliest offset (a compacted topic then gives current state, like a
  * table), whatever the group committed.
@@ -143,10 +144,12 @@ export class KafkaConnector implements Source {
   ) {
     this.settings = resolveKafkaSettings(config);
     const { settings } = this;
-    this.mappings = new TopicMappings(settings.topics.map((t, i) => new RecordMapper(t, i, { maxValueBytes: settings.maxValueBytes })));
+    this.checkpoints = options.checkpoints ?? null;
+    const checkpoints = this.checkpoints;
+    const rowIndex = checkpoints ? (source: string) => checkpoints.rowIndex(source) : undefined;
+    this.mappings = new TopicMappings(settings.topics.map((t, i) => new RecordMapper(t, i, { maxValueBytes: settings.maxValueBytes, rowIndex })));
     this.log = options.logger.child({ component: 'kafka', group: settings.groupId });
     this.sink = sink;
-    this.checkpoints = options.checkpoints ?? null;
     this.applier = new BatchApplier(this.mappings, sink, this.log);
     this.committer = new OffsetCommitter(this.checkpoints, this.log);
     this.freshness = new FeedFreshness(settings.staleAfterMs, options.now ?? Date.now);
@@ -318,6 +321,7 @@ export class KafkaConnector implements Source {
     if (!reread) return;
     const began = Date.now();
     const r = await this.toSink(() => reread.finish(this.sink, this.positions.all()));
+    for (const topic of reread.topics) this.mappings.forTopic(topic)!.readApplied(topic);
     this.reread = this.applier.reread = null;
     this.log.info({ topics: [...reread.topics], ...r, ms: Date.now() - began }, 're-read diffed against the stored state: only what differs was sent');
     const consumer = this.consumer;

@@ -8,6 +8,8 @@
  */
 import type { KafkaTopicMapping } from './kafka-settings.ts';
 import { ConfigError } from '../../core/errors.ts';
+import { HeapRowIndex } from '../../core/heap-row-index.ts';
+import type { RowIndex, RowWrite } from '../../core/ingest.ts';
 import { type JsonObject, type JsonValue, isJsonObject } from '../../core/json.ts';
 import { MAX_PATH_LENGTH } from '../../core/path.ts';
 import type { TopicUpdate } from '../../core/topic.ts';
@@ -65,11 +67,15 @@ export class RecordMapper {
   private readonly exclude: ReadonlySet<string> | undefined;
   private readonly sources = new Map<string, string>();
   /**
-   * For records whose path uses value fields: the path each key was last mapped to, so a
-   * tombstone (which has no value) still removes its topic, and a key whose value moves it to
-   * another path does not leave the old topic behind. One entry per live key.
+   * For records whose path uses value fields, per Kafka topic: the path each key was last mapped
+   * to (core/ingest.ts, RowIndex; row key: the record key's bytes as latin1 text), so a tombstone
+   * (which has no value) still removes its topic, and a key whose value moves it to another path
+   * does not leave the old topic behind. One entry per live key; with durable state, stored with
+   * the state (a restart resumes with it), else on the heap.
    */
-  private readonly pathByKey: Map<string, string> | null;
+  private readonly indexes: Map<string, RowIndex> | null;
+  /** Row index writes made since the last `takeRowWrites`: they go to the sink with the updates. */
+  private rowWrites: RowWrite[] = [];
   private readonly readKey: (parsed: JsonValue) => JsonValue;
 
   /**
@@ -79,7 +85,11 @@ export class RecordMapper {
   constructor(
     spec: KafkaTopicMapping,
     index: number,
-    private readonly options: { maxValueBytes: number },
+    private readonly options: {
+      maxValueBytes: number;
+      /** The stored row index of a source (SourceCheckpoints.rowIndex); absent or null: one on the heap. */
+      rowIndex?: (source: string) => RowIndex | null;
+    },
   ) {
     const key = `kafka.topics.${index}`;
     if ((spec.topic === undefined) === (spec.pattern === undefined)) throw new ConfigError(key, 'set exactly one of topic and pattern');
@@ -108,7 +118,54 @@ export class RecordMapper {
     this.tenantRef = spec.tenantField === undefined ? undefined : fieldRef(spec.tenantField, `${key}.tenantField`);
     this.include = spec.include && [...spec.include];
     this.exclude = spec.exclude && spec.exclude.length > 0 ? new Set(spec.exclude) : undefined;
-    this.pathByKey = this.pathUsesValue ? new Map() : null;
+    this.indexes = this.pathUsesValue ? new Map() : null;
+  }
+
+  /** The row index of Kafka topic `topic`, or null when its paths need none (they name no value field). */
+  rowIndex(topic: string): RowIndex | null {
+    if (this.indexes === null) return null;
+    let index = this.indexes.get(topic);
+    if (index === undefined) this.indexes.set(topic, (index = this.options.rowIndex?.(this.sourceOf(topic)) ?? new HeapRowIndex()));
+    return index;
+  }
+
+  /** The row index writes made since the last call, to hand to the sink with their updates. */
+  takeRowWrites(): RowWrite[] | undefined {
+    if (this.rowWrites.length === 0) return undefined;
+    const w = this.rowWrites;
+    this.rowWrites = [];
+    return w;
+  }
+
+  /**
+   * `topic` is read from its earliest offset to rebuild its state (a re-read): its row index starts
+   * over, and is complete once the read is applied (`readApplied`).
+   */
+  startRead(topic: string): void {
+    this.rowIndex(topic)?.clear(false);
+  }
+
+  /** The read begun by `startRead` is applied: the row index of `topic` is complete. */
+  readApplied(topic: string): void {
+    const index = this.rowIndex(topic);
+    if (index !== null && !index.complete) index.completed();
+  }
+
+  /**
+   * `topic` starts with no topic of it in the state: its row index holds nothing either (entries
+   * of an earlier consumer of the same topic are dropped), and is complete.
+   */
+  startFresh(topic: string): void {
+    this.rowIndex(topic)?.clear(true);
+  }
+
+  /**
+   * A truncate of `topic` was applied (its topics removed): its row index forgets every key.
+   * Called after the updates mapped before it were handed on with their row writes.
+   */
+  truncated(topic: string): void {
+    const index = this.rowIndex(topic);
+    if (index !== null) index.clear(index.complete);
   }
 
   matches(topic: string): boolean {
@@ -134,8 +191,10 @@ export class RecordMapper {
     if (this.format === 'json') {
       if (!isJsonObject(parsed)) return bad('not-an-object', `the value is ${Array.isArray(parsed) ? 'an array' : typeof parsed}, not a JSON object`);
       fields.value = parsed;
-      const keyId = this.keyId(topic, message.key);
-      return this.remember(keyId, this.upsert(fields, source, parsed, undefined, keyId === null ? null : (this.pathByKey!.get(keyId) ?? null)));
+      const index = this.indexOf(topic, message.key);
+      const rowKey = index === null ? '' : message.key!.toString('latin1');
+      const known = index === null ? null : (index.get(rowKey) ?? null);
+      return this.remember(index, rowKey, known, this.upsert(fields, source, parsed, undefined, known));
     }
     let event = readDebeziumEvent(parsed);
     if (typeof event === 'string') return bad('invalid-envelope', event);
@@ -152,19 +211,21 @@ export class RecordMapper {
       case 'r':
       case 'u': {
         fields.value = event.after;
-        const keyId = this.keyId(topic, message.key);
-        let oldPath: string | null = keyId === null ? null : (this.pathByKey!.get(keyId) ?? null);
+        const index = this.indexOf(topic, message.key);
+        const rowKey = index === null ? '' : message.key!.toString('latin1');
+        const known = index === null ? null : (index.get(rowKey) ?? null);
+        let oldPath = known;
         if (event.before) {
           // REPLICA IDENTITY FULL: the old row may have had another path (a path column changed).
           const old = this.render(new RecordFields(topic, partition, message.key, message.headers, event.before, this.readKey));
           if (typeof old === 'string') oldPath = old;
         }
-        return this.remember(keyId, this.upsert(fields, source, event.after, event.op === 'u' ? unavailableFields(event.after) : undefined, oldPath));
+        return this.remember(index, rowKey, known, this.upsert(fields, source, event.after, event.op === 'u' ? unavailableFields(event.after) : undefined, oldPath));
       }
       case 'd': {
         fields.value = event.before;
-        const keyId = this.keyId(topic, message.key);
-        if (keyId !== null) this.pathByKey!.delete(keyId);
+        const index = this.indexOf(topic, message.key);
+        if (index !== null) this.forget(index, message.key!.toString('latin1'));
         const path = this.render(fields);
         if (typeof path !== 'string') return path;
         return { kind: 'updates', updates: [{ path, source, value: null }] };
@@ -198,22 +259,36 @@ export class RecordMapper {
     return { kind: 'updates', updates: [update] };
   }
 
-  /** The index key for a record's Kafka key, or null when the path needs no index (or the key is null). */
-  private keyId(topic: string, key: Buffer | null): string | null {
-    return this.pathByKey && key !== null ? `${topic}\u0000${key.toString('latin1')}` : null;
+  /** The row index a record of `topic` with `key` uses, or null when the path needs none (or the key is null). */
+  private indexOf(topic: string, key: Buffer | null): RowIndex | null {
+    return this.indexes === null || key === null ? null : this.rowIndex(topic);
   }
 
-  private remember(keyId: string | null, mapped: MappedRecord): MappedRecord {
-    if (keyId !== null && mapped.kind === 'updates') this.pathByKey!.set(keyId, mapped.updates[mapped.updates.length - 1].path);
+  /** Points `rowKey` at the path `mapped` leaves it at, when that is not `known` (the index's entry). */
+  private remember(index: RowIndex | null, rowKey: string, known: string | null, mapped: MappedRecord): MappedRecord {
+    if (index !== null && mapped.kind === 'updates') {
+      const path = mapped.updates[mapped.updates.length - 1].path;
+      if (path !== known) this.write(index, rowKey, path);
+    }
     return mapped;
   }
 
+  private forget(index: RowIndex, rowKey: string): void {
+    if (index.get(rowKey) !== undefined) this.write(index, rowKey, null);
+  }
+
+  private write(index: RowIndex, rowKey: string, path: string | null): void {
+    const w = index.set(rowKey, path);
+    if (w !== undefined) this.rowWrites.push(w);
+  }
+
   private tombstone(fields: RecordFields, source: string, topic: string, key: Buffer | null): MappedRecord {
-    const keyId = this.keyId(topic, key);
-    if (keyId !== null) {
-      const last = this.pathByKey!.get(keyId);
+    const index = this.indexOf(topic, key);
+    if (index !== null) {
+      const rowKey = key!.toString('latin1');
+      const last = index.get(rowKey);
       if (last !== undefined) {
-        this.pathByKey!.delete(keyId);
+        this.write(index, rowKey, null);
         return { kind: 'updates', updates: [{ path: last, source, value: null }] };
       }
     }

@@ -37,7 +37,7 @@ export interface StartOffsets {
 export interface ResumeContext {
   readonly checkpoints: SourceCheckpoints;
   /** The fingerprint of the mapping a topic's records use, and whether its path names value fields. */
-  readonly mapping: (topic: string) => { readonly fingerprint: string; readonly pathUsesValue: boolean };
+  readonly mapping: (topic: string) => { readonly fingerprint: string; readonly pathUsesValue: boolean; readonly rowIndexComplete: boolean };
 }
 
 /** Patterns never match internal topics (`__consumer_offsets`, ...) or the dead-letter topic. */
@@ -117,6 +117,8 @@ export function planTopicStart(input: {
   readonly fingerprint: string;
   readonly storedFingerprint: string | undefined;
   readonly pathUsesValue: boolean;
+  /** Whether the row index a path naming value fields needs is stored complete with the state. */
+  readonly rowIndexComplete: boolean;
   /** Whether the state holds topics of this Kafka topic; asked only when no fingerprint matches. */
   readonly holdsTopics: () => boolean;
 }): TopicStart {
@@ -125,7 +127,9 @@ export function planTopicStart(input: {
     if (!input.holdsTopics()) return { mode: 'fresh' };
     return { mode: 'reread', why: 'the state holds topics of it but no fingerprint of its mapping' };
   }
-  if (input.pathUsesValue) return { mode: 'reread', why: 'its path names value fields: the key → path index tombstones need is rebuilt from the log' };
+  if (input.pathUsesValue && !input.rowIndexComplete) {
+    return { mode: 'reread', why: 'its path names value fields, and the key → path index tombstones need is not stored complete with the state (a state written before it was stored, or a re-read cut short): it is rebuilt from the log' };
+  }
   for (const w of input.watermarks) {
     const text = input.stored(w.partition);
     if (text === null) continue;
@@ -167,6 +171,7 @@ export async function readStartOffsets(
             fingerprint: mapping.fingerprint,
             storedFingerprint: fingerprints[kafkaSourceName(topic)],
             pathUsesValue: mapping.pathUsesValue,
+            rowIndexComplete: mapping.rowIndexComplete,
             holdsTopics: () => holdsTopicsOf(cp, kafkaSourceName(topic)),
           })
         : { mode: 'fresh' };

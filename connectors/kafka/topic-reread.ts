@@ -7,12 +7,14 @@
  * log's: never a blank, never an older value on the way, nothing for a topic that did not change;
  * a path whose last record is a tombstone (or that a truncate emptied) is removed by that step.
  *
- * Held is one update per live path of the re-read topics, for as long as the catch-up takes. The
- * offsets of the re-read partitions, and the mappings' fingerprints, are stored only once the batch
- * is applied: a crash before that re-reads again.
+ * Held is one update per live path of the re-read topics, for as long as the catch-up takes, and
+ * the last row index write per key (paths that name value fields): the re-read rebuilds those
+ * indexes, which the connector marks complete once the batch is applied. The offsets of the
+ * re-read partitions, and the mappings' fingerprints, are stored only once the batch is applied:
+ * a crash before that re-reads again.
  */
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import type { IngestSink, SourceCheckpoints } from '../../core/ingest.ts';
+import type { IngestSink, RowWrite, SourceCheckpoints } from '../../core/ingest.ts';
 import type { JsonObject } from '../../core/json.ts';
 import type { TopicUpdate } from '../../core/topic.ts';
 import type { PartitionPosition } from './partition-positions.ts';
@@ -30,6 +32,8 @@ export interface RereadResult {
 
 export class TopicReread {
   private readonly latest = new Map<string, TopicUpdate>();
+  /** The last row index write per source and key. */
+  private readonly rows = new Map<string, RowWrite>();
   private closed = false;
 
   /**
@@ -52,17 +56,19 @@ export class TopicReread {
     return this.latest.size;
   }
 
-  /** Holds mapped updates, in record order: the last one per path wins (a removal too). */
-  take(updates: readonly TopicUpdate[]): void {
+  /** Holds mapped updates and their row index writes, in record order: the last one per path (and key) wins, a removal too. */
+  take(updates: readonly TopicUpdate[], rows?: readonly RowWrite[]): void {
     for (const u of updates) {
       const prev = u.keep && u.value !== null ? this.latest.get(u.path) : undefined;
       this.latest.set(u.path, prev && prev.value !== null ? withKept(u, prev.value) : u);
     }
+    if (rows !== undefined) for (const w of rows) this.rows.set(`${w.source}\u0000${w.key}`, w);
   }
 
   /** A truncate of `source`: everything held of it is gone (and so removed by `finish`). */
   truncate(source: string): void {
     for (const [path, u] of this.latest) if (u.source === source) this.latest.delete(path);
+    for (const [key, w] of this.rows) if (w.source === source) this.rows.delete(key);
   }
 
   /**
@@ -87,11 +93,22 @@ export class TopicReread {
         }
       }
       resync.take(chunk);
+      // The rebuilt row indexes, stored at once (still marked incomplete until the batch is applied).
+      let rows: RowWrite[] = [];
+      for (const w of this.rows.values()) {
+        rows.push(w);
+        if (rows.length === TAKE_CHUNK) {
+          await resync.take([], rows);
+          rows = [];
+        }
+      }
+      if (rows.length > 0) await resync.take([], rows);
     } catch (err) {
       resync.abort();
       throw err;
     } finally {
       this.latest.clear();
+      this.rows.clear();
     }
     const { changed, removed } = await resync.finish();
     for (const p of partitions) {

@@ -5,6 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { RowIndex, RowWrite, SourceCheckpoints } from '../../core/ingest.ts';
+import { HeapRowIndex } from '../../core/heap-row-index.ts';
 import type { JsonObject, JsonValue } from '../../core/json.ts';
 import type { TopicUpdate } from '../../core/topic.ts';
 import { parseTableName, qualifiedName } from './catalog.ts';
@@ -284,25 +285,4 @@ export class TableMapper {
     const missing = this.spec.template.fields.filter((f) => row[f] === undefined);
     this.log.warn({ table: this.name, kind, missing }, 'row skipped: its path columns were not sent (unchanged TOAST value in a path column)');
   }
-}
-
-/** The row index of a table whose state is in memory: a map, rebuilt by the snapshot every start reads. */
-class HeapRowIndex implements RowIndex {
-  readonly complete = true;
-  private readonly paths = new Map<string, string>();
-
-  get(key: string): string | undefined {
-    return this.paths.get(key);
-  }
-
-  set(key: string, path: string | null): undefined {
-    if (path === null) this.paths.delete(key);
-    else this.paths.set(key, path);
-  }
-
-  clear(): void {
-    this.paths.clear();
-  }
-
-  completed(): void {}
 }

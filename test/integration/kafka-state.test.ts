@@ -4,7 +4,9 @@
  * while tidewire was down, the restarted service resumes each partition at the offset stored with
  * the state — it reads only what was produced meanwhile, not the topic from its earliest offset —
  * and the client resumes in the same epoch: no value emitted twice, none older than one it had,
- * and the state equals the last record per key.
+ * and the state equals the last record per key. A path naming value fields resumes too, with its
+ * key → path index stored with the state: moves and tombstones produced while down (or in a burst
+ * cut by kill -9) find their old topics, and no topic is left at a path its key has left.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
@@ -21,6 +23,7 @@ import { waitFor } from '../support/wait.ts';
 
 const TOPIC = 'state-quotes';
 const KEYS = 40;
+const SITES_TOPIC = 'state-sites';
 
 let broker: KafkaBroker;
 let producer: Producer;
@@ -35,7 +38,7 @@ before(async () => {
   const kafka = new Kafka({ brokers: broker.brokers, logLevel: logLevel.NOTHING });
   const admin = kafka.admin();
   await admin.connect();
-  await admin.createTopics({ topics: [{ topic: TOPIC, numPartitions: 3 }], waitForLeaders: true });
+  await admin.createTopics({ topics: [{ topic: TOPIC, numPartitions: 3 }, { topic: SITES_TOPIC, numPartitions: 2 }], waitForLeaders: true });
   await admin.disconnect();
   producer = kafka.producer();
   await producer.connect();
@@ -191,6 +194,94 @@ test('kill -9 during a produce burst: the restart resumes from the stored offset
   assert.deepEqual(w.duplicates, [], 'no value emitted twice');
   assert.deepEqual(w.removals, [], 'no removal');
   w.client.close();
+  await svc.kill('SIGTERM');
+  svc = undefined;
+});
+
+/** Records of SITES_TOPIC: each key's value names its site, which moves; some are tombstones. */
+const sites = { produced: 0, latest: new Map<string, JsonObject | null>() };
+
+async function produceSites(count: number): Promise<void> {
+  const messages = [];
+  for (let i = 0; i < count; i++) {
+    const n = sites.produced++;
+    const k = (n * 7) % 30;
+    const key = `S${k}`;
+    // Each round over the 30 keys moves every key to another of three sites; every 9th record is a tombstone.
+    const value = n % 9 === 4 ? null : { key, n, site: ['north', 'south', 'west'][(Math.floor(n / 30) + k) % 3] };
+    sites.latest.set(key, value);
+    messages.push({ key, value: value === null ? null : JSON.stringify(value) });
+  }
+  await producer.send({ topic: SITES_TOPIC, messages });
+}
+
+/** What a client of `sites/**` must hold: path → n, one per live key, at its value's site. */
+function expectedSites(): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [key, v] of sites.latest) if (v !== null) out.set(`sites/${v.site}/${key}`, v.n as number);
+  return out;
+}
+
+async function holdsSites(sub: Subscription): Promise<void> {
+  const want = expectedSites();
+  await waitFor(
+    'the client to hold each live key at its last site, and nothing else',
+    () => sub.values.size === want.size && [...want].every(([path, n]) => (sub.values.get(path)?.n as number | undefined) === n),
+    30_000,
+  ).catch((err) => {
+    const held = [...sub.values].map(([p, v]) => `${p}=${v.n}`).sort();
+    throw new Error(`${(err as Error).message}: held ${held.join(' ')}; want ${[...want].map(([p, n]) => `${p}=${n}`).sort().join(' ')}`);
+  });
+}
+
+test('a path naming value fields resumes with its key → path index stored: moves and tombstones produced while down, and in a burst cut by kill -9, leave nothing behind', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tidewire-kafka-state-'));
+  const port = await freePort();
+  const conf = {
+    log: { level: 'info' },
+    state: { dir },
+    kafka: { brokers: broker.brokers, groupId: 'state-sites', topics: [{ topic: SITES_TOPIC, format: 'json', path: 'sites/{value.site}/{key}' }] },
+  };
+  await produceSites(200);
+  svc = await startServiceProcess(conf, port);
+  const client = new TidewireClient({ url: `ws://127.0.0.1:${port}/ws`, reconnect: { initialMs: 100, maxMs: 400 } });
+  clients.push(client);
+  const resumes: string[] = [];
+  const sub = client.subscribe('sites/**', { onResume: (info) => resumes.push(info.resumed) });
+  await client.connect();
+  await holdsSites(sub);
+  const epoch = client.epoch;
+
+  // Down: keys move and are deleted; the restart reads only those records and finds the old topics.
+  assert.equal(await svc.kill('SIGTERM'), 0, 'stopped gracefully');
+  await produceSites(60);
+  svc = await startServiceProcess(conf, port);
+  await holdsSites(sub);
+  assert.equal(await recordsRead(port), 60, 'resumed at the stored offsets, not re-read from the earliest');
+  assert.doesNotMatch(svc.output(), /re-reading Kafka topic/);
+
+  // A burst of moves cut by kill -9: the index stored with each batch's topics, never ahead of them.
+  let running = true;
+  const burst = (async () => {
+    while (running) {
+      await produceSites(15);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  })();
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(await svc.kill('SIGKILL'), null, 'killed, not stopped');
+  const atKill = sites.produced;
+  await new Promise((r) => setTimeout(r, 300));
+  svc = await startServiceProcess(conf, port);
+  await new Promise((r) => setTimeout(r, 500));
+  running = false;
+  await burst;
+  await holdsSites(sub);
+  assert.ok((await recordsRead(port)) < sites.produced, `read ${await recordsRead(port)} of ${sites.produced} records: resumed, not re-read (${atKill} produced at the kill)`);
+  assert.doesNotMatch(svc.output(), /re-reading Kafka topic/);
+  assert.equal(client.epoch, epoch, 'same epoch');
+  for (const r of resumes) assert.notEqual(r, 'fresh', 'never resumed fresh');
+  client.close();
   await svc.kill('SIGTERM');
   svc = undefined;
 });

@@ -176,14 +176,57 @@ test('a changed mapping re-reads its topic diffed; a tombstone produced while do
   assert.notEqual(two.state.fingerprints()['kafka:prices'], fingerprint);
   await two.close();
 
-  // Its path names a value field, so the key → path index is rebuilt by a re-read at every start:
-  // a tombstone produced while down still finds its topic.
+  // Its path names a value field; the re-read stored the key → path index with the state, so the
+  // next start resumes and a tombstone produced while down still finds its topic.
   kafka.append('prices', 0, 'a', null);
   const three = await openNode(dir, kafka, moved);
   await startAndDeliver(kafka, three.connector, { prices: [0] });
-  assert.deepEqual(three.connector.stats().starts, { prices: 'reread' });
+  assert.deepEqual(three.connector.stats().starts, { prices: 'resume' });
   assert.deepEqual(three.changes(), ['sites/x/a removed']);
   await three.close();
+});
+
+test('a path naming value fields resumes with its stored key → path index: a move and a tombstone produced while down find their old topics; without a complete index it re-reads once', async () => {
+  const dir = freshDir();
+  const kafka = new FakeKafka();
+  const SITES: KafkaConfig = { ...PRICES, topics: [{ topic: 'prices', format: 'json', path: 'sites/{value.site}/{key}' }] };
+  kafka.addTopic('prices', [{ values: [{ v: 1, site: 'x' }, { v: 2, site: 'y' }, { v: 3, site: 'z' }], keys: ['a', 'b', 'c'] }]);
+  const one = await openNode(dir, kafka, SITES);
+  await startAndDeliver(kafka, one.connector, { prices: [0] });
+  assert.deepEqual(one.connector.stats().starts, { prices: 'fresh' });
+  await one.pipeline.flushed();
+  assert.equal(one.state.rowsComplete('kafka:prices'), true, 'a fresh topic starts with an empty, complete index');
+  assert.equal(one.state.rowPath('kafka:prices', 'b'), 'sites/y/b', 'stored with the topics');
+  await one.close();
+
+  kafka.append('prices', 0, 'a', { v: 4, site: 'w' }); // moves
+  kafka.append('prices', 0, 'b', null); // gone
+  const two = await openNode(dir, kafka, SITES);
+  await startAndDeliver(kafka, two.connector, { prices: [0] });
+  assert.deepEqual(two.connector.stats().starts, { prices: 'resume' });
+  assert.deepEqual(two.changes(), ['sites/x/a removed', 'sites/w/a v1 {"v":4,"site":"w"}', 'sites/y/b removed']);
+  await two.pipeline.flushed();
+  assert.deepEqual(['a', 'b', 'c'].map((k) => two.state.rowPath('kafka:prices', k)), ['sites/w/a', undefined, 'sites/z/c']);
+  // A state whose index is not complete (written before Kafka row indexes were stored): the next start re-reads.
+  await two.state.resetRows('kafka:prices', false);
+  await two.close();
+
+  kafka.append('prices', 0, 'c', null);
+  const three = await openNode(dir, kafka, SITES);
+  await startAndDeliver(kafka, three.connector, { prices: [0] });
+  assert.deepEqual(three.connector.stats().starts, { prices: 'reread' });
+  assert.deepEqual(three.changes(), ['sites/z/c removed'], 'diffed: only what the log changed');
+  await three.pipeline.flushed();
+  assert.equal(three.state.rowsComplete('kafka:prices'), true, 'complete once the re-read is applied');
+  assert.deepEqual(['a', 'b', 'c'].map((k) => three.state.rowPath('kafka:prices', k)), ['sites/w/a', undefined, undefined]);
+  await three.close();
+
+  kafka.append('prices', 0, 'a', null);
+  const four = await openNode(dir, kafka, SITES);
+  await startAndDeliver(kafka, four.connector, { prices: [0] });
+  assert.deepEqual(four.connector.stats().starts, { prices: 'resume' });
+  assert.deepEqual(four.changes(), ['sites/w/a removed']);
+  await four.close();
 });
 
 test('the topics of a Kafka topic no longer consumed are removed at start', async () => {
@@ -219,4 +262,23 @@ test('a state written for another Kafka cluster is refused, naming the state dir
   await assert.rejects(two.connector.start(), (err: unknown) => err instanceof StateError && err.code === 'STATE_FOREIGN_SOURCE' && err.message.includes(dir) && /cluster-a/.test(err.message));
   assert.equal(two.connector.health().state, 'failed');
   await two.close();
+});
+
+test('a Debezium truncate empties the stored key → path index with the topics, and it stays complete', async () => {
+  const dir = freshDir();
+  const kafka = new FakeKafka();
+  const ORDERS: KafkaConfig = { ...PRICES, topics: [{ topic: 'orders', format: 'debezium', path: 'orders/{value.site}/{key}' }] };
+  kafka.addTopic('orders', [{ values: [{ op: 'c', after: { site: 'x' } }, { op: 'c', after: { site: 'y' } }], keys: ['a', 'b'] }]);
+  const one = await openNode(dir, kafka, ORDERS);
+  await startAndDeliver(kafka, one.connector, { orders: [0] });
+  await one.pipeline.flushed();
+  assert.equal(one.state.rowPath('kafka:orders', 'a'), 'orders/x/a');
+  kafka.append('orders', 0, 't', { op: 't' });
+  kafka.append('orders', 0, 'c', { op: 'c', after: { site: 'z' } });
+  await kafka.lastConsumer.deliver('orders', 0);
+  await one.pipeline.flushed();
+  assert.equal(one.store.size, 1);
+  assert.deepEqual(['a', 'b', 'c'].map((k) => one.state.rowPath('kafka:orders', k)), [undefined, undefined, 'orders/z/c']);
+  assert.equal(one.state.rowsComplete('kafka:orders'), true);
+  await one.close();
 });

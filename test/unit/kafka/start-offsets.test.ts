@@ -31,6 +31,7 @@ function plan(over: Partial<Parameters<typeof planTopicStart>[0]> = {}) {
     fingerprint: FP,
     storedFingerprint: FP,
     pathUsesValue: false,
+    rowIndexComplete: true,
     holdsTopics: () => true,
     ...over,
   });
@@ -59,10 +60,12 @@ test('planTopicStart: a changed mapping re-reads; no fingerprint stored re-reads
   assert.equal(asked, 0, 'the state is searched only for a topic without a fingerprint');
 });
 
-test('planTopicStart: a path naming value fields re-reads (the key → path index lives in memory)', () => {
-  const r = plan({ pathUsesValue: true });
+test('planTopicStart: a path naming value fields resumes with its key → path index stored complete, and re-reads without it', () => {
+  assert.deepEqual(plan({ pathUsesValue: true }), { mode: 'resume' });
+  const r = plan({ pathUsesValue: true, rowIndexComplete: false });
   assert.equal(r.mode, 'reread');
-  assert.match((r as { why: string }).why, /value fields/);
+  assert.match((r as { why: string }).why, /value fields, and the key → path index tombstones need is not stored complete/);
+  assert.deepEqual(plan({ pathUsesValue: false, rowIndexComplete: false }), { mode: 'resume' }, 'a path of key fields needs no index');
 });
 
 test('kafkaMappingFingerprint: follows what decides the topics, not the order keys were written in or the heartbeat topic', () => {
@@ -128,7 +131,7 @@ test('readStartOffsets: resumed topics start at their stored offsets, re-read on
   );
   const mapping = (topic: string) => {
     const i = ['prices', 'orders', 'moved'].indexOf(topic);
-    return i < 0 ? { fingerprint: 'k1:new', pathUsesValue: false } : { fingerprint: fp(i), pathUsesValue: i === 2 };
+    return i < 0 ? { fingerprint: 'k1:new', pathUsesValue: false, rowIndexComplete: true } : { fingerprint: fp(i), pathUsesValue: i === 2, rowIndexComplete: i !== 2 };
   };
   const all = ['prices', 'orders', 'moved', 'held', 'fresh'];
   const { positions, starts } = await readStartOffsets(a, settings, all, [], { checkpoints: storedState({}, {}), mapping });
@@ -145,7 +148,7 @@ test('readStartOffsets: resumed topics start at their stored offsets, re-read on
   const r = await readStartOffsets(a, settings, all, [], { checkpoints: cp, mapping });
   assert.deepEqual(r.starts.get('prices'), { mode: 'resume' });
   assert.equal(r.starts.get('orders')!.mode, 'reread', 'offset 12 was deleted by retention');
-  assert.equal(r.starts.get('moved')!.mode, 'reread', 'a path on value fields');
+  assert.equal(r.starts.get('moved')!.mode, 'reread', 'a path on value fields, its index not stored complete');
   assert.equal(r.starts.get('held')!.mode, 'reread', 'topics of it in the state, no fingerprint');
   assert.deepEqual(r.starts.get('fresh'), { mode: 'fresh' }, 'nothing of it in a state that holds other topics');
   assert.deepEqual([...r.positions.all()].map((p) => [p.key, p.name, p.start, p.target, p.from]), [
