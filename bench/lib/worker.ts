@@ -5,6 +5,7 @@
  * and let /proc measure each one's CPU and memory.
  */
 import { type ChildProcess, fork } from 'node:child_process';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ProcWatch } from './proc.ts';
 
@@ -18,6 +19,11 @@ export interface WorkerOptions {
   nodeArgs?: string[];
   env?: NodeJS.ProcessEnv;
   log?: (line: string) => void;
+  /**
+   * The folder of the worker files (default: this checkout's bench/workers/): another checkout's,
+   * to run two versions of tidewire side by side in one benchmark (bench/subscription-profile.ts).
+   */
+  dir?: string;
 }
 
 export class Worker {
@@ -34,7 +40,7 @@ export class Worker {
     args: string[],
     options: WorkerOptions,
   ) {
-    this.child = fork(`${WORKERS}${name}.ts`, args, {
+    this.child = fork(join(options.dir ?? WORKERS, `${name}.ts`), args, {
       execArgv: ['--import', 'tsx', ...(options.nodeArgs ?? [])],
       env: { ...process.env, ...options.env },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],

@@ -42,7 +42,7 @@ const MODES: readonly Mode[] = ['durable', 'memory'];
 const MODE_LABEL: Record<Mode, string> = { durable: 'durable store (state.dir)', memory: 'in memory (state.memory: true)' };
 
 /** An order-like row (bench/lib/tables.ts's columns), written in chunks of a million. */
-async function createTable(db: BenchPostgres, table: string, rows: number, log: (l: string) => void): Promise<{ seconds: number; bytes: number }> {
+export async function createTable(db: BenchPostgres, table: string, rows: number, log: (l: string) => void): Promise<{ seconds: number; bytes: number }> {
   const t0 = performance.now();
   await db.query(`
     CREATE TABLE ${table} (
@@ -82,7 +82,7 @@ async function tableDigest(db: BenchPostgres, table: string, where: string): Pro
 const sameDigest = (a: Digest, b: Digest) => a.size === b.size && ['v', 'qty'].every((f) => a.sums[f] === b.sums[f] && a.weighted[f] === b.weighted[f]);
 
 /** Waits until the client holds exactly what the table holds; throws with both digests otherwise. */
-async function clientEqualsTable(client: Worker, db: BenchPostgres, table: string, where: string, what: string, timeoutMs = 120_000): Promise<Digest> {
+export async function clientEqualsTable(client: Worker, db: BenchPostgres, table: string, where: string, what: string, timeoutMs = 120_000): Promise<Digest> {
   const want = await tableDigest(db, table, where);
   const deadline = performance.now() + timeoutMs;
   for (;;) {

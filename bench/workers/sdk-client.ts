@@ -10,6 +10,7 @@
  * - `digest({ numeric })` — size, and sums over the values it holds, to compare with the table.
  */
 import { TidewireClient, type Subscription } from '../../client/index.ts';
+import { profileHandlers } from '../lib/profiler.ts';
 import { emit, serve } from '../lib/serve.ts';
 
 const wall = () => performance.timeOrigin + performance.now();
@@ -105,4 +106,4 @@ function rss() {
   return process.memoryUsage();
 }
 
-serve({ subscribe, events, digest, rss, close: () => client?.close() }, () => client?.close());
+serve({ subscribe, events, digest, rss, close: () => client?.close(), ...profileHandlers }, () => client?.close());

@@ -12,6 +12,7 @@ import { parseConfig } from '../../services/config/config.ts';
 import { TidewireService } from '../../services/service.ts';
 import { parseSelector } from '../../core/selector.ts';
 import { Samples, summarize } from '../lib/stats.ts';
+import { profileHandlers } from '../lib/profiler.ts';
 import { serve } from '../lib/serve.ts';
 
 let service: TidewireService | null = null;
@@ -150,6 +151,6 @@ process.once('SIGTERM', () => {
   void (service?.stop() ?? Promise.resolve()).finally(() => process.exit(0));
 });
 
-serve({ start, stats, topic, versions, handoff, gcPauses: gc, gc: () => (globalThis.gc?.(), process.memoryUsage()), memory }, async () => {
+serve({ start, stats, topic, versions, handoff, gcPauses: gc, gc: () => (globalThis.gc?.(), process.memoryUsage()), memory, ...profileHandlers }, async () => {
   await service?.stop();
 });
