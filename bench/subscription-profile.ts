@@ -5,7 +5,7 @@
  * durable TidewireService (bench/workers/service.ts) per checkout, restarted from its own state
  * dir for each load; an SDK client (bench/workers/sdk-client.ts) subscribes to `orders/**` while
  * a writer updates 2,000 rows/s. Time from subscribe to `subscribed`, and the cores used by the
- * server and the client.
+ * server and the client (CPU seconds too: on a shared machine they move less than the wall time).
  *
  *   node --import tsx bench/subscription-profile.ts --profile          # this checkout, CPU profiles
  *   node --import tsx bench/subscription-profile.ts --trees /tmp/base,. --reps 5   # A/B, alternating
@@ -55,7 +55,8 @@ interface Tree {
   readonly workers: string;
   stateDir: string;
   slot: string;
-  readonly loads: number[];
+  /** Per load: seconds to live, and CPU seconds the server and the client used during it. */
+  readonly loads: Array<{ seconds: number; server: number; client: number }>;
 }
 
 function serviceConfig(db: BenchPostgres, t: Tree, port: number): object {
@@ -100,12 +101,13 @@ async function load(db: BenchPostgres, t: Tree, rep: number): Promise<void> {
     const writing = writer.call<{ sent: number }>('run', { pgUrl: db.url, table: TABLE, rows, rate: WRITER_RATE, seconds: 300, set: 'v = v + 1, qty = (qty + 1) % 100' });
     await sleep(500);
     if (args.profile) await Promise.all([server.call('profileStart', {}), client.call('profileStart', {})]);
-    const cpu = new CpuWindow({ server: server.child.pid!, client: client.child.pid! });
+    const cpuWindow = new CpuWindow({ server: server.child.pid!, client: client.child.pid! });
     const sub = await client.call<{ startedAt: number; liveAt: number; topics: number; pages: number }>('subscribe', { url: `ws://127.0.0.1:${port}/ws`, selector: 'orders/**', timeoutMs: 300_000 });
-    const window = cpu.end();
+    const window = cpuWindow.end();
     const seconds = (sub.liveAt - sub.startedAt) / 1000;
-    t.loads.push(seconds);
-    log(`${t.label} load ${rep + 1}: live in ${seconds.toFixed(2)} s, ${sub.pages} loading messages; cores: server ${window.cores.server}, client ${window.cores.client}, others ${window.otherCores}`);
+    const cpu = { server: window.cores.server * window.seconds, client: window.cores.client * window.seconds };
+    t.loads.push({ seconds, ...cpu });
+    log(`${t.label} load ${rep + 1}: live in ${seconds.toFixed(2)} s, ${sub.pages} loading messages; CPU s: server ${cpu.server.toFixed(2)}, client ${cpu.client.toFixed(2)}; cores: server ${window.cores.server}, client ${window.cores.client}, others ${window.otherCores}`);
     if (args.profile) {
       for (const [who, wk] of [['server', server], ['client', client]] as const) {
         const file = join(tmpdir(), `subscription-${who}-${process.pid}-${rep}.cpuprofile`);
@@ -147,10 +149,18 @@ try {
   // dir (as the state suite's loads do: after the first start, nothing restarted).
   if (!args['first-start']) for (const t of list) await stopService((await startService(db, t)).w);
   for (let r = 0; r < reps; r++) for (const t of r % 2 === 0 ? list : [...list].reverse()) await load(db, t, r);
-  for (const t of list) log(`${t.label}: median ${median(t.loads).toFixed(2)} s (${t.loads.map((x) => x.toFixed(2)).join(', ')})`);
+  const KEYS = ['seconds', 'server', 'client'] as const;
+  const NAMES = { seconds: 'seconds to live', server: 'server CPU s', client: 'client CPU s' };
+  for (const t of list) {
+    log(`${t.label}:`);
+    for (const k of KEYS) log(`  ${NAMES[k]}: median ${median(t.loads.map((l) => l[k])).toFixed(2)} (${t.loads.map((l) => l[k].toFixed(2)).join(', ')})`);
+  }
   if (list.length === 2) {
-    const ratios = list[0].loads.map((a, i) => list[1].loads[i] / a);
-    log(`B ÷ A: median of pairs ${median(ratios).toFixed(3)} (${ratios.map((x) => x.toFixed(3)).join(', ')})`);
+    // Pairs in the order they ran (A B, then B A, ...): each pair shares the machine's load of its moment.
+    for (const k of KEYS) {
+      const ratios = list[0].loads.map((a, i) => list[1].loads[i][k] / a[k]);
+      log(`B ÷ A, ${NAMES[k]}: median of pairs ${median(ratios).toFixed(3)} (${ratios.map((x) => x.toFixed(3)).join(', ')})`);
+    }
   }
 } finally {
   await db.stop();
