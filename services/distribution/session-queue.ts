@@ -146,6 +146,36 @@ export function frameText(items: readonly string[], start = 0, end = items.lengt
   return prefix === null ? `[${body}]` : `[${prefix},${body}]`;
 }
 
+const OPEN = 0x5b; // [
+const COMMA = 0x2c;
+const CLOSE = 0x5d; // ]
+
+/**
+ * frameText's frame as UTF-8, each message written straight into one Buffer of the exact size.
+ * Handing ws the text instead cost three passes over every character (the join, ws's byteLength
+ * of the joined text, the socket's own encoding): a fifth of the server's CPU in a 1M-topic
+ * subscription load (bench/subscription-profile.ts), against one here.
+ */
+export function frameBuffer(items: readonly string[], start = 0, end = items.length, prefix: string | null = null): Buffer {
+  // '[' and ']', and a ',' between messages.
+  let size = end - start + 1;
+  if (prefix !== null) size += Buffer.byteLength(prefix) + 1;
+  for (let i = start; i < end; i++) size += Buffer.byteLength(items[i]);
+  const buf = Buffer.allocUnsafe(size);
+  buf[0] = OPEN;
+  let at = 1;
+  if (prefix !== null) {
+    at += buf.write(prefix, at);
+    buf[at++] = COMMA;
+  }
+  for (let i = start; i < end; i++) {
+    if (i > start) buf[at++] = COMMA;
+    at += buf.write(items[i], at);
+  }
+  buf[at] = CLOSE;
+  return buf;
+}
+
 export type FrameEmitter = (start: number, end: number, prefix: string | null) => void;
 
 /**

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { FrameEncoder } from '../../../services/distribution/frame-encoder.ts';
-import { SessionQueue, UNGROUPED, forEachFrame, frameText } from '../../../services/distribution/session-queue.ts';
+import { SessionQueue, UNGROUPED, forEachFrame, frameBuffer, frameText } from '../../../services/distribution/session-queue.ts';
 
 const msg = (n: number): string => `{"type":"value","path":"t/${n}","version":1,"value":{}}`;
 const bytes = (s: string): number => Buffer.byteLength(s);
@@ -123,31 +123,54 @@ describe('forEachFrame', () => {
   });
 });
 
+describe('frameBuffer', () => {
+  it('is the frame text in UTF-8, byte for byte, for any range and prefix', () => {
+    const items = [
+      msg(1),
+      '{"type":"value","path":"t/é","version":1,"value":{"s":"ünïcödé ✓"}}', // 2- and 3-byte characters
+      '{"type":"value","path":"t/3","version":1,"value":{"s":"🚢 \\ud83d"}}', // a surrogate pair; an escaped lone one
+      msg(4),
+    ];
+    const prefix = '{"type":"txn","seq":7,"part":1,"parts":2}';
+    for (let start = 0; start < items.length; start++) {
+      for (let end = start + 1; end <= items.length; end++) {
+        for (const p of [null, prefix]) {
+          const buf = frameBuffer(items, start, end, p);
+          assert.deepEqual(buf, Buffer.from(frameText(items, start, end, p), 'utf8'), `[${start}, ${end}) ${p ? 'with' : 'without'} a prefix`);
+          assert.deepEqual(JSON.parse(buf.toString('utf8')), [...(p ? [JSON.parse(p)] : []), ...items.slice(start, end).map((m) => JSON.parse(m))]);
+        }
+      }
+    }
+  });
+});
+
 describe('FrameEncoder', () => {
   it('encodes a frame shared by several sessions once, as one Buffer', () => {
     const enc = new FrameEncoder();
     const a = [msg(1), msg(2)];
     const b = [msg(1), msg(2)]; // same strings, another session's array
     const first = enc.encode(a, 0, 2);
-    assert.equal(typeof first, 'string');
+    assert.ok(Buffer.isBuffer(first));
     const second = enc.encode(b, 0, 2);
     const third = enc.encode(b.slice(), 0, 2);
-    assert.ok(Buffer.isBuffer(second));
-    assert.equal(second, third, 'the same Buffer object is reused');
-    assert.equal((second as Buffer).toString(), first);
+    assert.equal(second, first, 'the same Buffer object is reused');
+    assert.equal(third, first);
+    assert.equal(first.toString(), frameText(a));
   });
 
   it('different batches starting with the same message get their own frames', () => {
     const enc = new FrameEncoder();
-    assert.equal(enc.encode([msg(1), msg(2)], 0, 2), `[${msg(1)},${msg(2)}]`);
-    assert.equal(enc.encode([msg(1), msg(3)], 0, 2), `[${msg(1)},${msg(3)}]`);
-    assert.equal(enc.encode([msg(1)], 0, 1), `[${msg(1)}]`);
+    assert.equal(enc.encode([msg(1), msg(2)], 0, 2).toString(), `[${msg(1)},${msg(2)}]`);
+    assert.equal(enc.encode([msg(1), msg(3)], 0, 2).toString(), `[${msg(1)},${msg(3)}]`);
+    assert.equal(enc.encode([msg(1)], 0, 1).toString(), `[${msg(1)}]`);
   });
 
   it('forgets frames on reset', () => {
     const enc = new FrameEncoder();
-    enc.encode([msg(1)], 0, 1);
+    const before = enc.encode([msg(1)], 0, 1);
     enc.reset();
-    assert.equal(typeof enc.encode([msg(1)], 0, 1), 'string');
+    const after = enc.encode([msg(1)], 0, 1);
+    assert.notEqual(after, before, 'encoded again, not the frame of the round before');
+    assert.deepEqual(after, before);
   });
 });
