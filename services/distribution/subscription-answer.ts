@@ -248,7 +248,7 @@ export function answerSubscribe(req: AnswerRequest, sink: AnswerSink): Answer {
       if (!matchesSegments(req.selector, segments)) continue;
       const topic = view.get(path);
       // A topic the session may not read is answered exactly like a missing one.
-      writer.removeListed(path, topic !== undefined && readableProjection(req.permissions, topic, segments) !== null);
+      writer.removeListed(path, topic !== undefined && readableProjection(req.permissions, topic, path, segments) !== null);
     }
   }
   if (since !== null) {
@@ -338,8 +338,7 @@ export class AnswerPages {
       const path = this.order[this.cursor++];
       if (!this.waiting.delete(path)) continue;
       const topic = view.get(path);
-      const segments = path.split('/');
-      const p = topic === undefined ? null : readableProjection(permissions, topic, segments);
+      const p = topic === undefined ? null : readableProjection(permissions, topic, path);
       if (topic === undefined || p === null || !writer.visit(topic, p)) {
         writer.removeListed(path, topic !== undefined && p !== null);
         // Resuming from a position: gone (or unreadable) while it waited for its page.
@@ -362,9 +361,10 @@ function projectAndCompose(patches: ReadonlyArray<readonly PatchOp[]>, p: Projec
   return visible.length === 0 ? [] : composePatches(visible);
 }
 
-function readableProjection(permissions: PermissionSet | null, topic: Topic, segments: readonly string[]): Projection | null {
+/** `segments`: the path's, when the caller has them; split only when permissions need them (not per page topic without security). */
+function readableProjection(permissions: PermissionSet | null, topic: Topic, path: string, segments?: readonly string[]): Projection | null {
   if (permissions === null) return Projection.ALL;
-  return topic.tenant === permissions.tenant ? permissions.access(segments) : null;
+  return topic.tenant === permissions.tenant ? permissions.access(segments ?? path.split('/')) : null;
 }
 
 /**

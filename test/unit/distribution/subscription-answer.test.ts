@@ -216,3 +216,25 @@ describe('answerSubscribe: resuming from a position (resume.seq)', () => {
     assert.deepEqual(messages.map((m) => [m.type, m.path]), [['removal', 'orders/1']]);
   });
 });
+
+describe('answerSubscribe in pages, through permissions', () => {
+  it('later pages are projected too, and a topic that became unreadable while it waited is not sent', () => {
+    const store = new TopicStore();
+    store.apply(Array.from({ length: 20 }, (_, i) => order(i + 1)));
+    const permissions = security.permissionsFor(analyst);
+    const sent: Array<Record<string, unknown>> = [];
+    const sink = { send: (w: string) => sent.push(JSON.parse(w)), sent: () => {}, holds: () => {} };
+    const answer = answerSubscribe({ view: store, permissions, selector: parseSelector('orders/**'), filter: null, resume: undefined, pageChars: 300 }, sink);
+    const pages = answer.rest!;
+    assert.ok(pages && sent.length < 20, 'more than one page');
+    assert.equal(pages.has('orders/19'), true, 'waits for its page');
+    // While it waits, orders/19 passes to another tenant: through these permissions it is gone.
+    store.apply([{ path: 'orders/19', source: 't', value: null }]);
+    store.apply([{ ...order(19), tenant: 'globex' }]);
+    while (!pages.done) pages.next(store, permissions, 300);
+    assert.deepEqual(sent.map((m) => m.type), Array(19).fill('value'));
+    assert.equal(new Set(sent.map((m) => m.path)).size, 19, 'every readable order once');
+    assert.equal(sent.some((m) => m.path === 'orders/19'), false, 'another tenant\'s topic is never sent');
+    assert.equal(JSON.stringify(sent).includes('@x'), false, 'email is hidden on every page');
+  });
+});
