@@ -21,7 +21,7 @@ import type {
 import { TidewireClientError } from './errors.ts';
 import { applyPatch } from './json-patch.ts';
 import { DEFAULT_MAX_PAYLOAD_BYTES, MAX_MOVED, planResume } from './resume.ts';
-import type { FeedStatus, ResumeInfo, SubscriptionCore, TopicCache } from './subscription.ts';
+import type { CacheEntry, FeedStatus, ResumeInfo, SubscriptionCore, TopicCache } from './subscription.ts';
 
 export interface SyncHooks {
   /** Sends a message now or as soon as the connection allows. */
@@ -53,8 +53,13 @@ export class TopicSync {
   /** The epoch the cached versions belong to (null: unknown, they cannot be resumed). */
   private epoch: string | null = null;
   private maxPayloadBytes = DEFAULT_MAX_PAYLOAD_BYTES;
-  /** Handler calls held back until the frame being applied is complete. */
-  private deferred: Array<() => void> | null = null;
+  /**
+   * Handler calls held back until the frame being applied is complete, flat, DEFERRED_STRIDE
+   * slots each: the subscription (null: a function to run, in the name's slot), the handler's
+   * name, how many arguments, and up to three arguments. (A closure and an argument array per
+   * call were a fifth of the SDK's allocations loading a 1M-topic subscription.)
+   */
+  private deferred: unknown[] | null = null;
   /**
    * After a reconnect: the messages received until every resumed subscription is answered, applied
    * then as one frame. A resume's answer may come in pages, with changes between them; applied as
@@ -157,7 +162,11 @@ export class TopicSync {
       if (outer) {
         const calls = this.deferred!;
         this.deferred = null;
-        for (const c of calls) c();
+        for (let i = 0; i < calls.length; i += DEFERRED_STRIDE) {
+          const core = calls[i] as SubscriptionCore | null;
+          if (core === null) (calls[i + 1] as () => void)();
+          else this.invoke(core, calls[i + 1] as HandlerName, calls[i + 2] as number, calls[i + 3], calls[i + 4], calls[i + 5]);
+        }
       }
     }
   }
@@ -248,7 +257,7 @@ export class TopicSync {
     } else {
       this.cache.set(path, (entry = { value, version, refs: 0 }));
     }
-    this.route(path, cores, value, version, changed);
+    this.route(path, entry, cores, value, version, changed);
   }
 
   private delta(m: DeltaMessage): void {
@@ -277,15 +286,14 @@ export class TopicSync {
     }
     entry.value = next;
     entry.version = m.version;
-    this.route(m.path, cores, next, m.version, true);
+    this.route(m.path, entry, cores, next, m.version, true);
   }
 
   /**
    * Tells each subscription whose selector covers the path what the new value means for it: a
    * value (new to it, or changed), or a removal when its filter no longer matches.
    */
-  private route(path: string, cores: SubscriptionCore[], value: JsonObject, version: number, changed: boolean): void {
-    const entry = this.cache.get(path)!;
+  private route(path: string, entry: CacheEntry, cores: SubscriptionCore[], value: JsonObject, version: number, changed: boolean): void {
     for (const core of cores) {
       const matches = core.filter == null || core.filter.test(value);
       if (!matches) {
@@ -297,11 +305,10 @@ export class TopicSync {
         continue;
       }
       core.stale?.delete(path);
-      const fresh = !core.paths.has(path);
-      if (fresh) {
-        core.paths.add(path);
-        entry.refs++;
-      }
+      // One lookup, not has() then add(): a million-topic load makes these sets large.
+      const held = core.paths.size;
+      const fresh = core.paths.add(path).size !== held;
+      if (fresh) entry.refs++;
       if (fresh || changed) this.call(core, 'onValue', path, value, version);
     }
     if (entry.refs <= 0) this.cache.delete(path);
@@ -496,24 +503,35 @@ export class TopicSync {
 
   /** Runs `fn` now, or once the frame being applied is complete. */
   private later(fn: () => void): void {
-    if (this.deferred) this.deferred.push(fn);
+    if (this.deferred) this.deferred.push(null, fn, 0, undefined, undefined, undefined);
     else fn();
   }
 
-  private call<K extends 'onValue' | 'onRemoval' | 'onLive' | 'onError' | 'onResume' | 'onStatus' | 'onProgress'>(
-    core: SubscriptionCore,
-    name: K,
-    ...args: Parameters<NonNullable<SubscriptionCore['handlers'][K]>>
-  ): void {
-    this.later(() => {
-      const fn = core.handlers[name] as ((...a: unknown[]) => void) | undefined;
-      if (!fn || core.state === 'closed') return;
-      try {
-        fn.apply(core.handlers, args);
-      } catch (err) {
-        if (name === 'onError') return;
-        this.hooks.error(new TidewireClientError('HANDLER_FAILED', `${name} handler of "${core.selector.text}" threw: ${(err as Error)?.message ?? err}`, { selector: core.selector.text, cause: err }));
-      }
-    });
+  /** Calls a subscription's handler now, or once the frame being applied is complete. */
+  private call<K extends HandlerName>(core: SubscriptionCore, name: K, ...args: Parameters<NonNullable<SubscriptionCore['handlers'][K]>>): void {
+    const [a, b, c] = args as unknown[];
+    if (this.deferred) this.deferred.push(core, name, args.length, a, b, c);
+    else this.invoke(core, name, args.length, a, b, c);
+  }
+
+  /** Calls the handler with exactly `argc` of a, b, c (a handler sees the arguments its type names, no more). */
+  private invoke(core: SubscriptionCore, name: HandlerName, argc: number, a: unknown, b: unknown, c: unknown): void {
+    const fn = core.handlers[name] as ((...x: unknown[]) => void) | undefined;
+    if (!fn || core.state === 'closed') return;
+    const h = core.handlers;
+    try {
+      if (argc === 3) fn.call(h, a, b, c);
+      else if (argc === 2) fn.call(h, a, b);
+      else if (argc === 1) fn.call(h, a);
+      else fn.call(h);
+    } catch (err) {
+      if (name === 'onError') return;
+      this.hooks.error(new TidewireClientError('HANDLER_FAILED', `${name} handler of "${core.selector.text}" threw: ${(err as Error)?.message ?? err}`, { selector: core.selector.text, cause: err }));
+    }
   }
 }
+
+type HandlerName = 'onValue' | 'onRemoval' | 'onLive' | 'onError' | 'onResume' | 'onStatus' | 'onProgress';
+
+/** Slots per held-back handler call in TopicSync.deferred. */
+const DEFERRED_STRIDE = 6;

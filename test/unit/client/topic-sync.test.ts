@@ -241,3 +241,47 @@ describe('TopicSync: errors', () => {
     assert.equal(errors[0].code, 'BAD_JSON');
   });
 });
+
+describe('TopicSync: handler calls of a frame', () => {
+  it('are made once the whole frame is applied, in order, each with exactly its own arguments', () => {
+    const calls: Array<{ name: string; args: unknown[]; held: number }> = [];
+    const core: SubscriptionCore = {
+      selector: parseSelector('orders/**'),
+      handlers: {
+        onValue: (...args: unknown[]) => calls.push({ name: 'onValue', args, held: core.paths.size }),
+        onProgress: (...args: unknown[]) => calls.push({ name: 'onProgress', args, held: core.paths.size }),
+        onRemoval: (...args: unknown[]) => calls.push({ name: 'onRemoval', args, held: core.paths.size }),
+        onLive: (...args: unknown[]) => calls.push({ name: 'onLive', args, held: core.paths.size }),
+      },
+      state: 'pending',
+      wireId: null,
+      paths: new Set(),
+      stale: null,
+      retry: null,
+    };
+    sync.add(core);
+    sync.onOpen();
+    const id = lastSubscribe();
+    sync.handleFrame([value('orders/1', 1, { a: 1 }), { type: 'loading', id, sent: 1, total: 3 }, value('orders/2', 2, { a: 2 })]);
+    sync.handleFrame([value('orders/3', 1, { a: 3 }), { type: 'removal', path: 'orders/1', version: 2 }, { type: 'subscribed', id, selector: 'orders/**', topics: 3 }]);
+    assert.deepEqual(calls, [
+      { name: 'onValue', args: ['orders/1', { a: 1 }, 1], held: 2 },
+      { name: 'onProgress', args: [1, 3], held: 2 },
+      { name: 'onValue', args: ['orders/2', { a: 2 }, 2], held: 2 },
+      { name: 'onValue', args: ['orders/3', { a: 3 }, 1], held: 2 },
+      { name: 'onRemoval', args: ['orders/1'], held: 2 },
+      { name: 'onLive', args: [], held: 2 },
+    ]);
+  });
+
+  it('a value seen twice in a frame is reported as new once, and the topic held once', () => {
+    const { sub, events } = subscribe('orders/**');
+    sync.onOpen();
+    sync.handleFrame([value('orders/1', 1, { a: 1 }), value('orders/1', 1, { a: 1 }), value('orders/1', 2, { a: 2 })]);
+    assert.deepEqual(events, [['value', 'orders/1', { a: 1 }, 1], ['value', 'orders/1', { a: 2 }, 2]]);
+    assert.equal(sub.values.size, 1);
+    sync.handleFrame([{ type: 'removal', path: 'orders/1', version: 3 }]);
+    assert.equal(sub.values.size, 0);
+    assert.equal(sync.cache.size, 0, 'no reference left behind');
+  });
+});
