@@ -13,6 +13,7 @@ import { type HistoryOptions, TopicHistory } from './topic-history.ts';
 import { REMOVAL_LOG_DEFAULT_CAPACITY, type RemovalEntry, RemovalLog } from './removal-log.ts';
 import { deltaText, prefersDelta, removalMessage, valueText } from '../../core/wire.ts';
 import { HeapTopicIndex, type LoadedTopic, type TopicIndex } from './topic-index.ts';
+import { type ReplicatedBatch, ReplicaError, planReplica } from './replicated-batch.ts';
 
 export type { LoadedTopic } from './topic-index.ts';
 
@@ -58,6 +59,12 @@ export class TopicStore implements TopicView {
   private readonly removalCapacity: number;
   private topics: TopicIndex = new HeapTopicIndex();
   private seq = 0;
+  /**
+   * Who numbers this state's changes: this store (`apply`, an ingest or all-in-one node) or another
+   * node's, whose batches it takes with their versions (`replicate`, an edge). Never both: a version
+   * minted here could name another state than the same version minted there. Null: neither yet.
+   */
+  private numbering: 'own' | 'replica' | null = null;
   /** After a restore: positions after the restored seq and up to the first of this run were lost. */
   private lost: { readonly after: number; readonly through: number } | null = null;
 
@@ -153,6 +160,7 @@ export class TopicStore implements TopicView {
    * nothing changed (e.g. an UPDATE that rewrote identical values).
    */
   apply(updates: readonly TopicUpdate[]): ChangeBatch | null {
+    this.numberedBy('own');
     const changes: TopicChange[] = [];
     for (const u of updates) {
       const change = u.value === null ? this.remove(u.path) : this.upsert(u);
@@ -163,11 +171,42 @@ export class TopicStore implements TopicView {
 
   /** Removes every topic a source produced (a TRUNCATE, or a mapping being reset). */
   removeSource(source: string): ChangeBatch | null {
+    this.numberedBy('own');
     const changes: TopicChange[] = [];
     const paths: string[] = [];
     for (const topic of this.topics.values()) if (topic.source === source) paths.push(topic.path);
     for (const path of paths) changes.push(this.remove(path)!);
     return changes.length === 0 ? null : { epoch: this.epoch, seq: ++this.seq, changes };
+  }
+
+  /**
+   * Applies a batch another node's store minted (an edge taking the ingest node's batches from the
+   * hand-off log) with its epoch, seq and versions, and returns it as this store's ChangeBatch: the
+   * same changes with the same wire text the ingest node's distribution sent, since both are
+   * written here by the same code. The history and the removal log are kept as there, so a client
+   * resumes on this node as on any other. The first batch of a store that holds nothing sets its
+   * epoch. Throws ReplicaError, having applied nothing of the batch, when it does not fit the state
+   * held (a gap, another epoch, a seq not after the position).
+   */
+  replicate(batch: ReplicatedBatch): ChangeBatch {
+    this.numberedBy('replica');
+    if (this.seq === 0 && this.topics.size === 0) this._epoch = batch.epoch;
+    else if (batch.epoch !== this._epoch) {
+      throw new ReplicaError('REPLICA_EPOCH', `batch ${batch.seq} is of epoch ${batch.epoch}, this replica holds epoch ${this._epoch}: rebuild the replica from the log of the new epoch`);
+    }
+    if (batch.seq <= this.seq) throw new ReplicaError('REPLICA_ORDER', `batch ${batch.seq} does not come after batch ${this.seq}, the last this replica applied`);
+    const seq = batch.seq;
+    const changes: TopicChange[] = [];
+    for (const step of planReplica(batch, this)) {
+      const c = step.change;
+      if (step.kind === 'create') {
+        this.history.firstVersion(c.path); // forgets the tombstone, as the ingest node's store did
+        changes.push(this.created(c.path, c.tenant, c.source, step.value, c.version, seq));
+      } else if (step.kind === 'update') changes.push(this.updated(this.topics.get(c.path)!, step.value, step.patch, seq));
+      else changes.push(this.removed(this.topics.get(c.path)!, seq));
+    }
+    this.seq = seq;
+    return { epoch: this._epoch, seq, changes };
   }
 
   forEachMatching(selector: Selector, visit: (topic: Topic) => void): void {
@@ -184,6 +223,14 @@ export class TopicStore implements TopicView {
     return this.topics.values();
   }
 
+  private numberedBy(kind: 'own' | 'replica'): void {
+    if (this.numbering === kind) return;
+    if (this.numbering !== null) {
+      throw new ReplicaError('REPLICA_MIXED', kind === 'own' ? 'this store replicates another node\'s batches: it cannot number changes of its own' : 'this store numbers its own changes: it cannot replicate another node\'s batches');
+    }
+    this.numbering = kind;
+  }
+
   /** Is `topic` the one the state holds now (the same version of the same path)? */
   private isCurrent(topic: Topic): boolean {
     const now = this.topics.get(topic.path);
@@ -193,29 +240,42 @@ export class TopicStore implements TopicView {
   private upsert(u: TopicUpdate): TopicChange | null {
     const existing = this.topics.get(u.path);
     let value = u.value!;
-    if (!existing) {
-      // Usually 1; a path created again continues after its removal (see topic-history.ts).
-      const version = this.history.firstVersion(u.path);
-      const topic: Topic = { path: u.path, tenant: u.tenant ?? DEFAULT_TENANT, source: u.source, value, version, seq: this.seq + 1 };
-      this.topics.add(topic);
-      const valueJson = JSON.stringify(value);
-      return { type: 'value', topic, version, wire: valueText(topic.path, version, valueJson), before: null, after: value, afterJson: valueJson };
-    }
+    const seq = this.seq + 1;
+    // Usually 1; a path created again continues after its removal (see topic-history.ts).
+    if (!existing) return this.created(u.path, u.tenant ?? DEFAULT_TENANT, u.source, value, this.history.firstVersion(u.path), seq);
     if (u.keep && u.keep.length > 0) {
       value = { ...value };
       for (const k of u.keep) if (Object.hasOwn(existing.value, k)) value[k] = existing.value[k];
     }
     const patch = diffValues(existing.value, value);
     if (patch.length === 0) return null;
+    return this.updated(existing, value, patch, seq);
+  }
+
+  private remove(path: string): TopicChange | null {
+    const topic = this.topics.get(path);
+    return topic ? this.removed(topic, this.seq + 1) : null;
+  }
+
+  /** A topic new at its path, at `version`, in batch `seq`. */
+  private created(path: string, tenant: string, source: string, value: JsonObject, version: number, seq: number): TopicChange {
+    const topic: Topic = { path, tenant, source, value, version, seq };
+    this.topics.add(topic);
+    const valueJson = JSON.stringify(value);
+    return { type: 'value', topic, version, wire: valueText(path, version, valueJson), before: null, after: value, afterJson: valueJson };
+  }
+
+  /** `existing` takes `value` (`patch` turns its value into it) at the next version, in batch `seq`; the one delta-or-value rule picks the message. */
+  private updated(existing: Topic, value: JsonObject, patch: PatchOp[], seq: number): TopicChange {
     const before = existing.value;
     existing.value = value;
     const version = ++existing.version;
     const prevSeq = existing.seq ?? 0;
-    existing.seq = this.seq + 1;
+    existing.seq = seq;
     const patchJson = JSON.stringify(patch);
     const valueJson = JSON.stringify(value);
     this.topics.changed(existing);
-    this.history.record(existing.path, version, patch, patchJson.length, existing.seq, prevSeq);
+    this.history.record(existing.path, version, patch, patchJson.length, seq, prevSeq);
     if (prefersDelta(patchJson, valueJson)) {
       const wire = deltaText(existing.path, version, patchJson);
       return { type: 'delta', topic: existing, version, patch, wire, before, after: value, valueBytes: Buffer.byteLength(valueJson), afterJson: valueJson };
@@ -223,20 +283,13 @@ export class TopicStore implements TopicView {
     return { type: 'value', topic: existing, version, wire: valueText(existing.path, version, valueJson), before, after: value, afterJson: valueJson };
   }
 
-  private remove(path: string): TopicChange | null {
-    const topic = this.topics.get(path);
-    if (!topic) return null;
-    this.topics.delete(path, this.seq + 1);
+  /** `topic` removed in batch `seq`, at the version after its last. */
+  private removed(topic: Topic, seq: number): TopicChange {
+    const { path } = topic;
+    this.topics.delete(path, seq);
     const version = topic.version + 1;
     this.history.removed(path, version);
-    this.removals.add({ seq: this.seq + 1, path, version, tenant: topic.tenant });
-    return {
-      type: 'removal',
-      topic,
-      version,
-      wire: removalMessage(path, version),
-      before: topic.value,
-      after: null,
-    };
+    this.removals.add({ seq, path, version, tenant: topic.tenant });
+    return { type: 'removal', topic, version, wire: removalMessage(path, version), before: topic.value, after: null };
   }
 }
