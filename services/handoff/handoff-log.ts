@@ -1,0 +1,48 @@
+/**
+ * The hand-off log as the hand-off sees it: an append-only sequence of records, totally ordered,
+ * written by one ingest node and read by any number of edges from an offset of their choosing.
+ * Our own interface, so kafkajs (unmaintained since 2023, issue #15 item 5) stays in one file
+ * (kafkajs-handoff-log.ts) and unit tests put an array behind it.
+ */
+
+/** One record as read. Offsets are int64 decimal strings, as Kafka clients give them. */
+export interface HandoffLogRecord {
+  readonly offset: string;
+  /** Null: a record without a value, which tidewire never writes. */
+  readonly value: Buffer | null;
+}
+
+export interface HandoffLogWriter {
+  /**
+   * Appends `values` after everything appended before, in order; resolves once the log holds
+   * them durably (Kafka: acknowledged by every in-sync replica). Calls must not overlap: the next
+   * waits for this one, so the order of the log is the order of the calls.
+   */
+  append(values: readonly Buffer[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Where a reader stands: the next offset it reads and the log's end when it last fetched. */
+export interface HandoffLogPosition {
+  readonly next: string;
+  readonly end: string;
+}
+
+export interface HandoffLogReadHandler {
+  /** The records of one fetch, in offset order; the reader fetches again only after it returns. */
+  records(records: readonly HandoffLogRecord[], end: string): void;
+  /** The reader stopped on an error and reads no more. */
+  failed(err: Error): void;
+}
+
+export interface HandoffLogReader {
+  readonly position: HandoffLogPosition;
+  close(): Promise<void>;
+}
+
+export interface HandoffLog {
+  /** Connects a writer (Kafka: an idempotent producer). */
+  openWriter(): Promise<HandoffLogWriter>;
+  /** Starts reading at `offset` ("0": the oldest record the log holds). */
+  openReader(offset: string, handler: HandoffLogReadHandler): Promise<HandoffLogReader>;
+}
