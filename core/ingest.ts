@@ -47,8 +47,11 @@ export interface IngestSink {
   /**
    * `rows`: the row index writes the same source changes made (RowIndex.set), stored in the same
    * state transaction as the updates, so the stored index never runs ahead of the stored topics.
+   * `more`: the source transaction these updates belong to is not complete: more of it follows
+   * (a large transaction applied in parts). Clients see it only with its last part, the first
+   * apply without `more`, which must come even when it has no update of its own.
    */
-  apply(updates: readonly TopicUpdate[], position?: SourcePosition, rows?: readonly RowWrite[]): Promise<void>;
+  apply(updates: readonly TopicUpdate[], position?: SourcePosition, rows?: readonly RowWrite[], more?: boolean): Promise<void>;
   /** Removes every topic produced by `source` (TRUNCATE). */
   removeSource(source: string, position?: SourcePosition): Promise<void>;
 }

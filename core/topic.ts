@@ -86,6 +86,12 @@ export interface ChangeBatch {
   readonly epoch: string;
   readonly seq: number;
   readonly changes: TopicChange[];
+  /**
+   * True when more of the same source transaction follows in the next batch(es): a transaction
+   * too large to apply at once (Postgres, over 10,000 row changes) is applied in parts, and no
+   * client may see a part alone. The batches up to the next one without it are one transaction.
+   */
+  readonly continues?: boolean;
 }
 
 /** Read access to topic state, as the distribution side needs it. */

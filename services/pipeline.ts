@@ -42,6 +42,12 @@ export class Pipeline implements IngestSink, SourceCheckpoints {
   readonly wireBytes: WireBytes = { value: 0, delta: 0, removal: 0, deltaAsValue: 0 };
   private readonly measure: boolean;
   private journal: StateJournal | null;
+  /**
+   * A source transaction is being applied in parts (IngestSink.apply's `more`): every batch
+   * published meanwhile, of any source, is marked `continues`, so distribution sends them all
+   * with the transaction's last part. One source of such transactions per node (Postgres).
+   */
+  private open = false;
 
   constructor(
     readonly store: TopicStore,
@@ -65,9 +71,12 @@ export class Pipeline implements IngestSink, SourceCheckpoints {
     return this.journal !== null;
   }
 
-  apply(updates: readonly TopicUpdate[], position?: SourcePosition, rows?: readonly RowWrite[]): Promise<void> {
+  apply(updates: readonly TopicUpdate[], position?: SourcePosition, rows?: readonly RowWrite[], more = false): Promise<void> {
     this.updatesApplied += updates.length;
-    return this.publish(this.store.apply(updates), position, rows);
+    const closes = this.open && !more;
+    this.open = more;
+    const batch = this.store.apply(updates);
+    return this.publish(batch === null && closes ? this.store.emptyBatch() : batch, position, rows);
   }
 
   rowIndex(source: string): RowIndex | null {
@@ -125,7 +134,8 @@ export class Pipeline implements IngestSink, SourceCheckpoints {
     return this.publish(this.store.apply(updates), position);
   }
 
-  private publish(batch: ChangeBatch | null, position?: SourcePosition, rows?: readonly RowWrite[]): Promise<void> {
+  private publish(changed: ChangeBatch | null, position?: SourcePosition, rows?: readonly RowWrite[]): Promise<void> {
+    const batch = changed !== null && this.open ? { ...changed, continues: true } : changed;
     const wait = this.journal?.write(batch, position, rows) ?? null;
     if (!batch) return wait ?? Promise.resolve();
     this.changesEmitted += batch.changes.length;

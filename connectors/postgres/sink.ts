@@ -8,9 +8,9 @@ import type { IngestSink, RowWrite, SourcePosition } from '../../core/ingest.ts'
 import { PostgresConnectorError } from './errors.ts';
 
 /** Hands updates to the sink; a refusal becomes PG_SINK_FAILED (never mistaken for a Postgres failure). */
-export async function applyToSink(sink: IngestSink, updates: readonly TopicUpdate[], position?: SourcePosition, rows?: readonly RowWrite[]): Promise<void> {
+export async function applyToSink(sink: IngestSink, updates: readonly TopicUpdate[], position?: SourcePosition, rows?: readonly RowWrite[], more?: boolean): Promise<void> {
   try {
-    await sink.apply(updates, position, rows);
+    await sink.apply(updates, position, rows, more);
   } catch (err) {
     throw new PostgresConnectorError('PG_SINK_FAILED', `the topic store refused ${updates.length} updates: ${errorMessage(err)}`, { cause: err });
   }

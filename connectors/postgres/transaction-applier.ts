@@ -56,6 +56,8 @@ interface OpenTransaction {
   /** Change messages seen so far. */
   seen: number;
   updates: TopicUpdate[];
+  /** A part of it was applied (a chunk, or the changes before a TRUNCATE): its commit must close it, updates or not. */
+  parted: boolean;
 }
 
 export class TransactionApplier {
@@ -164,7 +166,7 @@ export class TransactionApplier {
       if (this.partial.commitLsn === commitLsn) resumeAfter = this.partial.applied;
       else if (!skip) throw this.protocol(`transaction ${formatLsn(this.partial.commitLsn)} was partly applied but ${formatLsn(commitLsn)} came next`);
     }
-    this.txn = { commitLsn, commitTime, skip, resumeAfter, seen: 0, updates: [] };
+    this.txn = { commitLsn, commitTime, skip, resumeAfter, seen: 0, updates: [], parted: resumeAfter > 0 };
     if (skip) this.options.log.debug({ lsn: formatLsn(commitLsn) }, 'skipping a transaction applied before the reconnect');
   }
 
@@ -174,7 +176,7 @@ export class TransactionApplier {
     if (txn.skip) {
       this.transactionsSkipped++;
     } else {
-      if (txn.updates.length > 0) await this.flush(txn, txn.seen, endLsn);
+      if (txn.updates.length > 0 || txn.parted) await this.flush(txn, txn.seen, endLsn);
       this.lastCommitLsn = txn.commitLsn;
       this.lastAppliedLsn = endLsn;
       this.lastCommitTimeMs = Number(txn.commitTime / 1000n);
@@ -234,9 +236,12 @@ export class TransactionApplier {
 
   /**
    * Applies the pending updates; `appliedThrough` counts the change messages they cover. The last
-   * chunk of a transaction carries its end LSN: stored with it, the position resumed from.
+   * chunk of a transaction carries its end LSN: stored with it, the position resumed from. The
+   * chunks before it are applied with `more` (IngestSink.apply): clients see the transaction whole.
    */
   private async flush(txn: OpenTransaction, appliedThrough = txn.seen, endLsn?: Lsn): Promise<void> {
+    const more = endLsn === undefined;
+    if (more) txn.parted = true;
     const updates = txn.updates;
     txn.updates = [];
     let rows: RowWrite[] | undefined;
@@ -244,7 +249,7 @@ export class TransactionApplier {
       const w = m.takeRowWrites();
       if (w !== undefined) rows = rows === undefined ? w : rows.concat(w);
     }
-    await applyToSink(this.options.sink, updates, endLsn === undefined ? undefined : { name: POSITION_NAME, position: formatLsn(endLsn) }, rows);
+    await applyToSink(this.options.sink, updates, more ? undefined : { name: POSITION_NAME, position: formatLsn(endLsn) }, rows, more);
     this.partial = { commitLsn: txn.commitLsn, applied: appliedThrough };
   }
 

@@ -10,6 +10,7 @@ import { type Server, createServer, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
+import type { ChangeBatch } from '../../core/topic.ts';
 import { type ServerOptions, type WebSocket, WebSocketServer } from 'ws';
 import type { Handoff } from '../handoff/handoff.ts';
 import { type Principal, type ReloadSummary, type SecurityManager, UNAUTHORIZED_MESSAGE } from '../security/security-manager.ts';
@@ -80,6 +81,10 @@ export class DistributionServer {
   private readonly origins: OriginPolicy;
   private staleSources: StaleSources = new Map();
   private loading = false;
+  /** A source transaction is being applied in parts (ChangeBatch.continues): see `deliver`. */
+  private holding = false;
+  /** Sessions whose next answer page waits for the end of the hold. */
+  private readonly pagesHeld = new Set<Session>();
 
   constructor(
     private readonly handoff: Handoff,
@@ -102,7 +107,9 @@ export class DistributionServer {
       scheduleFlush: (s) => this.flusher.schedule(s),
       sessionEnded: (s, reason) => this.sessionEnded(s, reason),
       staleSources: () => this.staleSources,
-      loading: () => this.loading,
+      loading: () => this.loading || this.holding,
+      holding: () => this.holding,
+      holdPages: (s) => this.pagesHeld.add(s),
     };
     // closeTimeout exists since ws 8.19; @types/ws does not list it yet.
     const wsOptions: ServerOptions & { closeTimeout: number } = {
@@ -191,7 +198,35 @@ export class DistributionServer {
   setLoading(loading: boolean): void {
     const was = this.loading;
     this.loading = loading;
-    if (was && !loading) for (const s of [...this.sessions]) s.stateComplete();
+    if (was && !loading && !this.holding) for (const s of [...this.sessions]) s.stateComplete();
+  }
+
+  /**
+   * One batch of the hand-off to every subscriber. A batch that says more of its transaction
+   * follows (ChangeBatch.continues) starts a hold: nothing is flushed, no subscribe is answered and
+   * no answer page is read until the batch that ends the transaction, so every client gets the
+   * transaction as one group (in marked parts when it is large) and nobody takes a part of it for
+   * a state. A session whose queue fills meanwhile is dropped as any slow one and resumes after.
+   */
+  private deliver(batch: ChangeBatch): void {
+    this.fanOut.deliver(batch);
+    if (batch.continues === true) {
+      if (!this.holding) {
+        this.holding = true;
+        this.flusher.hold();
+      }
+      return;
+    }
+    if (!this.holding) return;
+    this.holding = false;
+    this.flusher.release();
+    const paged = [...this.pagesHeld];
+    this.pagesHeld.clear();
+    for (const s of paged) s.resumePages();
+    for (const s of [...this.sessions]) {
+      s.transactionEnded();
+      if (!this.loading) s.stateComplete();
+    }
   }
 
   setStaleSources(stale: StaleSources): void {
@@ -218,7 +253,7 @@ export class DistributionServer {
       this.http.listen(this.config.port, this.config.host, () => {
         this.http.off('error', onError);
         this.http.on('error', (err) => this.logger.error({ err }, 'http server error'));
-        this.stopHandoff = this.handoff.subscribe((batch) => this.fanOut.deliver(batch));
+        this.stopHandoff = this.handoff.subscribe((batch) => this.deliver(batch));
         if (this.security) this.stopReloads = this.security.onReload(() => this.reauthorizeAll());
         else this.logger.warn({}, 'security is off: every client can read every topic; configure `security` to require tokens');
         if (!this.security && !isLoopbackName(this.config.host)) {

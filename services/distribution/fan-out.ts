@@ -95,6 +95,13 @@ export class FanOut implements DeliveryContext, ChangeContext {
   readonly owner = this;
   batch = 0;
   seq = 0;
+  /** The last batch delivered said more of its transaction follows (ChangeBatch.continues): the next one joins its group. */
+  private _continuing = false;
+
+  /** True between a batch that says more of its source transaction follows and the one that ends it. */
+  get continuing(): boolean {
+    return this._continuing;
+  }
   previous: TopicChange | undefined = undefined;
   /** Sessions whose subscriptions were gathered for the current change. */
   private readonly gathered: DeliveryTarget[] = [];
@@ -180,8 +187,9 @@ export class FanOut implements DeliveryContext, ChangeContext {
 
   /** Queues every change of the batch for every session subscribed to its path, in order. */
   deliver(batch: ChangeBatch): void {
+    if (!this._continuing) this.batch++;
+    this._continuing = batch.continues === true;
     if (this.index.size === 0 && this.tenants.size === 0) return;
-    this.batch++;
     this.seq = batch.seq;
     try {
       this.deliverChanges(batch);

@@ -15,18 +15,38 @@ export class FlushScheduler {
   private timer: NodeJS.Timeout | NodeJS.Immediate | null = null;
   private readonly encoder = new FrameEncoder();
   private readonly run = (): void => this.flush();
+  private held = false;
 
   constructor(readonly intervalMs: number) {}
 
   /** The session has pending messages (callers mark `session.flushPending` so this is called once per round). */
   schedule(session: FlushTarget): void {
     this.pending.push(session);
-    if (this.timer === null) this.timer = this.intervalMs === 0 ? setImmediate(this.run) : setTimeout(this.run, this.intervalMs);
+    if (this.timer === null && !this.held) this.arm();
   }
 
-  /** Flushes every waiting session now. */
+  /**
+   * Flushes nothing until `release`: a source transaction is being applied in parts, and what is
+   * pending now may hold a part of it (ChangeBatch.continues).
+   */
+  hold(): void {
+    this.held = true;
+  }
+
+  /** Ends `hold`: every session that waited meanwhile is flushed at the next round. */
+  release(): void {
+    this.held = false;
+    if (this.timer === null && this.pending.length > 0) this.arm();
+  }
+
+  private arm(): void {
+    this.timer = this.intervalMs === 0 ? setImmediate(this.run) : setTimeout(this.run, this.intervalMs);
+  }
+
+  /** Flushes every waiting session now (unless held: then at the release). */
   flush(): void {
     this.timer = null;
+    if (this.held) return;
     const sessions = this.pending;
     this.pending = [];
     try {

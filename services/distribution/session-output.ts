@@ -85,6 +85,8 @@ export class SessionOutput {
   private readonly queue: SessionQueue;
   /** True while a subscription's answer goes out in pages: every change needs the session's own decision. */
   private paging = false;
+  /** Replies held back while a source transaction is applied in parts (see send). */
+  private afterTransaction: string[] | null = null;
   /** Called once the socket's backlog is at most `drainedBytes` (see whenDrained). */
   private drained: (() => void) | null = null;
   private drainedBytes = 0;
@@ -151,10 +153,24 @@ export class SessionOutput {
 
   /** A message that stands on its own (a reply), after whatever merged topic updates are due (so a `pong` still follows everything before it). */
   send(wire: string): void {
+    if (this.ctx.fanOut.continuing) {
+      // Inside a source transaction applied in parts, a reply would cut its group in two: it
+      // follows the transaction instead (nothing is flushed before the transaction ends anyway).
+      (this.afterTransaction ??= []).push(wire);
+      return;
+    }
     this.releaseDue();
     this.queue.ungroup();
     this.owner.groupBatch = -1;
     this.push(wire, Buffer.byteLength(wire));
+  }
+
+  /** The transaction applied in parts is whole: the replies held back meanwhile go out, in order. */
+  transactionEnded(): void {
+    const held = this.afterTransaction;
+    if (held === null) return;
+    this.afterTransaction = null;
+    for (const wire of held) this.send(wire);
   }
 
   /** A message of the group opened by group(). */
@@ -236,6 +252,8 @@ export class SessionOutput {
    * session is settled there (and it moved since the last one announced).
    */
   announce(heartbeat = false): boolean {
+    // Not inside a transaction applied in parts: the position is announced once it is whole.
+    if (this.ctx.fanOut.continuing) return false;
     const wire = this.owner.position?.(heartbeat) ?? null;
     if (wire === null) return false;
     this.queue.ungroup();

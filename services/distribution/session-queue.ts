@@ -86,6 +86,12 @@ export class SessionQueue {
     }
   }
 
+  /** The current group (opened by group()) ends at batch `seq`: a later part of the same transaction joined it. */
+  retag(seq: number): void {
+    if (this.starts.length > 0) this.seqs[this.seqs.length - 1] = seq;
+    else this.lead = seq;
+  }
+
   /** Ends the current group: what is pushed next stands on its own. */
   ungroup(): void {
     if (this.pendingBytes < this.groupFromBytes) return;

@@ -66,6 +66,13 @@ export interface SessionHost {
    * a half-read table for the whole one. Absent: never.
    */
   loading?(): boolean;
+  /**
+   * True while a source transaction is applied in parts (ChangeBatch.continues): topic state holds
+   * a part of it, so no answer page is read from it; the session waits (`holdPages`) and the host
+   * calls `resumePages` once the transaction is whole. Absent: never.
+   */
+  holding?(): boolean;
+  holdPages?(session: Session): void;
 }
 
 /** A subscription whose answer is still going out in pages (issue #12, item 6). */
@@ -98,6 +105,8 @@ export class Session implements DeliveryTarget {
   simple = true;
   /** Fan-out batch the queue's current group belongs to (-1: none). */
   groupBatch = -1;
+  /** Sequence number the queue's current group ends at. */
+  private groupSeq = -1;
   /** True while the session waits for a flush round. */
   flushPending = false;
   private ended: DisconnectReason | null = null;
@@ -239,6 +248,11 @@ export class Session implements DeliveryTarget {
   enqueue(wire: string, bytes: number, batch: number, seq: number): void {
     if (this.ended !== null) return;
     if (this.groupBatch !== batch) this.startBatchGroup(batch, seq);
+    else if (this.groupSeq !== seq) {
+      // A later part of the same source transaction (ChangeBatch.continues): the group ends there.
+      this.groupSeq = seq;
+      this.queue.retag(seq);
+    }
     if (!this.queue.push(wire, bytes)) {
       this.overflow('send queue full: read faster or subscribe to less');
       return;
@@ -248,7 +262,13 @@ export class Session implements DeliveryTarget {
 
   private startBatchGroup(batch: number, seq: number): void {
     this.groupBatch = batch;
+    this.groupSeq = seq;
     this.queue.group(seq);
+  }
+
+  /** A source transaction applied in parts is whole (SessionHost.holding): the replies held back meanwhile go out. */
+  transactionEnded(): void {
+    if (!this.ended) this.output.transactionEnded();
   }
 
   private requestFlush(): void {
@@ -599,9 +619,18 @@ export class Session implements DeliveryTarget {
     this.log('debug', { id: msg.id, selector: selector.text, topics, resumed }, 'subscribed');
   }
 
+  /** The host's hold is over (SessionHost.holding): the next answer page, when one waits. */
+  resumePages(): void {
+    if (!this.ended && this.loads.length > 0) this.nextPage();
+  }
+
   /** The client read the previous page: the next one (its own group), and progress or `subscribed`. */
   private readonly nextPage = (): void => {
     if (this.ended) return;
+    if (this.host.holding?.()) {
+      this.host.holdPages!(this);
+      return;
+    }
     try {
       const load = this.loads[0];
       if (load === undefined) {

@@ -169,6 +169,15 @@ export class TopicStore implements TopicView {
     return changes.length === 0 ? null : { epoch: this.epoch, seq: ++this.seq, changes };
   }
 
+  /**
+   * A batch with no change: the end of a source transaction applied in parts whose last part
+   * changed nothing (ChangeBatch.continues), so that what follows knows it is complete.
+   */
+  emptyBatch(): ChangeBatch {
+    this.numberedBy('own');
+    return { epoch: this.epoch, seq: ++this.seq, changes: [] };
+  }
+
   /** Removes every topic a source produced (a TRUNCATE, or a mapping being reset). */
   removeSource(source: string): ChangeBatch | null {
     this.numberedBy('own');
@@ -206,7 +215,7 @@ export class TopicStore implements TopicView {
       else changes.push(this.removed(this.topics.get(c.path)!, seq));
     }
     this.seq = seq;
-    return { epoch: this._epoch, seq, changes };
+    return batch.continues === true ? { epoch: this._epoch, seq, changes, continues: true } : { epoch: this._epoch, seq, changes };
   }
 
   forEachMatching(selector: Selector, visit: (topic: Topic) => void): void {

@@ -18,6 +18,7 @@ import type { JsonObject } from '../../core/json.ts';
 import { jsonEqual } from '../../core/json.ts';
 import { type TestPostgres, freePort, startPostgres } from '../support/postgres.ts';
 import { type ServiceProcess, startServiceProcess } from '../support/service-process.ts';
+import { perFrame } from '../support/per-frame.ts';
 import { waitFor } from '../support/wait.ts';
 
 let db: TestPostgres;
@@ -82,17 +83,11 @@ test('TPC-B under pgbench: the three sums agree after every frame the client app
   const removals: string[] = [];
   let answered = false;
   let phase = 'load';
-  let scheduled = false;
-  const afterFrame = () => {
-    if (scheduled) return;
-    scheduled = true;
-    queueMicrotask(() => {
-      scheduled = false;
-      if (!answered) return;
-      frames++;
-      if (sums.a !== sums.t || sums.t !== sums.b) violations.push(`${phase} (${sub.state}): accounts ${sums.a}, tellers ${sums.t}, branches ${sums.b} over ${balances.size} topics`);
-    });
-  };
+  const afterFrame = perFrame(() => {
+    if (!answered) return;
+    frames++;
+    if (sums.a !== sums.t || sums.t !== sums.b) violations.push(`${phase} (${sub.state}): accounts ${sums.a}, tellers ${sums.t}, branches ${sums.b} over ${balances.size} topics`);
+  });
   const client = new TidewireClient({ url: `ws://127.0.0.1:${port}/ws`, reconnect: { initialMs: 100, maxMs: 400 } });
   t.after(() => client.close());
   const resumes: Array<{ resumed: string; epochChanged: boolean }> = [];
