@@ -41,6 +41,8 @@ export interface LogPart {
   readonly part: number;
   readonly parts: number;
   readonly changes: ReplicatedChange[];
+  /** More of the same source transaction follows in the next batch (ChangeBatch.continues). */
+  readonly continues?: boolean;
 }
 
 /**
@@ -76,12 +78,14 @@ export function encodeBatch(batch: ChangeBatch, maxRecordBytes = DEFAULT_MAX_REC
     group.push(texts[i]);
     used += needed;
   }
-  if (group.length > 0) groups.push(group);
+  // A batch with no change (the end of a transaction applied in parts) is one record too.
+  if (group.length > 0 || groups.length === 0) groups.push(group);
   return groups.map((g, i) => Buffer.from(`${header(batch, i + 1, groups.length)}${g.join(',')}]}`));
 }
 
 function header(batch: ChangeBatch, part: number, parts: number): string {
-  return `{"v":${LOG_FORMAT_VERSION},"epoch":${JSON.stringify(batch.epoch)},"seq":${batch.seq},"part":${part},"parts":${parts},"changes":[`;
+  const continues = batch.continues === true ? '"continues":true,' : '';
+  return `{"v":${LOG_FORMAT_VERSION},"epoch":${JSON.stringify(batch.epoch)},"seq":${batch.seq},"part":${part},"parts":${parts},${continues}"changes":[`;
 }
 
 function changeText(c: TopicChange): string {
@@ -121,8 +125,10 @@ export function decodeRecord(value: Buffer | string | null): LogPart {
   const part = positive(doc.part, 'part');
   if (part > parts) throw invalid(`part ${part} of ${parts}`);
   const changes = doc.changes;
-  if (!Array.isArray(changes) || changes.length === 0) throw invalid(`batch ${seq}: "changes" is not a non-empty array`);
-  return { epoch, seq, part, parts, changes: changes.map((c, i) => decodeChange(c, `batch ${seq} part ${part}, change ${i}`)) };
+  if (!Array.isArray(changes)) throw invalid(`batch ${seq}: "changes" is not an array`);
+  if (doc.continues !== undefined && doc.continues !== true) throw invalid(`batch ${seq}: "continues" is neither true nor absent`);
+  const decoded = changes.map((c, i) => decodeChange(c, `batch ${seq} part ${part}, change ${i}`));
+  return doc.continues === true ? { epoch, seq, part, parts, changes: decoded, continues: true } : { epoch, seq, part, parts, changes: decoded };
 }
 
 function decodeChange(c: unknown, at: string): ReplicatedChange {
@@ -196,6 +202,7 @@ export class BatchAssembler {
     if (part.part < part.parts) return null;
     const held = this.held;
     this.held = [];
-    return { epoch: part.epoch, seq: part.seq, changes: held.flatMap((p) => p.changes) };
+    const changes = held.flatMap((p) => p.changes);
+    return part.continues === true ? { epoch: part.epoch, seq: part.seq, changes, continues: true } : { epoch: part.epoch, seq: part.seq, changes };
   }
 }

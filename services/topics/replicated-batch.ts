@@ -30,6 +30,8 @@ export interface ReplicatedBatch {
   readonly epoch: string;
   readonly seq: number;
   readonly changes: readonly ReplicatedChange[];
+  /** More of the same source transaction follows (ChangeBatch.continues). */
+  readonly continues?: boolean;
 }
 
 /**

@@ -111,7 +111,7 @@ test('what is not a hand-off record this node reads is refused, never decoded in
     ['seq 0', bad({ seq: 0 }), 'HANDOFF_RECORD_INVALID'],
     ['a fractional seq', bad({ seq: 1.5 }), 'HANDOFF_RECORD_INVALID'],
     ['part 3 of 2', bad({ part: 3, parts: 2 }), 'HANDOFF_RECORD_INVALID'],
-    ['no changes', bad({ changes: [] }), 'HANDOFF_RECORD_INVALID'],
+    ['changes that are not an array', bad({ changes: {} }), 'HANDOFF_RECORD_INVALID'],
     ['an unknown change type', bad({ changes: [{ ...change, type: 'upsert' }] }), 'HANDOFF_RECORD_INVALID'],
     ['a value that is not an object', bad({ changes: [{ ...change, value: [1] }] }), 'HANDOFF_RECORD_INVALID'],
     ['a value without "created"', bad({ changes: [{ ...change, created: undefined }] }), 'HANDOFF_RECORD_INVALID'],
@@ -197,4 +197,18 @@ test('property: decode(encode(batch)) gives every change back, and a replica emi
     { numRuns: 300, includeErrorInReport: true },
   );
   assert.ok(split > 20, `only ${split} batches were split into parts`);
+});
+
+test('a transaction applied in parts: every batch but its last says it continues, an empty closing batch is carried, and the edge replicates both', () => {
+  const store = new TopicStore({ epoch: 'e1' });
+  const part1: ChangeBatch = { ...store.apply([{ path: 'acct/1', source: src, value: { bal: 1 } }])!, continues: true };
+  const closing = store.emptyBatch();
+  const records = [...encodeBatch(part1), ...encodeBatch(closing)];
+  assert.equal(encodeBatch(closing).length, 1, 'a batch with no change is one record');
+  const read = readBack(records);
+  assert.deepEqual(read.map((b) => [b.seq, b.continues === true, b.changes.length]), [[1, true, 1], [2, false, 0]]);
+  const edge = new TopicStore({ epoch: 'other' });
+  const out = read.map((b) => edge.replicate(b));
+  assert.deepEqual(out.map((b) => [b.seq, b.continues === true, b.changes.length]), [[1, true, 1], [2, false, 0]], 'the edge hands distribution the same marks');
+  assert.equal(code(() => decodeRecord(Buffer.from(JSON.stringify({ v: 1, epoch: 'e1', seq: 3, part: 1, parts: 1, continues: 'yes', changes: [] })))), 'HANDOFF_RECORD_INVALID');
 });
