@@ -48,6 +48,8 @@ export class Pipeline implements IngestSink, SourceCheckpoints {
    * with the transaction's last part. One source of such transactions per node (Postgres).
    */
   private open = false;
+  /** Called once when the open transaction ends (resumeOpenTransaction). */
+  private onEnd: (() => void) | null = null;
 
   constructor(
     readonly store: TopicStore,
@@ -76,7 +78,23 @@ export class Pipeline implements IngestSink, SourceCheckpoints {
     const closes = this.open && !more;
     this.open = more;
     const batch = this.store.apply(updates);
-    return this.publish(batch === null && closes ? this.store.emptyBatch() : batch, position, rows);
+    const done = this.publish(batch === null && closes ? this.store.emptyBatch() : batch, position, rows);
+    if (closes && this.onEnd !== null) {
+      const end = this.onEnd;
+      this.onEnd = null;
+      end();
+    }
+    return done;
+  }
+
+  /**
+   * The state restored holds a part of a source transaction applied in parts: a crash came inside
+   * it (StateStore.openTransaction). Until the source applies it again to its end, every batch is
+   * marked `continues`, as if it had never stopped; `onEnd` is called once it is whole.
+   */
+  resumeOpenTransaction(onEnd: () => void): void {
+    this.open = true;
+    this.onEnd = onEnd;
   }
 
   rowIndex(source: string): RowIndex | null {

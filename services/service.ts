@@ -53,6 +53,10 @@ export class TidewireService {
   private readonly lag: ReplicationLagPoller | null = null;
   private progress: SnapshotProgressLog;
   private stopping = false;
+  /** Topic state is being built for the first time (subscribes wait; see start). */
+  private building = false;
+  /** The restored state holds a part of a transaction a crash cut (see openState). */
+  private partOfTransaction = false;
   /** The durable state's folder (absolute), or null when state is kept in memory. */
   readonly stateDir: string | null;
   private state: StateStore | null = null;
@@ -168,8 +172,8 @@ export class TidewireService {
     await this.openState();
     // Nothing restored, or a part of a first read that a crash cut short: subscribes wait for the
     // first complete state instead of taking a part of it.
-    const building = (this.store.size === 0 && this.store.position === 0) || this.sources.some((s) => s.holdsCompleteState?.() === false);
-    this.distribution.setLoading(building);
+    this.building = (this.store.size === 0 && this.store.position === 0) || this.sources.some((s) => s.holdsCompleteState?.() === false);
+    this.distribution.setLoading(this.building || this.partOfTransaction);
     const { port } = await this.distribution.listen();
     this.log.info({ port, epoch: this.store.epoch }, 'distribution service listening');
     this.progress = new SnapshotProgressLog(this.log.child({ component: 'postgres' }), this.config.log.progressIntervalMs);
@@ -177,11 +181,13 @@ export class TidewireService {
     try {
       for (const s of this.sources) await s.start();
     } catch (err) {
+      this.building = false;
       this.distribution.setLoading(false);
       await this.stop();
       throw err;
     }
-    this.distribution.setLoading(false);
+    this.building = false;
+    this.distribution.setLoading(this.partOfTransaction);
     this.log.info({ topics: this.store.size }, 'sources started');
     return { port };
   }
@@ -219,7 +225,17 @@ export class TidewireService {
       if (state.epoch === null) await state.setEpoch(this.store.epoch);
       else if (!state.created && this.store.position === 0) {
         const topics = this.store.restore({ epoch: state.epoch, seq: state.seq, versionFloor: state.versionFloor, removals: state.removals() });
-        this.log.info({ dir: this.stateDir, topics, epoch: state.epoch, seq: state.seq, positions: state.positions(), ms: Date.now() - started }, 'state loaded');
+        this.log.info({ dir: this.stateDir, topics, epoch: state.epoch, seq: state.seq, positions: state.positions(), openTransaction: state.openTransaction, ms: Date.now() - started }, 'state loaded');
+        if (state.openTransaction) {
+          // A crash inside a transaction applied in parts: the state holds its first parts. Subscribes
+          // wait until the source has applied it again to its end (it resends it whole).
+          this.partOfTransaction = true;
+          this.pipeline.resumeOpenTransaction(() => {
+            this.partOfTransaction = false;
+            this.distribution.setLoading(this.building);
+            this.log.info({}, 'the transaction a crash cut is applied to its end: subscribes are answered');
+          });
+        }
       }
     } catch (err) {
       await state.close();

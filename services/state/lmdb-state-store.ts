@@ -72,6 +72,9 @@ export class LmdbStateStore implements StateStore {
   private readonly _fingerprints: Record<string, string>;
   /** The seq of the last commit accepted (durable or not), to refuse one going backwards. */
   private acceptedSeq: number;
+  /** StateCommit.open as of the last durable commit, and as of the last one accepted. */
+  private _open = false;
+  private acceptedOpen = false;
   private readonly queue: PendingWrite[] = [];
   private writing = false;
   private closing: Promise<void> | null = null;
@@ -234,6 +237,7 @@ export class LmdbStateStore implements StateStore {
     const removalFloor = Number(meta.get('removalFloor') ?? '0');
     if (!Number.isSafeInteger(removalFloor) || removalFloor < 0) throw corrupt(path, 'its removal log floor does not decode');
     store._removalFloor = removalFloor;
+    store._open = store.acceptedOpen = meta.get('open') === '1';
     store.removalCount = dbs.removals.getKeysCount();
     for (const source of rowsComplete) {
       store._rowsComplete.add(source);
@@ -265,6 +269,10 @@ export class LmdbStateStore implements StateStore {
 
   get seq(): number {
     return this._seq;
+  }
+
+  get openTransaction(): boolean {
+    return this._open;
   }
 
   get versionFloor(): number {
@@ -379,6 +387,9 @@ export class LmdbStateStore implements StateStore {
     for (const c of commit.changes) if (c.type === 'removal' && c.version !== undefined && c.version > floor) floor = c.version;
     const raisesFloor = floor > this.acceptedFloor;
     this.acceptedFloor = floor;
+    const open = commit.open ?? this.acceptedOpen;
+    const marksOpen = open !== this.acceptedOpen;
+    this.acceptedOpen = open;
     const { topics, meta, removals } = this.dbs;
     const logged: Array<[string, string]> = [];
     for (const c of commit.changes) {
@@ -429,9 +440,14 @@ export class LmdbStateStore implements StateStore {
         if (positions) for (const [name, p] of positions) positionsDb.put(name, p);
         meta.put('seq', String(commit.seq));
         if (raisesFloor) meta.put('floor', String(floor));
+        if (marksOpen) {
+          if (open) meta.put('open', '1');
+          else meta.remove('open');
+        }
       },
       () => {
         this._seq = commit.seq;
+        this._open = open;
         if (raisesFloor) this._floor = floor;
         if (removalFloor >= 0) this._removalFloor = removalFloor;
         if (positions) for (const [name, p] of positions) this._positions[name] = p;

@@ -99,7 +99,9 @@ export class StateJournal {
     const count = changes.length + (hasRows ? rows.length : 0);
     const seq = this.seq;
     this.pendingChanges += count;
-    const done = this.store.commit({ changes, seq, positions: position ? { [position.name]: position.position } : undefined, rows: hasRows ? rows : undefined }).then(
+    // `open` says whether the state now ends inside a transaction applied in parts (stored for a restart).
+    const open = batch === null ? undefined : batch.continues === true;
+    const done = this.store.commit({ changes, seq, positions: position ? { [position.name]: position.position } : undefined, rows: hasRows ? rows : undefined, open }).then(
       () => {
         this.pendingChanges -= count;
         if (hasRows) this.rowsDurable(rows);

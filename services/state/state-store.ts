@@ -70,6 +70,12 @@ export interface StateCommit {
   readonly seq: number;
   /** Row index writes (RowIndex), applied after the changes: entries set or, with path null, removed. */
   readonly rows?: readonly RowWrite[];
+  /**
+   * True: the commit ends inside a source transaction applied in parts (ChangeBatch.continues);
+   * false: not (any more); absent: as before. Stored, so a start after a crash inside one knows
+   * that the state holds a part of a transaction (`openTransaction`).
+   */
+  readonly open?: boolean;
 }
 
 export interface StateStoreOptions {
@@ -98,6 +104,8 @@ export interface StateStore {
   readonly identity: SourceIdentity;
   /** The `seq` of the last durable commit (0 before any). */
   readonly seq: number;
+  /** True when the last durable commit ended inside a source transaction applied in parts (StateCommit.open). */
+  readonly openTransaction: boolean;
   /**
    * The highest version a removed topic reached, as of the last durable commit (0: none): a path
    * created again after a restart starts above it, so a (path, version) pair names one state.

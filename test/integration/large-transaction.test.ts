@@ -40,7 +40,7 @@ after(async () => {
  * it holds are one state of the table: every row moved by the same number of transactions
  * (each transaction below moves every row), and their sum unchanged.
  */
-function watcher(port: number, name: string) {
+function watcher(port: number, name: string, selector = 'acct/**', rows = ROWS) {
   const client = new TidewireClient({ url: `ws://127.0.0.1:${port}/ws`, reconnect: { initialMs: 100, maxMs: 400 } });
   clients.push(client);
   const balances = new Map<string, number>();
@@ -55,11 +55,11 @@ function watcher(port: number, name: string) {
       const id = Number(path.slice(path.lastIndexOf('/') + 1));
       steps.add((id % 2 === 0 ? bal - START : START - bal) / 7);
     }
-    if (balances.size !== ROWS || sum !== ROWS * START || steps.size !== 1) {
+    if (balances.size !== rows || sum !== rows * START || steps.size !== 1) {
       w.violations.push(`${name}: ${balances.size} rows, sum ${sum}, rows at ${steps.size} different transaction counts`);
     }
   });
-  w.sub = client.subscribe('acct/**', {
+  w.sub = client.subscribe(selector, {
     onValue: (path, value) => {
       balances.set(path, value.bal as number);
       afterFrame();
@@ -111,4 +111,38 @@ test('a transaction of 30,000 row changes reaches every client whole, subscribed
   const all = [first, ...late];
   assert.ok(first.frames >= 3, `the first client applied frames (${first.frames})`);
   assert.deepEqual(all.flatMap((w) => w.violations).slice(0, 6), [], 'every client held one state of the table after every frame');
+});
+
+test('kill -9 inside a transaction applied in parts: after the restart a resumed client still holds one state of the table after every frame', { timeout: 240_000 }, async () => {
+  const rows = 200_000; // twenty chunks: a kill lands inside the transaction
+  await db.query(`CREATE TABLE big (id int PRIMARY KEY, bal int NOT NULL)`);
+  await db.query(`INSERT INTO big SELECT g, ${START} FROM generate_series(1, ${rows}) g`);
+  const port = await freePort();
+  const config = {
+    log: { level: 'info' },
+    state: { dir: mkdtempSync(join(tmpdir(), 'tidewire-large-txn-kill-')) },
+    postgres: { url: db.url, slot: 'large_kill', publication: 'large_kill', tables: [{ table: 'public.big', path: 'big/{id}' }] },
+  };
+  await svc?.kill();
+  svc = await startServiceProcess(config, port);
+  const w = watcher(port, 'resumed across the kill', 'big/**', rows);
+  await w.client.connect();
+  await waitFor('the client to hold the table', () => w.sub.live && w.sub.values.size === rows, 120_000);
+
+  let cut = false;
+  let moved = 0;
+  for (const delayMs of [600, 1_200, 300, 2_000]) {
+    await db.query(`UPDATE big SET bal = bal + CASE WHEN id % 2 = 0 THEN 7 ELSE -7 END`);
+    moved += 7;
+    await new Promise((r) => setTimeout(r, delayMs));
+    assert.equal(await svc.kill('SIGKILL'), null, 'killed');
+    svc = await startServiceProcess(config, port);
+    cut = /"openTransaction":true/.test(svc.output());
+    await waitFor('the client to hold the table after the transaction', () => w.sub.live && w.sub.values.get('big/2')?.bal === START + moved && w.sub.values.get(`big/${rows - 1}`)?.bal === START - moved, 120_000);
+    if (cut) break;
+  }
+  assert.ok(cut, 'one of the kills came inside the transaction (the restart found a part of it stored)');
+  assert.ok(w.frames > 0, 'frames were checked');
+  assert.deepEqual(w.violations.slice(0, 6), [], 'the client held one state of the table after every frame');
+  assert.match(svc!.output(), /the transaction a crash cut is applied to its end/);
 });

@@ -99,6 +99,23 @@ test('positions advance only with their commit: not before it is durable, never 
   await r.close();
 });
 
+test('a commit ending inside a transaction applied in parts is marked open, across a reopen, until one ends it; a commit that does not say keeps the mark', async () => {
+  const dir = freshDir();
+  let s = await LmdbStateStore.open(dir, { identity });
+  assert.equal(s.openTransaction, false);
+  await s.commit({ changes: [upsert('a', 1, { v: 1 })], seq: 1, open: true });
+  assert.equal(s.openTransaction, true);
+  await s.commit({ changes: [], positions: { postgres: '0/10' }, seq: 1 }); // a position alone says nothing of it
+  await s.close();
+  s = await LmdbStateStore.open(dir, { identity });
+  assert.equal(s.openTransaction, true, 'a crash inside the transaction: the state holds a part of it');
+  await s.commit({ changes: [upsert('b', 1, { v: 1 })], seq: 2, open: false });
+  await s.close();
+  s = await LmdbStateStore.open(dir, { identity });
+  assert.equal(s.openTransaction, false);
+  await s.close();
+});
+
 test('group commit: commits issued while a write is in flight share the next write, resolve in order, and apply in order', async () => {
   const dir = freshDir();
   const s = await LmdbStateStore.open(dir, { identity });
