@@ -17,9 +17,9 @@ const SHUTDOWN_DEADLINE_MS = 15_000;
 /** Where `start --config` keeps durable state when the file does not say: under the working directory. */
 export const DEFAULT_STATE_DIR = '.tidewire/state';
 
-/** `state.dir` defaults to DEFAULT_STATE_DIR unless the file asks for state in memory. */
+/** `state.dir` defaults to DEFAULT_STATE_DIR unless the file asks for state in memory (an edge's state is always in memory). */
 export function withDefaultStateDir(config: Config): Config {
-  if (config.state?.memory === true || config.state?.dir) return config;
+  if (config.state?.memory === true || config.state?.dir || config.role === 'edge') return config;
   return { ...config, state: { ...config.state, dir: DEFAULT_STATE_DIR } };
 }
 

@@ -21,7 +21,21 @@ export type LogFormat = 'auto' | 'json' | 'pretty';
 // Each connector owns its settings' types; the configuration file's sections are exactly them.
 export type { PostgresConfig, TableMapping } from '../../connectors/postgres/postgres-options.ts';
 export type { KafkaConfig, KafkaFormat, KafkaSaslConfig, KafkaTopicMapping } from '../../connectors/kafka/kafka-settings.ts';
+/** `role`: what this node does (issue #15); see schemas/config.schema.json and docs/OPERATIONS.md. */
+export type Role = 'all' | 'ingest' | 'edge';
+
+/** `handoff.kafka`: the hand-off topic between an ingest node and its edges. */
+export interface HandoffKafkaConfig {
+  brokers: string[];
+  topic: string;
+  clientId: string;
+  retentionMs: number;
+}
+
 export interface Config {
+  /** Absent in configs built without parseConfig: `all`. */
+  role?: Role;
+  handoff?: { kafka?: HandoffKafkaConfig };
   server: ServerConfig;
   postgres?: PostgresConfig;
   kafka?: KafkaConfig;
@@ -89,7 +103,33 @@ export function parseConfig(input: unknown, env: NodeJS.ProcessEnv = process.env
     });
     throw errors.length === 1 ? errors[0] : new ConfigErrors(errors);
   }
-  return cfg as unknown as Config;
+  const config = cfg as unknown as Config;
+  const roleErrors = checkRole(config);
+  if (roleErrors.length > 0) throw roleErrors.length === 1 ? roleErrors[0] : new ConfigErrors(roleErrors);
+  return config;
+}
+
+/** What the schema alone cannot say: which sections a role needs and which it refuses. */
+function checkRole(config: Config): ConfigError[] {
+  const role = config.role ?? 'all';
+  const errors: ConfigError[] = [];
+  if (role === 'all') {
+    if (config.handoff) errors.push(new ConfigError('handoff', 'is used only by role: ingest or role: edge: set role, or remove the handoff section'));
+    return errors;
+  }
+  if (!config.handoff?.kafka) {
+    const what = role === 'edge' ? 'the edge replicates its topics from' : 'the ingest node publishes every batch to';
+    errors.push(new ConfigError('handoff.kafka', `is required with role: ${role}: the brokers and topic of the hand-off log ${what} (give the ingest node and its edges the same handoff.kafka)`));
+  }
+  if (role === 'edge') {
+    for (const section of ['postgres', 'kafka'] as const) {
+      if (config[section]) errors.push(new ConfigError(section, `role: edge reads no source, it replicates the ingest node's topics: remove the ${section} section (the ingest node reads it), or set role: ingest`));
+    }
+    if (config.state?.dir && config.state.memory !== true) {
+      errors.push(new ConfigError('state.dir', 'role: edge keeps its topic state in memory and rebuilds it from the hand-off log at each start: remove state.dir (or set state.memory: true)'));
+    }
+  }
+  return errors;
 }
 
 export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Config {
