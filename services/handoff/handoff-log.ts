@@ -45,4 +45,6 @@ export interface HandoffLog {
   openWriter(): Promise<HandoffLogWriter>;
   /** Starts reading at `offset` ("0": the oldest record the log holds). */
   openReader(offset: string, handler: HandoffLogReadHandler): Promise<HandoffLogReader>;
+  /** The offset after the last record the log holds now (Kafka: the high watermark): what an edge catches up to at start. */
+  end(): Promise<string>;
 }

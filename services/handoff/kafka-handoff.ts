@@ -82,6 +82,11 @@ export class KafkaHandoff implements Handoff {
     return this.local.subscribe(listener);
   }
 
+  /** Why the log takes no more batches (HANDOFF_PUBLISH_FAILED); null while it takes them. */
+  get failed(): HandoffError | null {
+    return this.failure;
+  }
+
   /** Resolves once everything published was appended (or failed), then closes the writer. */
   async close(): Promise<void> {
     while (this.appending || this.queue.length > 0) await new Promise((r) => setImmediate(r));

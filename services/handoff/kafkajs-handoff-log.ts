@@ -13,7 +13,10 @@
  *   parts are joined by the reader; fencing a zombie ingest node (issue #15 item 3) is what
  *   transactions (a transactional id) will add.
  * - A reader is a consumer of its own (a group of one, nothing committed: an edge keeps its own
- *   position) that seeks to the offset asked for before its first fetch.
+ *   position) that seeks to the offset asked for before its first fetch. A retriable failure
+ *   (kafkajs' classification: a broker restarting, a group coordinator still loading on a new
+ *   broker) restarts it, and the join that follows seeks to the record after the last one handed
+ *   on, so nothing is read twice or skipped; only a failure kafkajs does not retry stops it.
  */
 import { randomUUID } from 'node:crypto';
 import { type Admin, Kafka, type LogEntry, Partitioners, logLevel } from 'kafkajs';
@@ -129,6 +132,22 @@ export class KafkaHandoffLog implements HandoffLog {
     }
   }
 
+  /** The high watermark of the topic's one partition; a topic that does not exist says who creates it. */
+  async end(): Promise<string> {
+    const admin = this.kafka.admin();
+    await kafkaCall('connecting to Kafka', () => admin.connect());
+    try {
+      const exists = (await kafkaCall('listing topics', () => admin.listTopics())).includes(this.topic);
+      if (!exists) {
+        throw new HandoffError('HANDOFF_KAFKA', `the hand-off topic ${this.topic} does not exist: start the ingest node first (it creates the topic), or check handoff.kafka.topic`, { retriable: true });
+      }
+      const offsets = await kafkaCall('reading the hand-off topic\'s end offset', () => admin.fetchTopicOffsets(this.topic));
+      return offsets.find((p) => p.partition === 0)?.high ?? '0';
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
   async openWriter(): Promise<HandoffLogWriter> {
     const producer = this.kafka.producer({
       idempotent: true,
@@ -156,11 +175,12 @@ export class KafkaHandoffLog implements HandoffLog {
       groupId: `tidewire-edge-${randomUUID()}`,
       maxWaitTimeInMs: MAX_WAIT_MS,
       allowAutoTopicCreation: false,
-      retry: { restartOnFailure: async () => false },
     });
     const position = { next: offset, end: '0' };
     consumer.on(consumer.events.GROUP_JOIN, () => consumer.seek({ topic, partition: 0, offset: position.next }));
-    consumer.on(consumer.events.CRASH, (e) => handler.failed(toHandoffError(e.payload.error, 'reading the hand-off topic')));
+    consumer.on(consumer.events.CRASH, (e) => {
+      if (!e.payload.restart) handler.failed(toHandoffError(e.payload.error, 'reading the hand-off topic'));
+    });
     await kafkaCall('connecting the hand-off consumer', () => consumer.connect());
     await kafkaCall(`subscribing to the hand-off topic ${topic}`, () => consumer.subscribe({ topics: [topic], fromBeginning: true }));
     await kafkaCall('starting the hand-off consumer', () =>

@@ -37,6 +37,10 @@ class MemoryLog implements HandoffLog {
     };
   }
 
+  async end(): Promise<string> {
+    return String(this.records.length);
+  }
+
   async openReader(offset: string, handler: HandoffLogReadHandler) {
     const r = { next: Number(offset), handler };
     this.readers.add(r);
