@@ -1,6 +1,7 @@
 /**
- * Wires one tidewire node: topic state (durable in `state.dir`, or in memory), the hand-off, the
- * distribution service and the configured sources. With durable state a start loads the stored
+ * Wires one tidewire node: topic state (durable in `state.dir`, or in memory), the hand-off its
+ * role uses (`handoffFor`: in process; ingest: also the Kafka hand-off log; edge: a replica of that
+ * log, the node's one source), the distribution service and the configured sources. With durable state a start loads the stored
  * topics under their epoch before it listens, so reconnecting clients resume in the same epoch;
  * in memory every process starts a new epoch and its sources read everything again (see
  * docs/DESIGN.md, "State and restarts").
@@ -13,7 +14,11 @@ import { PostgresConnector, ReplicationLagPoller } from '../connectors/postgres/
 import type { Config } from './config/config.ts';
 import { ConfigError } from '../core/errors.ts';
 import { DistributionServer, type HttpRoute } from './distribution/index.ts';
-import { InProcessHandoff } from './handoff/handoff.ts';
+import { type Handoff, InProcessHandoff, type InProcessHandoffOptions } from './handoff/handoff.ts';
+import { KafkaHandoff } from './handoff/kafka-handoff.ts';
+import { kafkaHandoffLog } from './handoff/kafkajs-handoff-log.ts';
+import { LogWriterSlot } from './handoff/log-writer-slot.ts';
+import { type ReplicaLag, ReplicaSource } from './handoff/replica-source.ts';
 import type { Logger } from './logger.ts';
 import { type Readiness, SnapshotProgressLog, type SnapshotProgressReport, createServiceMetrics, opsRoutes, readiness } from './metrics/index.ts';
 import { Pipeline } from './pipeline.ts';
@@ -40,7 +45,10 @@ export interface ServiceOptions {
 
 export class TidewireService {
   readonly store: TopicStore;
-  readonly handoff: InProcessHandoff;
+  readonly handoff: Handoff;
+  /** Edge only: the replica of the hand-off log, its one source. */
+  readonly replica: ReplicaSource | null;
+  private readonly roleHandoff: RoleHandoff;
   readonly pipeline: Pipeline;
   readonly distribution: DistributionServer;
   readonly sources: Source[] = [];
@@ -68,11 +76,14 @@ export class TidewireService {
     options: ServiceOptions,
   ) {
     this.log = options.logger;
-    this.stateDir = config.state?.dir && config.state.memory !== true ? resolve(config.state.dir) : null;
+    const edge = config.role === 'edge';
+    this.stateDir = config.state?.dir && config.state.memory !== true && !edge ? resolve(config.state.dir) : null;
     this.store = new TopicStore({ history: { perTopic: config.server.historyPerTopic, maxBytes: config.server.historyBytes }, removalLog: config.state?.removalLog });
-    this.handoff = new InProcessHandoff(this.store, {
+    this.roleHandoff = handoffFor(config, this.store, this.log.child({ component: 'handoff' }), {
       onListenerError: (err, batch) => this.log.error({ err, seq: batch.seq }, 'a hand-off listener failed: the other listeners got the batch, ingest goes on'),
     });
+    this.handoff = this.roleHandoff.handoff;
+    this.replica = this.roleHandoff.replica;
     this.readConfig = options.readConfig;
     // Configs built without parseConfig may lack the section: its defaults are the schema's.
     const metricsConfig = config.metrics ?? { enabled: true, replicationLagIntervalMs: 5_000 };
@@ -121,7 +132,8 @@ export class TidewireService {
       });
       this.sources.push(kafka);
     }
-    if (this.sources.length === 0) throw new ConfigError('(root)', 'no source is configured: add a postgres or a kafka section');
+    if (this.replica) this.sources.push(this.replica);
+    else if (this.sources.length === 0) throw new ConfigError('(root)', 'no source is configured: add a postgres or a kafka section');
     const pg = postgres;
     this.metrics = metricsConfig.enabled
       ? createServiceMetrics({
@@ -133,25 +145,33 @@ export class TidewireService {
           readiness: () => this.readiness(),
           postgres: pg ? { health: () => pg.health(), lag: this.lag } : null,
           kafka,
+          handoffLag: this.replica ? () => this.replica!.lag() : null,
           processMetrics: options.processMetrics,
         })
       : null;
     for (const [path, route] of opsRoutes({ registry: this.metrics, readiness: () => this.readiness(), security: this.security })) routes.set(path, route);
   }
 
-  health(): { status: 'ok' | 'degraded' | 'failed'; sources: SourceHealth[] } {
+  /** GET /health. An edge adds `handoff`: how many records of the hand-off log it has not applied yet. */
+  health(): { status: 'ok' | 'degraded' | 'failed'; sources: SourceHealth[]; handoff?: ReplicaLag } {
     const sources = this.sources.map((s) => s.health());
+    const published = this.roleHandoff.failed();
+    if (published) sources.push({ name: 'handoff', state: 'failed', detail: published.message });
     const status = sources.some((s) => s.state === 'failed')
       ? 'failed'
       : sources.some((s) => s.state !== 'streaming')
         ? 'degraded'
         : 'ok';
-    return { status, sources };
+    return this.replica ? { status, sources, handoff: this.replica.lag() } : { status, sources };
   }
 
-  /** Ready (GET /ready answers 200) once every source has its state complete and streams; never while stopping. */
+  /**
+   * Ready (GET /ready answers 200) once every source has its state complete and streams; never
+   * while stopping. An edge's one source is its replica: ready once it caught up with the hand-off
+   * log's end at start, and never again once it stopped. An ingest node whose log refused a batch is not ready.
+   */
   readiness(): Readiness {
-    return readiness(this.sources.map((s) => s.health()), this.stopping);
+    return readiness(this.health().sources, this.stopping);
   }
 
   /**
@@ -179,6 +199,7 @@ export class TidewireService {
     this.progress = new SnapshotProgressLog(this.log.child({ component: 'postgres' }), this.config.log.progressIntervalMs);
     this.lag?.start();
     try {
+      await this.roleHandoff.open();
       for (const s of this.sources) await s.start();
     } catch (err) {
       this.building = false;
@@ -201,6 +222,7 @@ export class TidewireService {
     this.stopping = true;
     await this.distribution.close();
     await Promise.allSettled(this.sources.map((s) => s.stop()));
+    await this.roleHandoff.close().catch((err: unknown) => this.log.error({ err }, 'the hand-off log did not close cleanly'));
     await this.lag?.stop();
     this.security?.audit.flush();
     await this.closeState();
@@ -269,4 +291,57 @@ export function keepTopicsIn(store: TopicStore, state: StateStore, options?: Sto
 /** The journal writing applied batches into `state`; each durable write lets `index` drop what it covers from the heap. */
 export function journalFor(state: StateStore, index: StoredTopicIndex): StateJournal {
   return new StateJournal(state, { onDurable: (seq) => index.durable(seq) });
+}
+
+/** The hand-off of a node's role, and what the service does with it around the sources. */
+interface RoleHandoff {
+  readonly handoff: Handoff;
+  /** Edge: the replica of the hand-off log, the node's one source. */
+  readonly replica: ReplicaSource | null;
+  /** Before the sources start (ingest: the topic exists and the producer is connected). */
+  open(): Promise<void>;
+  /** After the sources stopped (ingest: everything published is in the log). */
+  close(): Promise<void>;
+  /** Ingest: why the log takes no more batches; null otherwise. */
+  failed(): Error | null;
+}
+
+/**
+ * `all`: the in-process hand-off. `ingest`: KafkaHandoff, which hands each batch to this node's
+ * clients at once and appends it to the hand-off topic. `edge`: a KafkaReplica of that topic;
+ * it starts as the node's source (ReplicaSource), so /ready waits for it to catch up.
+ */
+export function handoffFor(config: Config, store: TopicStore, log: Logger, options: InProcessHandoffOptions): RoleHandoff {
+  const role = config.role ?? 'all';
+  const kafka = config.handoff?.kafka;
+  if (role === 'all' || !kafka) {
+    if (role !== 'all') throw new ConfigError('handoff.kafka', `is required with role: ${role}`);
+    return { handoff: new InProcessHandoff(store, options), replica: null, open: async () => {}, close: async () => {}, failed: () => null };
+  }
+  const topicLog = kafkaHandoffLog({ brokers: kafka.brokers, topic: kafka.topic, clientId: kafka.clientId, retentionMs: kafka.retentionMs, logger: log });
+  if (role === 'edge') {
+    const replica = new ReplicaSource(store, topicLog, {
+      ...options,
+      topic: kafka.topic,
+      onStopped: (err, offset) =>
+        log.error(
+          { err, offset, topic: kafka.topic, seq: store.position },
+          'this edge stopped applying the hand-off log and is not ready: its clients keep the state of the last batch applied; restart it to rebuild its state from the log (after an ingest node restarted in a new epoch, restart every edge)',
+        ),
+    });
+    return { handoff: replica.replica, replica, open: async () => {}, close: async () => {}, failed: () => null };
+  }
+  const writer = new LogWriterSlot(topicLog);
+  const handoff = new KafkaHandoff(store, writer, options);
+  return {
+    handoff,
+    replica: null,
+    open: async () => {
+      await topicLog.ensureTopic();
+      await writer.open();
+      log.info({ topic: kafka.topic, brokers: kafka.brokers }, 'publishing every batch to the hand-off topic');
+    },
+    close: () => handoff.close(),
+    failed: () => handoff.failed,
+  };
 }

@@ -19,6 +19,8 @@ export type HealthStatus = 'ok' | 'degraded' | 'failed';
 export interface HealthReport {
   status: HealthStatus;
   sources: unknown[];
+  /** An edge's place in the hand-off log (records behind it); shown with the sources' detail. */
+  handoff?: unknown;
 }
 
 /** An extra GET/HEAD route on an exact path (the service adds `/metrics` and `/ready`). */
@@ -95,7 +97,7 @@ export function createHttpHandler(options: HttpRoutesOptions): (req: IncomingMes
   async function healthCheck(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const h = health();
     const status = h.status === 'failed' ? 503 : 200;
-    const detail = () => ({ status: h.status, epoch: view.epoch, topics: view.size, sessions: sessionCount(), sources: h.sources });
+    const detail = () => ({ status: h.status, epoch: view.epoch, topics: view.size, sessions: sessionCount(), sources: h.sources, ...(h.handoff === undefined ? {} : { handoff: h.handoff }) });
     if (!security) {
       sendJson(res, status, detail());
       return;

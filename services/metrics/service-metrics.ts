@@ -37,6 +37,8 @@ export interface MetricsInputs {
   readonly readiness: () => Readiness;
   readonly postgres?: { readonly health: () => PostgresHealth; readonly lag: ReplicationLagPoller | null } | null;
   readonly kafka?: { readonly stats: () => KafkaConnectorStats } | null;
+  /** An edge: records of the hand-off log it has not applied yet (issue #15). Absent on other roles. */
+  readonly handoffLag?: (() => { readonly behind: number }) | null;
   /** Node's process metrics (CPU, memory, event-loop lag, GC) under their usual names. Default true. */
   readonly processMetrics?: boolean;
 }
@@ -68,6 +70,11 @@ export function createServiceMetrics(inputs: MetricsInputs): Registry {
       for (const s of inputs.sources()) for (const state of SOURCE_STATES) this.set({ source: s.name, state }, s.state === state ? 1 : 0);
     } });
   new Gauge({ name: 'tidewire_topics', help: 'Topics in this node\'s state', registers, collect() { this.set(inputs.topics()); } });
+  const handoffLag = inputs.handoffLag;
+  if (handoffLag) {
+    new Gauge({ name: 'tidewire_handoff_lag_records', help: 'An edge: records of the hand-off topic not applied yet (its end as of the last fetch, minus the offset after the last batch applied)', registers,
+      collect() { this.set(handoffLag().behind); } });
+  }
   new Gauge({ name: 'tidewire_topics_on_heap', help: 'With durable state, topics held on the JS heap: pinned (changed or removed, not durable yet) and cached (changed last, kept to diff the next change); the others are read from the store. Absent with state in memory (every topic is on the heap)', labelNames: ['kind'], registers,
     collect() {
       this.reset();
