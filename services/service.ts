@@ -1,8 +1,9 @@
 /**
  * Wires one tidewire node: topic state (durable in `state.dir`, or in memory), the hand-off its
- * role uses (`handoffFor`: in process; ingest: also the Kafka hand-off log; edge: a replica of that
- * log, the node's one source), the distribution service and the configured sources. With durable state a start loads the stored
- * topics under their epoch before it listens, so reconnecting clients resume in the same epoch;
+ * role uses (`handoffFor`: in process; ingest: also the Kafka hand-off log; edge: a replica of
+ * that log, the node's one source), the distribution service and the configured sources. With
+ * durable state a start loads the stored topics under their epoch before it listens, so
+ * reconnecting clients resume in the same epoch;
  * in memory every process starts a new epoch and its sources read everything again (see
  * docs/DESIGN.md, "State and restarts").
  */
@@ -168,7 +169,8 @@ export class TidewireService {
   /**
    * Ready (GET /ready answers 200) once every source has its state complete and streams; never
    * while stopping. An edge's one source is its replica: ready once it caught up with the hand-off
-   * log's end at start, and never again once it stopped. An ingest node whose log refused a batch is not ready.
+   * log's end at start, and never again once it stopped. An ingest node whose log refused a
+   * batch is not ready.
    */
   readiness(): Readiness {
     return readiness(this.health().sources, this.stopping);
