@@ -173,7 +173,7 @@ export class TidewireService {
    * batch is not ready.
    */
   readiness(): Readiness {
-    return readiness(this.health().sources, this.stopping);
+    return readiness(this.health().sources, this.stopping, this.partOfTransaction);
   }
 
   /**

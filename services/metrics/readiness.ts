@@ -16,11 +16,13 @@ export interface Readiness {
   readonly brief: string[];
 }
 
-export function readiness(sources: readonly SourceHealth[], stopping = false): Readiness {
+export function readiness(sources: readonly SourceHealth[], stopping = false, partOfTransaction = false): Readiness {
   const reasons: string[] = [];
   const brief: string[] = [];
   const both = (r: string, b = r) => (reasons.push(r), brief.push(b));
   if (stopping) both('shutting down');
+  // A restart after a crash inside a transaction applied in parts: subscribes wait for its end.
+  if (partOfTransaction) both('the state holds a part of a transaction a crash cut: waiting for the source to apply it to its end');
   for (const s of sources) {
     if (s.state === 'streaming') continue;
     both(`${s.name}: ${s.state}${s.detail ? ` (${s.detail})` : ''}`, `${s.name}: ${s.state}`);

@@ -138,6 +138,15 @@ test('kill -9 inside a transaction applied in parts: after the restart a resumed
     assert.equal(await svc.kill('SIGKILL'), null, 'killed');
     svc = await startServiceProcess(config, port);
     cut = /"openTransaction":true/.test(svc.output());
+    if (cut) {
+      // Not ready while the state holds a part of the transaction; ready once it is whole again.
+      const r = await fetch(`http://127.0.0.1:${port}/ready`);
+      const body = await r.text();
+      if (r.status === 200) {
+        await new Promise((done) => setTimeout(done, 300)); // the log line is written just after
+        assert.match(svc.output(), /the transaction a crash cut is applied to its end/, 'ready only once the transaction is whole');
+      } else assert.match(body, /a part of a transaction a crash cut/);
+    }
     await waitFor('the client to hold the table after the transaction', () => w.sub.live && w.sub.values.get('big/2')?.bal === START + moved && w.sub.values.get(`big/${rows - 1}`)?.bal === START - moved, 120_000);
     if (cut) break;
   }
