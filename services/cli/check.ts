@@ -11,6 +11,7 @@ import { dirname, resolve } from 'node:path';
 import { type Config, ConfigErrors, loadConfigFile } from '../config/config.ts';
 import { TidewireError } from '../../core/errors.ts';
 import { CheckReport, fail, ok } from './check-report.ts';
+import { checkHandoff } from './handoff-checks.ts';
 import { checkKafka } from './kafka-checks.ts';
 import { checkPostgres } from './postgres-checks.ts';
 import { checkTenants } from './tenant-checks.ts';
@@ -28,11 +29,12 @@ export async function checkCommand(file: string | undefined, out: NodeJS.Writabl
     return 1;
   }
   report.add(ok('config', `${file} is valid`));
-  // An edge's one source is the hand-off topic (checking it is not built yet, issue #15).
+  // An edge's one source is the hand-off topic (checkHandoff).
   if (!config.postgres && !config.kafka && config.role !== 'edge') report.add(fail('config', 'no source is configured: add a postgres or a kafka section'));
   for (const r of checkTenants(config, dirname(resolve(file)))) report.add(r);
   if (config.postgres) await checkPostgres(config.postgres, report);
   if (config.kafka) await checkKafka(config.kafka, report);
+  await checkHandoff(config, report);
   out.write(report.failed === 0 ? 'all checks passed\n' : `${report.failed} check(s) failed\n`);
   return report.failed === 0 ? 0 : 1;
 }

@@ -132,6 +132,24 @@ export class KafkaHandoffLog implements HandoffLog {
     }
   }
 
+  /**
+   * What the topic is, changing nothing (`tidewire check`): whether it exists, its partitions, and
+   * the high watermark of partition 0. Throws HandoffError when Kafka cannot be reached.
+   */
+  async inspect(): Promise<{ readonly exists: boolean; readonly partitions: number; readonly end: string }> {
+    const admin = this.kafka.admin();
+    await kafkaCall('connecting to Kafka', () => admin.connect());
+    try {
+      const exists = (await kafkaCall('listing topics', () => admin.listTopics())).includes(this.topic);
+      if (!exists) return { exists, partitions: 0, end: '0' };
+      const meta = await kafkaCall('reading the hand-off topic', () => admin.fetchTopicMetadata({ topics: [this.topic] }));
+      const offsets = await kafkaCall('reading the hand-off topic\'s end offset', () => admin.fetchTopicOffsets(this.topic));
+      return { exists, partitions: meta.topics[0]?.partitions.length ?? 0, end: offsets.find((p) => p.partition === 0)?.high ?? '0' };
+    } finally {
+      await admin.disconnect().catch(() => {});
+    }
+  }
+
   /** The high watermark of the topic's one partition; a topic that does not exist says who creates it. */
   async end(): Promise<string> {
     const admin = this.kafka.admin();

@@ -28,6 +28,8 @@ before(async () => {
       { topic: 'shop.public.audit' }, // the broker's default: delete
       { topic: 'billing.public.invoices' },
       { topic: 'prices', configEntries: compact },
+      { topic: 'tw.handoff.ok', numPartitions: 1 },
+      { topic: 'tw.handoff.wide', numPartitions: 3 },
     ],
   });
   await admin.disconnect();
@@ -82,4 +84,26 @@ test('one compacted topic named by an exact Debezium mapping is named in the war
   const r = await check({ kafka: { brokers: kafka.brokers, topics: [{ topic: 'shop.public.orders', format: 'debezium', path: 'orders/{key.id}' }] } });
   assert.equal(r.code, 0, r.out + r.err);
   assert.match(r.out, /^! kafka\.topics\.0\.format: topic "shop\.public\.orders" is compacted \(cleanup\.policy=compact\): Debezium's truncate record has no key/m);
+});
+
+test('check reads the hand-off topic of an ingest or edge node: one partition, or not there yet (the ingest node creates it)', async () => {
+  const ingest = (topic: string) => ({ role: 'ingest', handoff: { kafka: { brokers: kafka.brokers, topic } }, kafka: { brokers: kafka.brokers, topics: [{ topic: 'prices', format: 'json', path: 'prices/{key}' }] } });
+  const edge = (topic: string) => ({ role: 'edge', handoff: { kafka: { brokers: kafka.brokers, topic } } });
+  const handoffLine = (out: string) => lines(out).find((l) => / handoff: /.test(l)) ?? `no handoff line in:\n${out}`;
+
+  let r = await check(ingest('tw.handoff.new'));
+  assert.equal(r.code, 0, r.out + r.err);
+  assert.match(handoffLine(r.out), /^✔ handoff: the hand-off topic tw\.handoff\.new does not exist yet: this node creates it at start/);
+  r = await check(edge('tw.handoff.new'));
+  assert.equal(r.code, 0, `a warning, not a failure:\n${r.out}${r.err}`);
+  assert.match(handoffLine(r.out), /^! handoff: .*start the ingest node first/);
+  r = await check(edge('tw.handoff.ok'));
+  assert.equal(r.code, 0, r.out + r.err);
+  assert.match(handoffLine(r.out), /^✔ handoff: the hand-off topic tw\.handoff\.ok has 1 partition \(end offset 0\)/);
+  r = await check(ingest('tw.handoff.wide'));
+  assert.equal(r.code, 1, r.out + r.err);
+  assert.match(handoffLine(r.out), /^✘ handoff: the hand-off topic tw\.handoff\.wide has 3 partitions; it must have exactly 1/);
+  r = await check({ role: 'edge', handoff: { kafka: { brokers: ['127.0.0.1:1'], topic: 'x' } } });
+  assert.equal(r.code, 1, r.out + r.err);
+  assert.match(handoffLine(r.out), /^✘ handoff: cannot read the hand-off topic x at 127\.0\.0\.1:1 .*check handoff\.kafka\.brokers/);
 });
