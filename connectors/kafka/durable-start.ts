@@ -41,6 +41,8 @@ export async function prepareDurableStart(input: {
   const record: Record<string, string | null> = {};
   for (const source of gone) {
     await sink.removeSource(source);
+    // Its stored key → path index too; a topic consumed again is read as new.
+    checkpoints.rowIndex(source)?.clear(false);
     record[source] = null;
     log.info({ source }, 'removed the topics of a Kafka topic no longer consumed');
   }

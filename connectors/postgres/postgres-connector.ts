@@ -175,7 +175,11 @@ export class PostgresConnector implements Source {
       let holds: Map<string, Lsn> | undefined;
       if (plan.kind === 'resume') {
         startLsn = plan.lsn;
-        for (const source of plan.gone) await removeFromSink(this.sink, source);
+        for (const source of plan.gone) {
+          await removeFromSink(this.sink, source);
+          // Its stored row index too (it can be as large as the table): a table mapped again is read again.
+          cp!.rowIndex(source)?.clear(false);
+        }
         if (plan.gone.length > 0) await cp!.setFingerprints(Object.fromEntries(plan.gone.map((g) => [g, null])));
         if (plan.reread.length > 0) {
           const reread = mappers.filter((m) => plan.reread.includes(m.source));

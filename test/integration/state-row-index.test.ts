@@ -134,3 +134,30 @@ test('a store written before row indexes were kept: the index is rebuilt from th
   await svc.kill('SIGTERM');
   svc = undefined;
 });
+
+test('a table no longer mapped takes its stored row index with it: the index database is emptied, and marked incomplete', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tidewire-state-rows-gone-'));
+  const port = await freePort();
+  const both = config(dir) as { postgres: { tables: object[] } };
+  await db.query('CREATE TABLE IF NOT EXISTS other (id int PRIMARY KEY, v int NOT NULL)');
+  await db.query('INSERT INTO other VALUES (1, 1) ON CONFLICT DO NOTHING');
+  both.postgres.tables.push({ table: 'public.other', path: 'other/{id}' });
+  svc = await startServiceProcess(both, port);
+  await svc.kill('SIGTERM');
+  const count = () => {
+    const env = open({ path: dir, encoding: 'string', maxDbs: 1024, readOnly: true });
+    const n = env.openDB<string, string>({ name: 'rows/postgres:public.moves', encoding: 'string' }).getKeysCount();
+    const complete = env.openDB<string, string>({ name: 'meta', encoding: 'string' }).get('rowsComplete') ?? '[]';
+    void env.close();
+    return { n, complete: (JSON.parse(complete) as string[]).includes('postgres:public.moves') };
+  };
+  const before = count();
+  assert.ok(before.n > 0 && before.complete, `the index of moves is stored (${before.n} rows)`);
+
+  const onlyOther = config(dir) as { postgres: { tables: object[] } };
+  onlyOther.postgres.tables = [{ table: 'public.other', path: 'other/{id}' }];
+  svc = await startServiceProcess(onlyOther, port);
+  await svc.kill('SIGTERM');
+  svc = undefined;
+  assert.deepEqual(count(), { n: 0, complete: false }, 'emptied with the topics of the table');
+});

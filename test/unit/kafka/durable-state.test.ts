@@ -282,3 +282,23 @@ test('a Debezium truncate empties the stored key → path index with the topics,
   assert.equal(one.state.rowsComplete('kafka:orders'), true);
   await one.close();
 });
+
+test('a Kafka topic no longer consumed takes its stored key → path index with its topics', async () => {
+  const dir = freshDir();
+  const kafka = new FakeKafka();
+  kafka.addTopic('sites', [{ values: [{ site: 'x' }], keys: ['a'] }]);
+  kafka.addTopic('prices', [{ values: [{ v: 1 }], keys: ['p'] }]);
+  const SITES: KafkaConfig = { ...PRICES, topics: [...PRICES.topics, { topic: 'sites', format: 'json', path: 'sites/{value.site}/{key}' }] };
+  const one = await openNode(dir, kafka, SITES);
+  await startAndDeliver(kafka, one.connector, { prices: [0], sites: [0] });
+  await one.pipeline.flushed();
+  assert.equal(one.state.rowPath('kafka:sites', 'a'), 'sites/x/a');
+  await one.close();
+
+  const two = await openNode(dir, kafka, PRICES);
+  await startAndDeliver(kafka, two.connector, { prices: [0] });
+  await two.pipeline.flushed();
+  assert.equal(two.state.rowPath('kafka:sites', 'a'), undefined, 'its index is emptied');
+  assert.equal(two.state.rowsComplete('kafka:sites'), false);
+  await two.close();
+});
