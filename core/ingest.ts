@@ -47,13 +47,21 @@ export interface IngestSink {
   /**
    * `rows`: the row index writes the same source changes made (RowIndex.set), stored in the same
    * state transaction as the updates, so the stored index never runs ahead of the stored topics.
-   * `more`: the source transaction these updates belong to is not complete: more of it follows
-   * (a large transaction applied in parts). Clients see it only with its last part, the first
-   * apply without `more`, which must come even when it has no update of its own.
+   * `part`: these updates are a part of a source transaction applied in parts (too large to apply
+   * at once). Clients see it only with its last part, which must come (`last`) even when it has
+   * no update of its own. Applies of other sources meanwhile go out with it.
    */
-  apply(updates: readonly TopicUpdate[], position?: SourcePosition, rows?: readonly RowWrite[], more?: boolean): Promise<void>;
+  apply(updates: readonly TopicUpdate[], position?: SourcePosition, rows?: readonly RowWrite[], part?: TransactionPart): Promise<void>;
   /** Removes every topic produced by `source` (TRUNCATE). */
   removeSource(source: string, position?: SourcePosition): Promise<void>;
+}
+
+/** A part of a source transaction applied in parts (IngestSink.apply). */
+export interface TransactionPart {
+  /** Which source's transaction: the name of its position (`postgres`). */
+  readonly transaction: string;
+  /** The last part: the transaction is whole with it. */
+  readonly last: boolean;
 }
 
 /**

@@ -2,7 +2,7 @@
  * Applies connector updates to topic state, hands the resulting batches to distribution and, with
  * durable state, writes them to the state journal; answers the sources' checkpoints and re-reads.
  */
-import type { IngestSink, Resync, RowIndex, RowWrite, SourceCheckpoints, SourcePosition } from '../core/ingest.ts';
+import type { IngestSink, Resync, RowIndex, RowWrite, SourceCheckpoints, SourcePosition, TransactionPart } from '../core/ingest.ts';
 import { diffValues } from '../core/delta.ts';
 import { parseSelector } from '../core/selector.ts';
 import type { JsonObject } from '../core/json.ts';
@@ -43,11 +43,11 @@ export class Pipeline implements IngestSink, SourceCheckpoints {
   private readonly measure: boolean;
   private journal: StateJournal | null;
   /**
-   * A source transaction is being applied in parts (IngestSink.apply's `more`): every batch
+   * Source transactions being applied in parts (IngestSink.apply's `part`), by source: every batch
    * published meanwhile, of any source, is marked `continues`, so distribution sends them all
-   * with the transaction's last part. One source of such transactions per node (Postgres).
+   * with the last part.
    */
-  private open = false;
+  private readonly openTransactions = new Set<string>();
   /** Called once when the open transaction ends (resumeOpenTransaction). */
   private onEnd: (() => void) | null = null;
 
@@ -73,10 +73,19 @@ export class Pipeline implements IngestSink, SourceCheckpoints {
     return this.journal !== null;
   }
 
-  apply(updates: readonly TopicUpdate[], position?: SourcePosition, rows?: readonly RowWrite[], more = false): Promise<void> {
+  apply(updates: readonly TopicUpdate[], position?: SourcePosition, rows?: readonly RowWrite[], part?: TransactionPart): Promise<void> {
     this.updatesApplied += updates.length;
-    const closes = this.open && !more;
-    this.open = more;
+    const open = this.openTransactions;
+    let closed = false;
+    if (part !== undefined) {
+      if (!part.last) open.add(part.transaction);
+      else closed = open.delete(part.transaction);
+    } else if (position !== undefined && open.has(position.name)) {
+      // A whole transaction of a source whose transaction was open (one restored after a crash,
+      // then read again another way): that one is over.
+      closed = open.delete(position.name);
+    }
+    const closes = closed && open.size === 0;
     const batch = this.store.apply(updates);
     const done = this.publish(batch === null && closes ? this.store.emptyBatch() : batch, position, rows);
     if (closes && this.onEnd !== null) {
@@ -92,8 +101,8 @@ export class Pipeline implements IngestSink, SourceCheckpoints {
    * it (StateStore.openTransaction). Until the source applies it again to its end, every batch is
    * marked `continues`, as if it had never stopped; `onEnd` is called once it is whole.
    */
-  resumeOpenTransaction(onEnd: () => void): void {
-    this.open = true;
+  resumeOpenTransaction(transaction: string, onEnd: () => void): void {
+    this.openTransactions.add(transaction);
     this.onEnd = onEnd;
   }
 
@@ -153,7 +162,7 @@ export class Pipeline implements IngestSink, SourceCheckpoints {
   }
 
   private publish(changed: ChangeBatch | null, position?: SourcePosition, rows?: readonly RowWrite[]): Promise<void> {
-    const batch = changed !== null && this.open ? { ...changed, continues: true } : changed;
+    const batch = changed !== null && this.openTransactions.size > 0 ? { ...changed, continues: true } : changed;
     const wait = this.journal?.write(batch, position, rows) ?? null;
     if (!batch) return wait ?? Promise.resolve();
     this.changesEmitted += batch.changes.length;

@@ -11,7 +11,7 @@ import { resolve } from 'node:path';
 import type { Registry } from 'prom-client';
 import type { Source, SourceHealth } from '../core/ingest.ts';
 import { KafkaConnector } from '../connectors/kafka/index.ts';
-import { PostgresConnector, ReplicationLagPoller } from '../connectors/postgres/index.ts';
+import { POSTGRES_POSITION, PostgresConnector, ReplicationLagPoller } from '../connectors/postgres/index.ts';
 import type { Config } from './config/config.ts';
 import { ConfigError } from '../core/errors.ts';
 import { DistributionServer, type HttpRoute } from './distribution/index.ts';
@@ -254,7 +254,7 @@ export class TidewireService {
           // A crash inside a transaction applied in parts: the state holds its first parts. Subscribes
           // wait until the source has applied it again to its end (it resends it whole).
           this.partOfTransaction = true;
-          this.pipeline.resumeOpenTransaction(() => {
+          this.pipeline.resumeOpenTransaction(POSTGRES_POSITION, () => {
             this.partOfTransaction = false;
             this.distribution.setLoading(this.building);
             this.log.info({}, 'the transaction a crash cut is applied to its end: subscribes are answered');

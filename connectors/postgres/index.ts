@@ -1,6 +1,8 @@
 /** Public API of the Postgres (pgoutput) connector. */
 export { PostgresConnector, type PostgresConnectorOptions, type PostgresHealth } from './postgres-connector.ts';
 export { postgresSourceName } from './table-mapper.ts';
+/** The name of the Postgres position, and of its transactions applied in parts (IngestSink.apply's `part`). */
+export { POSITION_NAME as POSTGRES_POSITION } from './transaction-applier.ts';
 export { PostgresConnectorError, type PostgresErrorCode } from './errors.ts';
 export type { SnapshotProgress } from './snapshot-source.ts';
 // For `tidewire check` and `tidewire slots`: the connector's own connection setup, catalog reads and preflight checks.

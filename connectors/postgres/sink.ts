@@ -4,13 +4,13 @@
  */
 import { errorMessage } from '../../core/errors.ts';
 import type { TopicUpdate } from '../../core/topic.ts';
-import type { IngestSink, RowWrite, SourcePosition } from '../../core/ingest.ts';
+import type { IngestSink, RowWrite, SourcePosition, TransactionPart } from '../../core/ingest.ts';
 import { PostgresConnectorError } from './errors.ts';
 
 /** Hands updates to the sink; a refusal becomes PG_SINK_FAILED (never mistaken for a Postgres failure). */
-export async function applyToSink(sink: IngestSink, updates: readonly TopicUpdate[], position?: SourcePosition, rows?: readonly RowWrite[], more?: boolean): Promise<void> {
+export async function applyToSink(sink: IngestSink, updates: readonly TopicUpdate[], position?: SourcePosition, rows?: readonly RowWrite[], part?: TransactionPart): Promise<void> {
   try {
-    await sink.apply(updates, position, rows, more);
+    await sink.apply(updates, position, rows, part);
   } catch (err) {
     throw new PostgresConnectorError('PG_SINK_FAILED', `the topic store refused ${updates.length} updates: ${errorMessage(err)}`, { cause: err });
   }

@@ -12,7 +12,7 @@
  */
 import type { Logger } from 'pino';
 import type { TopicUpdate } from '../../core/topic.ts';
-import type { IngestSink, RowWrite } from '../../core/ingest.ts';
+import type { IngestSink, RowWrite, TransactionPart } from '../../core/ingest.ts';
 import { PostgresConnectorError } from './errors.ts';
 import { type Lsn, formatLsn, maxLsn, parseLsn } from './lsn.ts';
 import type { PgoutputMessage } from './pgoutput-reader.ts';
@@ -44,6 +44,9 @@ export interface ApplierOptions {
 
 /** The name positions of this connector are stored under (SourcePosition.name). */
 export const POSITION_NAME = 'postgres';
+/** The parts of a transaction applied in chunks (IngestSink.apply's `part`). */
+const MORE: TransactionPart = { transaction: POSITION_NAME, last: false };
+const LAST: TransactionPart = { transaction: POSITION_NAME, last: true };
 
 interface OpenTransaction {
   readonly commitLsn: Lsn;
@@ -249,7 +252,8 @@ export class TransactionApplier {
       const w = m.takeRowWrites();
       if (w !== undefined) rows = rows === undefined ? w : rows.concat(w);
     }
-    await applyToSink(this.options.sink, updates, more ? undefined : { name: POSITION_NAME, position: formatLsn(endLsn) }, rows, more);
+    const part = more ? MORE : txn.parted ? LAST : undefined;
+    await applyToSink(this.options.sink, updates, more ? undefined : { name: POSITION_NAME, position: formatLsn(endLsn) }, rows, part);
     this.partial = { commitLsn: txn.commitLsn, applied: appliedThrough };
   }
 

@@ -56,7 +56,7 @@ test('a transaction applied in parts: nothing while it is open, then every chang
   const before = a.frames.length;
 
   // A transfer of 5 from acct/1 to acct/2, applied in two parts.
-  await pipeline.apply([{ path: 'acct/1', source: SRC, value: { bal: 5 } }], undefined, undefined, true);
+  await pipeline.apply([{ path: 'acct/1', source: SRC, value: { bal: 5 } }], undefined, undefined, { transaction: 'postgres', last: false });
   a.send({ type: 'ping', id: 'p' });
   const b = await open(url);
   t.after(() => b.ws.close());
@@ -65,7 +65,7 @@ test('a transaction applied in parts: nothing while it is open, then every chang
   assert.equal(a.frames.length, before, 'nothing reaches a client while the transaction is open');
   assert.equal(all(b.frames).some((m) => m.type === 'subscribed'), false, 'a subscribe waits for the end of the transaction');
 
-  await pipeline.apply([{ path: 'acct/2', source: SRC, value: { bal: 15 } }]);
+  await pipeline.apply([{ path: 'acct/2', source: SRC, value: { bal: 15 } }], undefined, undefined, { transaction: 'postgres', last: true });
   await waitFor('the pong', () => all(a.frames).some((m) => m.type === 'pong'));
   const after_ = a.frames.slice(before);
   const changes = (f: Message[]) => f.filter((m) => m.path !== undefined).map((m) => m.path);
@@ -86,7 +86,26 @@ test('a transaction whose last part changes nothing still ends: what it held goe
   t.after(() => a.ws.close());
   a.send({ type: 'subscribe', id: 's', selector: 'acct/**' });
   await waitFor('the subscription answered', () => all(a.frames).some((m) => m.type === 'subscribed'));
-  await pipeline.apply([{ path: 'acct/1', source: SRC, value: { bal: 7 } }], undefined, undefined, true);
-  await pipeline.apply([{ path: 'acct/1', source: SRC, value: { bal: 7 } }]); // the same value: no change
+  await pipeline.apply([{ path: 'acct/1', source: SRC, value: { bal: 7 } }], undefined, undefined, { transaction: 'postgres', last: false });
+  await pipeline.apply([{ path: 'acct/1', source: SRC, value: { bal: 7 } }], undefined, undefined, { transaction: 'postgres', last: true }); // the same value: no change
   await waitFor('the first part', () => all(a.frames).some((m) => m.path === 'acct/1' && m.version === 2), 2_000);
+});
+
+test('an apply of another source while a transaction is applied in parts does not end it: it goes out with it', async (t) => {
+  const { pipeline, url } = await startServer();
+  await pipeline.apply([{ path: 'acct/1', source: SRC, value: { bal: 10 } }, { path: 'acct/2', source: SRC, value: { bal: 10 } }]);
+  const a = await open(url);
+  t.after(() => a.ws.close());
+  a.send({ type: 'subscribe', id: 's', selector: '**' });
+  await waitFor('the subscription answered', () => all(a.frames).some((m) => m.type === 'subscribed'));
+  const before = a.frames.length;
+  await pipeline.apply([{ path: 'acct/1', source: SRC, value: { bal: 5 } }], undefined, undefined, { transaction: 'postgres', last: false });
+  // A Kafka record meanwhile: a whole transaction of its own, with its position.
+  await pipeline.apply([{ path: 'prices/x', source: 'kafka:prices', value: { px: 1 } }], { name: 'kafka:prices/0', position: '1' });
+  await new Promise((r) => setTimeout(r, 150));
+  assert.equal(a.frames.length, before, 'still held: the Postgres transaction is not whole');
+  await pipeline.apply([{ path: 'acct/2', source: SRC, value: { bal: 15 } }], { name: 'postgres', position: '0/10' }, undefined, { transaction: 'postgres', last: true });
+  await waitFor('the changes', () => all(a.frames.slice(before)).some((m) => m.path === 'acct/2'));
+  const paths = a.frames.slice(before).map((f) => f.filter((m) => m.path !== undefined).map((m) => m.path)).filter((p) => p.length > 0);
+  assert.deepEqual(paths, [['acct/1', 'prices/x', 'acct/2']], 'one frame, in the order applied');
 });
