@@ -14,6 +14,7 @@ import { type TopicUpdate } from '../../core/topic.ts';
 import { benchLogger } from '../lib/quiet-logger.ts';
 import { Samples, summarize } from '../lib/stats.ts';
 import { serve } from '../lib/serve.ts';
+import { profileHandlers } from '../lib/profiler.ts';
 
 const store = new TopicStore();
 const handoff = new InProcessHandoff(store);
@@ -36,12 +37,12 @@ function row(id: number, v: number): TopicUpdate {
   };
 }
 
-async function start(p: { topics: number }) {
+async function start(p: { topics: number; flushIntervalMs?: number }) {
   topics = p.topics;
   const rows: TopicUpdate[] = [];
   for (let id = 1; id <= topics; id++) rows.push(row(id, 0));
   await pipeline.apply(rows);
-  const config = parseConfig({ server: { host: '127.0.0.1', port: 0 } }, {});
+  const config = parseConfig({ server: { host: '127.0.0.1', port: 0, ...(p.flushIntervalMs !== undefined ? { flushIntervalMs: p.flushIntervalMs } : {}) } }, {});
   server = new DistributionServer(handoff, config.server, { logger: benchLogger('error'), heartbeatIntervalMs: 0 });
   return server.listen();
 }
@@ -80,6 +81,6 @@ function stats() {
   return { rss: m.rss, heapUsed: m.heapUsed, external: m.external, sessions: server?.sessionCount ?? 0, distribution: server ? { ...server.stats } : null };
 }
 
-serve({ start, run, stats }, async () => {
+serve({ start, run, stats, ...profileHandlers }, async () => {
   await server?.close();
 });
