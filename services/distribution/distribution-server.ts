@@ -81,9 +81,7 @@ export class DistributionServer {
   private readonly origins: OriginPolicy;
   private staleSources: StaleSources = new Map();
   private loading = false;
-  /** A source transaction is being applied in parts (ChangeBatch.continues): see `deliver`. */
-  private holding = false;
-  /** Sessions whose next answer page waits for the end of the hold. */
+  /** Sessions whose next answer page waits for the end of a hold (see `deliver`). */
   private readonly pagesHeld = new Set<Session>();
 
   constructor(
@@ -107,8 +105,8 @@ export class DistributionServer {
       scheduleFlush: (s) => this.flusher.schedule(s),
       sessionEnded: (s, reason) => this.sessionEnded(s, reason),
       staleSources: () => this.staleSources,
-      loading: () => this.loading || this.holding,
-      holding: () => this.holding,
+      loading: () => this.loading || this.fanOut.continuing,
+      holding: () => this.fanOut.continuing,
       holdPages: (s) => this.pagesHeld.add(s),
     };
     // closeTimeout exists since ws 8.19; @types/ws does not list it yet.
@@ -198,7 +196,7 @@ export class DistributionServer {
   setLoading(loading: boolean): void {
     const was = this.loading;
     this.loading = loading;
-    if (was && !loading && !this.holding) for (const s of [...this.sessions]) s.stateComplete();
+    if (was && !loading && !this.fanOut.continuing) for (const s of [...this.sessions]) s.stateComplete();
   }
 
   /**
@@ -207,18 +205,16 @@ export class DistributionServer {
    * no answer page is read until the batch that ends the transaction, so every client gets the
    * transaction as one group (in marked parts when it is large) and nobody takes a part of it for
    * a state. A session whose queue fills meanwhile is dropped as any slow one and resumes after.
+   * The hold lasts while fan-out is inside such a transaction (FanOut.continuing).
    */
   private deliver(batch: ChangeBatch): void {
+    const held = this.fanOut.continuing;
     this.fanOut.deliver(batch);
-    if (batch.continues === true) {
-      if (!this.holding) {
-        this.holding = true;
-        this.flusher.hold();
-      }
+    if (this.fanOut.continuing) {
+      if (!held) this.flusher.hold();
       return;
     }
-    if (!this.holding) return;
-    this.holding = false;
+    if (!held) return;
     this.flusher.release();
     const paged = [...this.pagesHeld];
     this.pagesHeld.clear();
