@@ -92,11 +92,8 @@ export class KafkaHandoffLog implements HandoffLog {
    * order would be lost), with what to do.
    */
   async ensureTopic(): Promise<void> {
-    const admin = this.kafka.admin();
-    await kafkaCall('connecting to Kafka', () => admin.connect());
-    try {
-      const exists = (await kafkaCall('listing topics', () => admin.listTopics())).includes(this.topic);
-      if (!exists) {
+    await this.withAdmin(async (admin) => {
+      if (!(await this.exists(admin))) {
         await kafkaCall(`creating the hand-off topic ${this.topic}`, () =>
           admin.createTopics({
             waitForLeaders: true,
@@ -115,55 +112,60 @@ export class KafkaHandoffLog implements HandoffLog {
           }),
         );
       }
-      await this.checkPartitions(admin);
-    } finally {
-      await admin.disconnect();
-    }
-  }
-
-  private async checkPartitions(admin: Admin): Promise<void> {
-    const meta = await kafkaCall('reading the hand-off topic', () => admin.fetchTopicMetadata({ topics: [this.topic] }));
-    const partitions = meta.topics[0]?.partitions.length ?? 0;
-    if (partitions !== 1) {
-      throw new HandoffError(
-        'HANDOFF_KAFKA',
-        `the hand-off topic ${this.topic} has ${partitions} partitions; it must have exactly 1 (the log is ordered): delete it and let tidewire create it, or name another topic`,
-      );
-    }
+      const partitions = await this.partitions(admin);
+      if (partitions !== 1) {
+        throw new HandoffError(
+          'HANDOFF_KAFKA',
+          `the hand-off topic ${this.topic} has ${partitions} partitions; it must have exactly 1 (the log is ordered): delete it and let tidewire create it, or name another topic`,
+        );
+      }
+    });
   }
 
   /**
    * What the topic is, changing nothing (`tidewire check`): whether it exists, its partitions, and
    * the high watermark of partition 0. Throws HandoffError when Kafka cannot be reached.
    */
-  async inspect(): Promise<{ readonly exists: boolean; readonly partitions: number; readonly end: string }> {
-    const admin = this.kafka.admin();
-    await kafkaCall('connecting to Kafka', () => admin.connect());
-    try {
-      const exists = (await kafkaCall('listing topics', () => admin.listTopics())).includes(this.topic);
-      if (!exists) return { exists, partitions: 0, end: '0' };
-      const meta = await kafkaCall('reading the hand-off topic', () => admin.fetchTopicMetadata({ topics: [this.topic] }));
-      const offsets = await kafkaCall('reading the hand-off topic\'s end offset', () => admin.fetchTopicOffsets(this.topic));
-      return { exists, partitions: meta.topics[0]?.partitions.length ?? 0, end: offsets.find((p) => p.partition === 0)?.high ?? '0' };
-    } finally {
-      await admin.disconnect().catch(() => {});
-    }
+  inspect(): Promise<{ readonly exists: boolean; readonly partitions: number; readonly end: string }> {
+    return this.withAdmin(async (admin) => {
+      if (!(await this.exists(admin))) return { exists: false, partitions: 0, end: '0' };
+      return { exists: true, partitions: await this.partitions(admin), end: await this.endOffset(admin) };
+    });
   }
 
   /** The high watermark of the topic's one partition; a topic that does not exist says who creates it. */
-  async end(): Promise<string> {
+  end(): Promise<string> {
+    return this.withAdmin(async (admin) => {
+      if (!(await this.exists(admin))) {
+        throw new HandoffError('HANDOFF_KAFKA', `the hand-off topic ${this.topic} does not exist: start the ingest node first (it creates the topic), or check handoff.kafka.topic`, { retriable: true });
+      }
+      return this.endOffset(admin);
+    });
+  }
+
+  /** Runs `work` with a connected admin client, disconnected after. */
+  private async withAdmin<T>(work: (admin: Admin) => Promise<T>): Promise<T> {
     const admin = this.kafka.admin();
     await kafkaCall('connecting to Kafka', () => admin.connect());
     try {
-      const exists = (await kafkaCall('listing topics', () => admin.listTopics())).includes(this.topic);
-      if (!exists) {
-        throw new HandoffError('HANDOFF_KAFKA', `the hand-off topic ${this.topic} does not exist: start the ingest node first (it creates the topic), or check handoff.kafka.topic`, { retriable: true });
-      }
-      const offsets = await kafkaCall('reading the hand-off topic\'s end offset', () => admin.fetchTopicOffsets(this.topic));
-      return offsets.find((p) => p.partition === 0)?.high ?? '0';
+      return await work(admin);
     } finally {
       await admin.disconnect();
     }
+  }
+
+  private async exists(admin: Admin): Promise<boolean> {
+    return (await kafkaCall('listing topics', () => admin.listTopics())).includes(this.topic);
+  }
+
+  private async partitions(admin: Admin): Promise<number> {
+    const meta = await kafkaCall('reading the hand-off topic', () => admin.fetchTopicMetadata({ topics: [this.topic] }));
+    return meta.topics[0]?.partitions.length ?? 0;
+  }
+
+  private async endOffset(admin: Admin): Promise<string> {
+    const offsets = await kafkaCall('reading the hand-off topic\'s end offset', () => admin.fetchTopicOffsets(this.topic));
+    return offsets.find((p) => p.partition === 0)?.high ?? '0';
   }
 
   async openWriter(): Promise<HandoffLogWriter> {
