@@ -8,7 +8,8 @@ import { describe, it } from 'node:test';
 import { FrameAssembler } from '../../../client/frame-assembler.ts';
 import { FrameError } from '../../../client/frames.ts';
 import type { ServerMessage } from '../../../core/messages.ts';
-import { SessionQueue, UNGROUPED, forEachFrame, frameText } from '../../../services/distribution/session-queue.ts';
+import { SessionQueue, UNGROUPED, forEachFrame } from '../../../services/distribution/session-queue.ts';
+import { frameText } from '../../support/frame-text.ts';
 
 const msg = (n: number, pad = 0): string => `{"type":"value","path":"t/${n}","version":1,"value":{"p":"${'x'.repeat(pad)}"}}`;
 

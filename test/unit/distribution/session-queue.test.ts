@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { FrameEncoder } from '../../../services/distribution/frame-encoder.ts';
-import { SessionQueue, UNGROUPED, forEachFrame, frameBuffer, frameText } from '../../../services/distribution/session-queue.ts';
+import { SessionQueue, UNGROUPED, forEachFrame, frameBuffer } from '../../../services/distribution/session-queue.ts';
+import { frameText } from '../../support/frame-text.ts';
 
 const msg = (n: number): string => `{"type":"value","path":"t/${n}","version":1,"value":{}}`;
 const bytes = (s: string): number => Buffer.byteLength(s);
