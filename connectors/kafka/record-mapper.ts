@@ -191,10 +191,7 @@ export class RecordMapper {
     if (this.format === 'json') {
       if (!isJsonObject(parsed)) return bad('not-an-object', `the value is ${Array.isArray(parsed) ? 'an array' : typeof parsed}, not a JSON object`);
       fields.value = parsed;
-      const index = this.indexOf(topic, message.key);
-      const rowKey = index === null ? '' : message.key!.toString('latin1');
-      const known = index === null ? null : (index.get(rowKey) ?? null);
-      return this.remember(index, rowKey, known, this.upsert(fields, source, parsed, undefined, known));
+      return this.upsertByKey(topic, message.key, fields, source, parsed, undefined, null);
     }
     let event = readDebeziumEvent(parsed);
     if (typeof event === 'string') return bad('invalid-envelope', event);
@@ -211,16 +208,13 @@ export class RecordMapper {
       case 'r':
       case 'u': {
         fields.value = event.after;
-        const index = this.indexOf(topic, message.key);
-        const rowKey = index === null ? '' : message.key!.toString('latin1');
-        const known = index === null ? null : (index.get(rowKey) ?? null);
-        let oldPath = known;
+        let oldPath: string | null = null;
         if (event.before) {
           // REPLICA IDENTITY FULL: the old row may have had another path (a path column changed).
           const old = this.render(new RecordFields(topic, partition, message.key, message.headers, event.before, this.readKey));
           if (typeof old === 'string') oldPath = old;
         }
-        return this.remember(index, rowKey, known, this.upsert(fields, source, event.after, event.op === 'u' ? unavailableFields(event.after) : undefined, oldPath));
+        return this.upsertByKey(topic, message.key, fields, source, event.after, event.op === 'u' ? unavailableFields(event.after) : undefined, oldPath);
       }
       case 'd': {
         fields.value = event.before;
@@ -235,6 +229,17 @@ export class RecordMapper {
       case 'm':
         return { kind: 'ignored', why: 'message' };
     }
+  }
+
+  /**
+   * An upsert of the record with Kafka key `key`: its old path is `before` (rendered from the old
+   * row) or else its key's entry in the row index, which then points at the new path.
+   */
+  private upsertByKey(topic: string, key: Buffer | null, fields: RecordFields, source: string, row: JsonObject, keep: string[] | undefined, before: string | null): MappedRecord {
+    const index = this.indexOf(topic, key);
+    const rowKey = index === null ? '' : key!.toString('latin1');
+    const known = index === null ? null : (index.get(rowKey) ?? null);
+    return this.remember(index, rowKey, known, this.upsert(fields, source, row, keep, before ?? known));
   }
 
   private upsert(fields: RecordFields, source: string, row: JsonObject, keep: string[] | undefined, oldPath: string | null): MappedRecord {
