@@ -21,6 +21,11 @@ export interface PipelineOptions {
   measureWireBytes?: boolean;
   /** Durable state: every applied batch is written to it. Absent: state lives in memory only. */
   journal?: StateJournal;
+  /**
+   * Behind a hand-off that keeps a log: changes handed to it and not yet acknowledged by the log
+   * past which a source waits for the log. Default 20,000.
+   */
+  maxUnloggedChanges?: number;
 }
 
 /** Wire bytes (UTF-8) of the changes emitted, once per change, before fan-out. */
@@ -32,6 +37,9 @@ export interface WireBytes {
   deltaAsValue: number;
 }
 
+const done = (): void => {};
+const RESOLVED = Promise.resolve();
+
 export class Pipeline implements IngestSink, SourceCheckpoints {
   /** Row changes applied and changes emitted, for metrics and benchmarks. */
   updatesApplied = 0;
@@ -42,6 +50,13 @@ export class Pipeline implements IngestSink, SourceCheckpoints {
   readonly wireBytes: WireBytes = { value: 0, delta: 0, removal: 0, deltaAsValue: 0 };
   private readonly measure: boolean;
   private journal: StateJournal | null;
+  private readonly maxUnlogged: number;
+  /** Changes (and batches) handed to the hand-off's log and not acknowledged yet. */
+  private unlogged = 0;
+  /** Why the hand-off's log refused a batch; every later apply fails with it. */
+  private logFailure: unknown = null;
+  /** Settles once the last batch handed to the hand-off's log is in it (null: none yet). */
+  private lastLogged: Promise<void> | null = null;
   /**
    * Source transactions being applied in parts (IngestSink.apply's `part`), by source: every batch
    * published meanwhile, of any source, is marked `continues`, so distribution sends them all
@@ -58,6 +73,7 @@ export class Pipeline implements IngestSink, SourceCheckpoints {
   ) {
     this.measure = options.measureWireBytes ?? false;
     this.journal = options.journal ?? null;
+    this.maxUnlogged = options.maxUnloggedChanges ?? 20_000;
   }
 
   /**
@@ -144,12 +160,16 @@ export class Pipeline implements IngestSink, SourceCheckpoints {
   }
 
   checkpoint(position: SourcePosition): Promise<void> {
+    if (this.logFailure !== null) return Promise.reject(this.logFailure);
     return this.journal ? this.journal.checkpoint(position) : Promise.resolve();
   }
 
-  /** Resolves once everything applied so far is durable (at once in memory). */
+  /** Resolves once everything applied so far is durable, and in the hand-off's log when it keeps one (at once in memory, in process). */
   flushed(): Promise<void> {
-    return this.journal ? this.journal.flushed() : Promise.resolve();
+    if (this.logFailure !== null) return Promise.reject(this.logFailure);
+    const logged = this.lastLogged;
+    if (this.journal === null) return logged ?? RESOLVED;
+    return logged === null ? this.journal.flushed() : Promise.all([logged, this.journal.flushed()]).then(done);
   }
 
   resync(sources: readonly string[]): Resync {
@@ -163,12 +183,44 @@ export class Pipeline implements IngestSink, SourceCheckpoints {
 
   private publish(changed: ChangeBatch | null, position?: SourcePosition, rows?: readonly RowWrite[]): Promise<void> {
     const batch = changed !== null && this.openTransactions.size > 0 ? { ...changed, continues: true } : changed;
-    const wait = this.journal?.write(batch, position, rows) ?? null;
-    if (!batch) return wait ?? Promise.resolve();
+    if (!batch) return this.journal?.write(null, position, rows) ?? Promise.resolve();
     this.changesEmitted += batch.changes.length;
     if (this.measure) this.count(batch.changes);
+    if (this.handoff.keepsLog) return this.publishToLog(batch, position, rows);
+    const wait = this.journal?.write(batch, position, rows) ?? null;
     const handed = this.handoff.publish(batch);
-    return wait ? Promise.all([handed, wait]).then(() => {}) : handed;
+    return wait ? Promise.all([handed, wait]).then(done) : handed.then(done);
+  }
+
+  /**
+   * Behind a hand-off that keeps a log (an ingest node): the log first, and the durable state
+   * stores the batch once the log holds it (state-journal.ts). The source does not wait for the
+   * log's acknowledgement of each transaction (one round trip each would bound ingest to a few
+   * hundred transactions per second): only once `maxUnloggedChanges` are not in the log yet, or
+   * the journal holds it back. A batch the log refused fails every later apply.
+   */
+  private publishToLog(batch: ChangeBatch, position?: SourcePosition, rows?: readonly RowWrite[]): Promise<void> {
+    if (this.logFailure !== null) return Promise.reject(this.logFailure);
+    const logged = this.handoff.publish(batch, { position, rows });
+    const n = batch.changes.length + 1;
+    this.unlogged += n;
+    const inLog = logged.then(
+      () => {
+        this.unlogged -= n;
+      },
+      (err: unknown) => {
+        this.unlogged -= n;
+        this.logFailure ??= err;
+        throw err;
+      },
+    );
+    // The failure reaches the source from its next apply or checkpoint, not as an unhandled rejection.
+    inLog.catch(() => {});
+    this.lastLogged = inLog;
+    const wait = this.journal?.write(batch, position, rows, logged) ?? null;
+    const behind = this.unlogged > this.maxUnlogged ? inLog : null;
+    if (wait !== null && behind !== null) return Promise.all([wait, behind]).then(done);
+    return wait ?? behind ?? RESOLVED;
   }
 
   private count(changes: readonly TopicChange[]): void {

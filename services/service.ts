@@ -16,8 +16,9 @@ import type { Config } from './config/config.ts';
 import { ConfigError } from '../core/errors.ts';
 import { DistributionServer, type HttpRoute } from './distribution/index.ts';
 import { type Handoff, InProcessHandoff, type InProcessHandoffOptions } from './handoff/handoff.ts';
-import { KafkaHandoff } from './handoff/kafka-handoff.ts';
+import { KafkaHandoff, logPositionName } from './handoff/kafka-handoff.ts';
 import { kafkaHandoffLog } from './handoff/kafkajs-handoff-log.ts';
+import { type LogTail, readLogTail } from './handoff/log-recovery.ts';
 import { LogWriterSlot } from './handoff/log-writer-slot.ts';
 import { type ReplicaLag, ReplicaSource } from './handoff/replica-source.ts';
 import type { Logger } from './logger.ts';
@@ -69,6 +70,8 @@ export class TidewireService {
   /** The durable state's folder (absolute), or null when state is kept in memory. */
   readonly stateDir: string | null;
   private state: StateStore | null = null;
+  /** Writes applied batches into `state` (null while it is not open). */
+  private journal: StateJournal | null = null;
   /** Topic state's index in the durable store (null: state in memory, or not opened yet). */
   private storedTopics: StoredTopicIndex | null = null;
 
@@ -248,8 +251,12 @@ export class TidewireService {
       }
       if (state.epoch === null) await state.setEpoch(this.store.epoch);
       else if (!state.created && this.store.position === 0) {
-        const topics = this.store.restore({ epoch: state.epoch, seq: state.seq, versionFloor: state.versionFloor, removals: state.removals() });
-        this.log.info({ dir: this.stateDir, topics, epoch: state.epoch, seq: state.seq, positions: state.positions(), openTransaction: state.openTransaction, ms: Date.now() - started }, 'state loaded');
+        const storedSeq = state.seq;
+        const topics = this.store.restore({ epoch: state.epoch, seq: storedSeq, versionFloor: state.versionFloor, removals: state.removals() });
+        this.log.info({ dir: this.stateDir, topics, epoch: state.epoch, seq: storedSeq, positions: state.positions(), openTransaction: state.openTransaction, ms: Date.now() - started }, 'state loaded');
+        this.journal = journalFor(state, this.storedTopics);
+        const tail = await this.roleHandoff.recover(this.store, this.journal, state.positions(), storedSeq);
+        if (tail !== null && tail.batches > 0) this.log.info({ batches: tail.batches, seq: state.seq, positions: state.positions() }, 'stored the batches the hand-off log held and the state did not: the sources resume after them');
         if (state.openTransaction) {
           // A crash inside a transaction applied in parts: the state holds its first parts. Subscribes
           // wait until the source has applied it again to its end (it resends it whole).
@@ -267,13 +274,17 @@ export class TidewireService {
     }
     if (state.created) this.log.info({ dir: this.stateDir, epoch: this.store.epoch }, 'state created: the sources are read from the start');
     this.state = state;
-    this.pipeline.useJournal(journalFor(state, this.storedTopics));
+    this.journal ??= journalFor(state, this.storedTopics);
+    this.pipeline.useJournal(this.journal);
   }
 
   private async closeState(): Promise<void> {
     const state = this.state;
     if (!state) return;
+    // Commits that waited for the hand-off log are issued by now (it closed): let them land first.
+    await this.journal?.flushed().catch(() => {});
     this.state = null;
+    this.journal = null;
     this.pipeline.useJournal(null);
     await state.close();
   }
@@ -306,7 +317,14 @@ interface RoleHandoff {
   close(): Promise<void>;
   /** Ingest: why the log takes no more batches; null otherwise. */
   failed(): Error | null;
+  /**
+   * Ingest with durable state, at start (after the state was restored, before the sources start):
+   * stores the batches the log holds past the stored state (log-recovery.ts). Null: nothing to read.
+   */
+  recover(store: TopicStore, journal: StateJournal, positions: Readonly<Record<string, string>>, seq: number): Promise<LogTail | null>;
 }
+
+const NOTHING_TO_RECOVER = async (): Promise<null> => null;
 
 /**
  * `all`: the in-process hand-off. `ingest`: KafkaHandoff, which hands each batch to this node's
@@ -318,7 +336,7 @@ export function handoffFor(config: Config, store: TopicStore, log: Logger, optio
   const kafka = config.handoff?.kafka;
   if (role === 'all' || !kafka) {
     if (role !== 'all') throw new ConfigError('handoff.kafka', `is required with role: ${role}`);
-    return { handoff: new InProcessHandoff(store, options), replica: null, open: async () => {}, close: async () => {}, failed: () => null };
+    return { handoff: new InProcessHandoff(store, options), replica: null, open: async () => {}, close: async () => {}, failed: () => null, recover: NOTHING_TO_RECOVER };
   }
   const topicLog = kafkaHandoffLog({ brokers: kafka.brokers, topic: kafka.topic, clientId: kafka.clientId, retentionMs: kafka.retentionMs, logger: log });
   if (role === 'edge') {
@@ -331,10 +349,11 @@ export function handoffFor(config: Config, store: TopicStore, log: Logger, optio
           'this edge stopped applying the hand-off log and is not ready: its clients keep the state of the last batch applied; restart it to rebuild its state from the log (after an ingest node restarted in a new epoch, restart every edge)',
         ),
     });
-    return { handoff: replica.replica, replica, open: async () => {}, close: async () => {}, failed: () => null };
+    return { handoff: replica.replica, replica, open: async () => {}, close: async () => {}, failed: () => null, recover: NOTHING_TO_RECOVER };
   }
   const writer = new LogWriterSlot(topicLog);
-  const handoff = new KafkaHandoff(store, writer, options);
+  const positionName = logPositionName(kafka.topic);
+  const handoff = new KafkaHandoff(store, writer, { ...options, positionName });
   return {
     handoff,
     replica: null,
@@ -345,5 +364,18 @@ export function handoffFor(config: Config, store: TopicStore, log: Logger, optio
     },
     close: () => handoff.close(),
     failed: () => handoff.failed,
+    recover: async (state, journal, positions, seq) => {
+      const from = positions[positionName];
+      if (from === undefined) {
+        // A state written before this node published to the topic (role all, another topic): nothing of it is in this log.
+        log.warn({ topic: kafka.topic }, 'the stored state has no position in the hand-off topic: nothing is read back from it; edges that hold another state stop at the next batch and need a restart');
+        return null;
+      }
+      const tail = await readLogTail(topicLog, from, seq, (batch, after) => {
+        journal.write(state.recover(batch), batch.position, batch.rows, Promise.resolve({ name: positionName, position: after }));
+      });
+      await journal.flushed();
+      return tail;
+    },
   };
 }

@@ -8,6 +8,7 @@
  * - `HANDOFF_CHANGE_TOO_LARGE`: one change does not fit in a record under the byte limit;
  * - `HANDOFF_PUBLISH_FAILED`: Kafka did not take a batch; the publisher takes no more after it;
  * - `HANDOFF_READ_ONLY`: publish() on an edge, whose batches come from the log;
+ * - `HANDOFF_LOG_BEHIND`: an ingest node's stored state was published further than the log now reaches (the topic was recreated);
  * - `HANDOFF_KAFKA`: a Kafka operation failed (`retriable` from kafkajs' own classification).
  */
 import { TidewireError } from '../../core/errors.ts';
@@ -19,6 +20,7 @@ export type HandoffErrorCode =
   | 'HANDOFF_CHANGE_TOO_LARGE'
   | 'HANDOFF_PUBLISH_FAILED'
   | 'HANDOFF_READ_ONLY'
+  | 'HANDOFF_LOG_BEHIND'
   | 'HANDOFF_KAFKA';
 
 export class HandoffError extends TidewireError {

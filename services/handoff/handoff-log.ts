@@ -16,9 +16,11 @@ export interface HandoffLogWriter {
   /**
    * Appends `values` after everything appended before, in order; resolves once the log holds
    * them durably (Kafka: acknowledged by every in-sync replica). Calls must not overlap: the next
-   * waits for this one, so the order of the log is the order of the calls.
+   * waits for this one, so the order of the log is the order of the calls. Resolves with the
+   * offset of the first record appended (null: the log did not say, e.g. a retried append Kafka
+   * recognised as a duplicate).
    */
-  append(values: readonly Buffer[]): Promise<void>;
+  append(values: readonly Buffer[]): Promise<string | null>;
   close(): Promise<void>;
 }
 

@@ -13,7 +13,7 @@
  */
 import type { ChangeBatch, TopicView } from '../../core/topic.ts';
 import type { TopicStore } from '../topics/topic-store.ts';
-import { type Handoff, InProcessHandoff, type InProcessHandoffOptions } from './handoff.ts';
+import { type BatchOrigin, type Handoff, type HandoffReceipt, InProcessHandoff, type InProcessHandoffOptions } from './handoff.ts';
 import { HandoffError } from './handoff-error.ts';
 import type { HandoffLog, HandoffLogPosition, HandoffLogReader, HandoffLogRecord, HandoffLogWriter } from './handoff-log.ts';
 import { BatchAssembler, DEFAULT_MAX_RECORD_BYTES, decodeRecord, encodeBatch } from './log-record.ts';
@@ -21,12 +21,19 @@ import { BatchAssembler, DEFAULT_MAX_RECORD_BYTES, decodeRecord, encodeBatch } f
 export interface KafkaHandoffOptions extends InProcessHandoffOptions {
   /** Largest record value written; a larger batch is split into parts. Default 512 KiB (log-record.ts). */
   readonly maxRecordBytes?: number;
+  /** The name of the receipts' position (logPositionName of the topic). Default `handoff`. */
+  readonly positionName?: string;
+}
+
+/** The name under which an ingest node's durable state stores how far the hand-off log on `topic` holds its batches. */
+export function logPositionName(topic: string): string {
+  return `handoff:${topic}`;
 }
 
 interface Queued {
   readonly value: Buffer;
   /** On the last record of a batch: settles that batch's publish(). */
-  readonly settle?: { readonly resolve: () => void; readonly reject: (err: Error) => void };
+  readonly settle?: { readonly resolve: (receipt: HandoffReceipt) => void; readonly reject: (err: Error) => void };
 }
 
 /**
@@ -36,13 +43,19 @@ interface Queued {
  * out together in the next one (up to `maxRecordBytes` of values per append), so the log keeps up
  * with many small transactions at one round trip per append, not per batch.
  *
+ * publish() resolves with the offset after the batch's last record (`positionName`), which the
+ * ingest node's durable state stores with the batch: its restart reads the log from there
+ * (log-recovery.ts). Each record carries the batch's source position and row index writes.
+ *
  * A batch the log did not take leaves a hole no later batch may be written after: the first
  * failure fails that batch's publish() and every one after it (HANDOFF_PUBLISH_FAILED). The
- * ingest node then has to start again from what the log holds (issue #15 step 2).
+ * ingest node then has to start again from what the log holds.
  */
 export class KafkaHandoff implements Handoff {
+  readonly keepsLog = true;
   private readonly local: InProcessHandoff;
   private readonly maxRecordBytes: number;
+  private readonly positionName: string;
   private queue: Queued[] = [];
   private appending = false;
   private failure: HandoffError | null = null;
@@ -54,6 +67,7 @@ export class KafkaHandoff implements Handoff {
   ) {
     this.local = new InProcessHandoff(view, options);
     this.maxRecordBytes = options.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES;
+    this.positionName = options.positionName ?? 'handoff';
   }
 
   /** Opens a writer on `log` for a publishing hand-off. */
@@ -61,17 +75,17 @@ export class KafkaHandoff implements Handoff {
     return new KafkaHandoff(view, await log.openWriter(), options);
   }
 
-  publish(batch: ChangeBatch): Promise<void> {
+  publish(batch: ChangeBatch, origin?: BatchOrigin): Promise<HandoffReceipt> {
     void this.local.publish(batch);
     if (this.failure) return Promise.reject(this.failure);
     let values: Buffer[];
     try {
-      values = encodeBatch(batch, this.maxRecordBytes);
+      values = encodeBatch(batch, this.maxRecordBytes, origin);
     } catch (err) {
       this.fail(err, batch.seq);
       return Promise.reject(this.failure);
     }
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<HandoffReceipt>((resolve, reject) => {
       for (let i = 0; i < values.length - 1; i++) this.queue.push({ value: values[i] });
       this.queue.push({ value: values[values.length - 1], settle: { resolve, reject } });
       void this.drain();
@@ -103,14 +117,18 @@ export class KafkaHandoff implements Handoff {
         while (n < this.queue.length && bytes + this.queue[n].value.length <= this.maxRecordBytes) bytes += this.queue[n++].value.length;
         const sending = this.queue.slice(0, n);
         this.queue = this.queue.slice(n);
+        let base: string | null;
         try {
-          await this.writer.append(sending.map((q) => q.value));
+          base = await this.writer.append(sending.map((q) => q.value));
         } catch (err) {
           this.fail(err);
           for (const q of sending) q.settle?.reject(this.failure!);
           break;
         }
-        for (const q of sending) q.settle?.resolve();
+        for (let i = 0; i < sending.length; i++) {
+          // The offset after the record: where the log continues past this batch.
+          sending[i].settle?.resolve(base === null ? null : { name: this.positionName, position: String(BigInt(base) + BigInt(i) + 1n) });
+        }
       }
       for (const q of this.queue) q.settle?.reject(this.failure!);
       this.queue = [];
@@ -153,6 +171,7 @@ function warnStopped(err: Error, offset: string | undefined): void {
  * hand-off's.
  */
 export class KafkaReplica implements Handoff {
+  readonly keepsLog = false;
   private readonly local: InProcessHandoff;
   private readonly assembler = new BatchAssembler();
   private readonly onStopped: (err: Error, offset: string | undefined) => void;
@@ -197,7 +216,7 @@ export class KafkaReplica implements Handoff {
     await reader?.close();
   }
 
-  publish(batch: ChangeBatch): Promise<void> {
+  publish(batch: ChangeBatch): Promise<HandoffReceipt> {
     return Promise.reject(new HandoffError('HANDOFF_READ_ONLY', `an edge does not publish (batch ${batch.seq}): its batches come from the hand-off log; publish on the ingest node`));
   }
 

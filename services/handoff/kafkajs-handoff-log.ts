@@ -179,9 +179,11 @@ export class KafkaHandoffLog implements HandoffLog {
     const topic = this.topic;
     return {
       async append(values) {
-        await kafkaCall(`writing to the hand-off topic ${topic}`, () =>
+        const sent = await kafkaCall(`writing to the hand-off topic ${topic}`, () =>
           producer.send({ topic, acks: -1, messages: values.map((value) => ({ partition: 0, key: null, value })) }),
         );
+        const base = sent.find((m) => m.partition === 0)?.baseOffset;
+        return base !== undefined && /^(0|[1-9][0-9]*)$/.test(base) ? base : null;
       },
       close: () => producer.disconnect(),
     };

@@ -5,7 +5,14 @@
  *   {"v":1,"epoch":"lx2k-9f3a","seq":42,"part":1,"parts":1,"changes":[
  *     {"type":"value","path":"orders/7","tenant":"default","source":"postgres:public.orders","version":1,"created":${c.before === null},"value":{…}},
  *     {"type":"delta","path":"orders/3","tenant":"default","source":"postgres:public.orders","version":5,"patch":[…]},
- *     {"type":"removal","path":"orders/2","tenant":"default","source":"postgres:public.orders","version":4}]}
+ *     {"type":"removal","path":"orders/2","tenant":"default","source":"postgres:public.orders","version":4}],
+ *   "rows":[["postgres:public.orders","7","orders/7"],["postgres:public.orders","2",null]],
+ *   "position":{"name":"postgres","position":"0/16B3748"}}
+ *
+ * `rows` (the row index writes of the changes, [source, key, path or null]) and `position` (where
+ * the batch brings its source) are what the ingest node's durable state stores with the batch:
+ * they let a restarted ingest node store what the log holds and its state did not (see
+ * log-recovery.ts). Rows are split over the parts like changes; the position is on the last part.
  *
  * Guarantees:
  * - Versions, seq and epoch are the ingest node's, carried as minted; a delta carries only its
@@ -21,9 +28,11 @@
  * know are ignored, so optional ones can be added without it.
  */
 import { type JsonObject, isJsonObject } from '../../core/json.ts';
+import type { RowWrite, SourcePosition } from '../../core/ingest.ts';
 import type { PatchOp } from '../../core/patch.ts';
 import type { ChangeBatch, TopicChange } from '../../core/topic.ts';
 import type { ReplicatedBatch, ReplicatedChange } from '../topics/replicated-batch.ts';
+import type { BatchOrigin } from './handoff.ts';
 import { HandoffError } from './handoff-error.ts';
 
 export const LOG_FORMAT_VERSION = 1;
@@ -43,44 +52,63 @@ export interface LogPart {
   readonly changes: ReplicatedChange[];
   /** More of the same source transaction follows in the next batch (ChangeBatch.continues). */
   readonly continues?: boolean;
+  /** The row index writes this part carries. */
+  readonly rows?: RowWrite[];
+  /** On the last part: the position the batch brings its source to. */
+  readonly position?: SourcePosition;
 }
+
+/** A batch read back from the log whole, with what it came from. */
+export interface LoggedBatch extends ReplicatedBatch, BatchOrigin {}
 
 /**
  * The values of the records that carry `batch`, in order, each at most `maxRecordBytes` bytes.
  * Throws HANDOFF_CHANGE_TOO_LARGE when one change alone does not fit.
  * @example encodeBatch(store.apply(updates)!) // [<Buffer {"v":1,"epoch":…,"seq":1,"part":1,"parts":1,…}>]
  */
-export function encodeBatch(batch: ChangeBatch, maxRecordBytes = DEFAULT_MAX_RECORD_BYTES): Buffer[] {
-  const texts = batch.changes.map(changeText);
-  // The header as long as it can get (ten-digit part numbers), so every part fits whatever its number.
-  const room = maxRecordBytes - Buffer.byteLength(header(batch, 9_999_999_999, 9_999_999_999)) - 2;
-  const groups: string[][] = [];
-  let group: string[] = [];
+export function encodeBatch(batch: ChangeBatch, maxRecordBytes = DEFAULT_MAX_RECORD_BYTES, origin: BatchOrigin = {}): Buffer[] {
+  const changes = batch.changes.map(changeText);
+  const rows = origin.rows === undefined ? [] : origin.rows.map((w) => JSON.stringify([w.source, w.key, w.path]));
+  const position = origin.position === undefined ? '' : `,"position":${JSON.stringify({ name: origin.position.name, position: origin.position.position })}`;
+  // The header as long as it can get (ten-digit part numbers, the rows' member, the position), so every part fits whatever its number.
+  const room = maxRecordBytes - Buffer.byteLength(header(batch, 9_999_999_999, 9_999_999_999)) - Buffer.byteLength(`],"rows":[]${position}}`);
+  const groups: Array<{ changes: string[]; rows: string[] }> = [];
+  let group = { changes: [] as string[], rows: [] as string[] };
   let used = 0;
-  for (let i = 0; i < texts.length; i++) {
-    const bytes = Buffer.byteLength(texts[i]);
-    if (bytes > room) {
-      const c = batch.changes[i];
-      throw new HandoffError(
-        'HANDOFF_CHANGE_TOO_LARGE',
-        `the ${c.type} of "${c.topic.path}" (version ${c.version}) in batch ${batch.seq} takes ${bytes} bytes in a hand-off record, over the limit of ${maxRecordBytes}: ` +
-          'raise the hand-off record limit (and the hand-off topic\'s max.message.bytes with it)',
-      );
-    }
-    const needed = group.length === 0 ? bytes : bytes + 1; // the comma
+  const items = changes.length + rows.length;
+  for (let i = 0; i < items; i++) {
+    const isRow = i >= changes.length;
+    const text = isRow ? rows[i - changes.length] : changes[i];
+    const bytes = Buffer.byteLength(text);
+    if (bytes > room) throw tooLarge(batch, i, bytes, maxRecordBytes, origin);
+    const empty = isRow ? group.rows.length === 0 : group.changes.length === 0;
+    const needed = empty ? bytes : bytes + 1; // the comma
     if (used + needed > room) {
       groups.push(group);
-      group = [];
+      group = { changes: [], rows: [] };
       used = 0;
       i--;
       continue;
     }
-    group.push(texts[i]);
+    (isRow ? group.rows : group.changes).push(text);
     used += needed;
   }
   // A batch with no change (the end of a transaction applied in parts) is one record too.
-  if (group.length > 0 || groups.length === 0) groups.push(group);
-  return groups.map((g, i) => Buffer.from(`${header(batch, i + 1, groups.length)}${g.join(',')}]}`));
+  if (group.changes.length > 0 || group.rows.length > 0 || groups.length === 0) groups.push(group);
+  return groups.map((g, i) => {
+    const last = i === groups.length - 1;
+    const rowsText = g.rows.length === 0 ? '' : `,"rows":[${g.rows.join(',')}]`;
+    return Buffer.from(`${header(batch, i + 1, groups.length)}${g.changes.join(',')}]${rowsText}${last ? position : ''}}`);
+  });
+}
+
+function tooLarge(batch: ChangeBatch, i: number, bytes: number, maxRecordBytes: number, origin: BatchOrigin): HandoffError {
+  const what = i < batch.changes.length ? `the ${batch.changes[i].type} of "${batch.changes[i].topic.path}" (version ${batch.changes[i].version})` : `the row index entry of key ${JSON.stringify(origin.rows![i - batch.changes.length].key)}`;
+  return new HandoffError(
+    'HANDOFF_CHANGE_TOO_LARGE',
+    `${what} in batch ${batch.seq} takes ${bytes} bytes in a hand-off record, over the limit of ${maxRecordBytes}: ` +
+      'raise the hand-off record limit (and the hand-off topic\'s max.message.bytes with it)',
+  );
 }
 
 function header(batch: ChangeBatch, part: number, parts: number): string {
@@ -128,7 +156,29 @@ export function decodeRecord(value: Buffer | string | null): LogPart {
   if (!Array.isArray(changes)) throw invalid(`batch ${seq}: "changes" is not an array`);
   if (doc.continues !== undefined && doc.continues !== true) throw invalid(`batch ${seq}: "continues" is neither true nor absent`);
   const decoded = changes.map((c, i) => decodeChange(c, `batch ${seq} part ${part}, change ${i}`));
-  return doc.continues === true ? { epoch, seq, part, parts, changes: decoded, continues: true } : { epoch, seq, part, parts, changes: decoded };
+  const decodedPart: LogPart = doc.continues === true ? { epoch, seq, part, parts, changes: decoded, continues: true } : { epoch, seq, part, parts, changes: decoded };
+  if (doc.rows === undefined && doc.position === undefined) return decodedPart;
+  return { ...decodedPart, ...decodeOrigin(doc, `batch ${seq} part ${part}`, part === parts) };
+}
+
+function decodeOrigin(doc: JsonObject, at: string, last: boolean): { rows?: RowWrite[]; position?: SourcePosition } {
+  const out: { rows?: RowWrite[]; position?: SourcePosition } = {};
+  if (doc.rows !== undefined) {
+    if (!Array.isArray(doc.rows)) throw invalid(`${at}: "rows" is not an array`);
+    out.rows = doc.rows.map((r, i) => {
+      if (!Array.isArray(r) || r.length !== 3 || typeof r[0] !== 'string' || typeof r[1] !== 'string' || (r[2] !== null && typeof r[2] !== 'string')) {
+        throw invalid(`${at}, row ${i}: not [source, key, path or null]`);
+      }
+      return { source: r[0], key: r[1], path: r[2] };
+    });
+  }
+  if (doc.position !== undefined) {
+    const p = doc.position;
+    if (!last) throw invalid(`${at}: a "position" on a part that is not the last`);
+    if (!isJsonObject(p) || typeof p.name !== 'string' || p.name === '' || typeof p.position !== 'string') throw invalid(`${at}: "position" is not {"name", "position"} strings`);
+    out.position = { name: p.name, position: p.position };
+  }
+  return out;
 }
 
 function decodeChange(c: unknown, at: string): ReplicatedChange {
@@ -190,7 +240,7 @@ export class BatchAssembler {
   }
 
   /** Takes the next part read; returns the batch it completes, or null while parts are missing. */
-  add(part: LogPart): ReplicatedBatch | null {
+  add(part: LogPart): LoggedBatch | null {
     const first = this.held[0];
     if (first === undefined ? part.part !== 1 : part.seq !== first.seq || part.epoch !== first.epoch || part.parts !== first.parts || part.part !== this.held.length + 1) {
       const was = first === undefined ? 'no batch was started' : `part ${this.held.length} of ${first.parts} of batch ${first.seq} came before`;
@@ -203,6 +253,9 @@ export class BatchAssembler {
     const held = this.held;
     this.held = [];
     const changes = held.flatMap((p) => p.changes);
-    return part.continues === true ? { epoch: part.epoch, seq: part.seq, changes, continues: true } : { epoch: part.epoch, seq: part.seq, changes };
+    const batch: LoggedBatch = part.continues === true ? { epoch: part.epoch, seq: part.seq, changes, continues: true } : { epoch: part.epoch, seq: part.seq, changes };
+    const rows = held.flatMap((p) => p.rows ?? []);
+    if (rows.length === 0 && part.position === undefined) return batch;
+    return { ...batch, ...(rows.length > 0 ? { rows } : {}), ...(part.position !== undefined ? { position: part.position } : {}) };
   }
 }

@@ -17,7 +17,7 @@ export class LogWriterSlot implements HandoffLogWriter {
     this.writer ??= await this.log.openWriter();
   }
 
-  append(values: readonly Buffer[]): Promise<void> {
+  append(values: readonly Buffer[]): Promise<string | null> {
     if (!this.writer) return Promise.reject(new HandoffError('HANDOFF_KAFKA', 'the hand-off log writer is not open: the ingest node publishes only once started'));
     return this.writer.append(values);
   }

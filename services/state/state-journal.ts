@@ -13,6 +13,11 @@
  *
  * A failed write fails every later one (StateError STATE_WRITE_FAILED): ingest stops, nothing
  * more is acknowledged, and a restart resumes from the last durable position.
+ *
+ * Behind a hand-off that keeps a log (an ingest node, issue #15), a batch is committed only once
+ * the log holds it (`write`'s `logged`), with the log's position after it, and every later store
+ * write waits for that commit: the stored state is never ahead of the log, so a restart only
+ * has to store what the log holds past that position (log-recovery.ts), never publish again.
  */
 import type { RowWrite, SourcePosition } from '../../core/ingest.ts';
 import type { ChangeBatch } from '../../core/topic.ts';
@@ -48,6 +53,11 @@ export class StateJournal {
   private readonly written = new Map<string, string>();
   private readonly onDurable: ((seq: number) => void) | undefined;
   private readonly rowIndexes = new Map<string, StoredRowIndex>();
+  /**
+   * Settles once the last commit waiting for the log is issued to the store (not durable: the
+   * store's group commit still takes many batches at once); null when none waits.
+   */
+  private gate: Promise<unknown> | null = null;
 
   constructor(
     readonly store: StateStore,
@@ -66,7 +76,7 @@ export class StateJournal {
     if (index === undefined) {
       index = new StoredRowIndex(source, this.store, (write) => {
         if (this.failure) return Promise.reject(this.failure);
-        const done = write();
+        const done = this.issue(write);
         this.last = done;
         return done;
       });
@@ -78,9 +88,11 @@ export class StateJournal {
   /**
    * Writes one applied batch (and the position it brings its source to, and the row index writes
    * of the changes it came from). Returns null when ingest may go on at once, or a promise to wait
-   * for when too much is pending (back-pressure).
+   * for when too much is pending (back-pressure). With `logged`, the batch is committed once it
+   * resolves, with the position it gives (the hand-off log's after the batch) stored too; a
+   * rejection fails the journal.
    */
-  write(batch: ChangeBatch | null, position?: SourcePosition, rows?: readonly RowWrite[]): Promise<void> | null {
+  write(batch: ChangeBatch | null, position?: SourcePosition, rows?: readonly RowWrite[], logged?: Promise<SourcePosition | null>): Promise<void> | null {
     this.throwIfFailed();
     const hasRows = rows !== undefined && rows.length > 0;
     if (batch === null && position === undefined && !hasRows) return null;
@@ -101,7 +113,10 @@ export class StateJournal {
     this.pendingChanges += count;
     // `open` says whether the state now ends inside a transaction applied in parts (stored for a restart).
     const open = batch === null ? undefined : batch.continues === true;
-    const done = this.store.commit({ changes, seq, positions: position ? { [position.name]: position.position } : undefined, rows: hasRows ? rows : undefined, open }).then(
+    const positions = position ? { [position.name]: position.position } : undefined;
+    const commit = (log: SourcePosition | null | undefined) =>
+      this.store.commit({ changes, seq, positions: log ? { ...positions, [log.name]: log.position } : positions, rows: hasRows ? rows : undefined, open });
+    const done = (logged === undefined ? this.issue(() => commit(undefined)) : this.afterLog(logged, commit)).then(
       () => {
         this.pendingChanges -= count;
         if (hasRows) this.rowsDurable(rows);
@@ -131,7 +146,7 @@ export class StateJournal {
     const recorded = this.store.identity[name];
     if (recorded === identity) return Promise.resolve();
     if (recorded !== undefined) return Promise.reject(foreignSource(this.store.dir, name, recorded, identity));
-    const write = this.store.setIdentity({ [name]: identity });
+    const write = this.issue(() => this.store.setIdentity({ [name]: identity }));
     this.last = write;
     return write;
   }
@@ -139,8 +154,7 @@ export class StateJournal {
   /** Records mapping fingerprints, in order with what was written. */
   setFingerprints(fingerprints: Readonly<Record<string, string | null>>): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
-    const writes = Object.entries(fingerprints).map(([table, fp]) => this.store.setFingerprint(table, fp));
-    const all = Promise.all(writes).then(() => {});
+    const all = this.issue(() => Promise.all(Object.entries(fingerprints).map(([table, fp]) => this.store.setFingerprint(table, fp))).then(() => {}));
     this.last = all;
     return all;
   }
@@ -149,6 +163,32 @@ export class StateJournal {
   flushed(): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     return this.last;
+  }
+
+  /**
+   * Issues a store write now, or, while commits wait for the log, right after the last of them is
+   * issued (reactions to one promise run in the order they were added: the store sees the writes
+   * in the order they were made).
+   */
+  private issue<T>(write: () => Promise<T>): Promise<T> {
+    return this.gate === null ? write() : this.gate.then(write);
+  }
+
+  /** Commits once the log holds the batch, and after every write made before. */
+  private afterLog(logged: Promise<SourcePosition | null>, commit: (log: SourcePosition | null) => Promise<void>): Promise<void> {
+    const before = this.gate;
+    const ready = before === null ? logged : before.then(() => logged);
+    const done = ready.then(commit);
+    this.gate = ready;
+    ready.then(
+      () => {
+        // Nothing waits for the log any more: later writes go to the store at once again.
+        if (this.gate === ready) this.gate = null;
+      },
+      // The log failed the batch: `done` fails the journal (see write); the gate stays, and rejects what is chained on it.
+      () => {},
+    );
+    return done;
   }
 
   private rowsDurable(rows: readonly RowWrite[]): void {

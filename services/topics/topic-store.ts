@@ -204,6 +204,35 @@ export class TopicStore implements TopicView {
       throw new ReplicaError('REPLICA_EPOCH', `batch ${batch.seq} is of epoch ${batch.epoch}, this replica holds epoch ${this._epoch}: rebuild the replica from the log of the new epoch`);
     }
     if (batch.seq <= this.seq) throw new ReplicaError('REPLICA_ORDER', `batch ${batch.seq} does not come after batch ${this.seq}, the last this replica applied`);
+    const applied = this.applyMinted(batch);
+    this.seq = batch.seq;
+    return applied;
+  }
+
+  /**
+   * Applies a batch this node minted before it stopped, which the hand-off log holds and the
+   * durable state had not stored yet (an ingest node at start, issue #15: see
+   * services/handoff/log-recovery.ts), with the seq and versions it carries, so the state is again
+   * the one the log's readers hold. Only after `restore` and before this run applies a batch of
+   * its own; the batches numbered next still jump past anything delivered and lost (RESTORE_SEQ_GAP),
+   * now counted from this batch. Throws ReplicaError, having applied nothing, when the batch does
+   * not fit the state (another epoch, a seq not after the position, a version that does not follow).
+   */
+  recover(batch: ReplicatedBatch): ChangeBatch {
+    const lost = this.lost;
+    if (lost === null || this.seq !== lost.through || this.numbering === 'replica') throw new Error('TopicStore.recover: only after restore, before this run applies anything');
+    if (batch.epoch !== this._epoch) {
+      throw new ReplicaError('REPLICA_EPOCH', `batch ${batch.seq} of the hand-off log is of epoch ${batch.epoch}, the stored state of epoch ${this._epoch}: the log was written by another ingest node's state`);
+    }
+    if (batch.seq <= lost.after) throw new ReplicaError('REPLICA_ORDER', `batch ${batch.seq} of the hand-off log does not come after batch ${lost.after}, the last the stored state holds`);
+    const applied = this.applyMinted(batch);
+    this.seq = batch.seq + RESTORE_SEQ_GAP;
+    this.lost = { after: batch.seq, through: this.seq };
+    return applied;
+  }
+
+  /** Applies a batch with the versions it carries, as planned against this state (replicated-batch.ts). */
+  private applyMinted(batch: ReplicatedBatch): ChangeBatch {
     const seq = batch.seq;
     const changes: TopicChange[] = [];
     for (const step of planReplica(batch, this)) {
@@ -214,7 +243,6 @@ export class TopicStore implements TopicView {
       } else if (step.kind === 'update') changes.push(this.updated(this.topics.get(c.path)!, step.value, step.patch, seq));
       else changes.push(this.removed(this.topics.get(c.path)!, seq));
     }
-    this.seq = seq;
     return batch.continues === true ? { epoch: this._epoch, seq, changes, continues: true } : { epoch: this._epoch, seq, changes };
   }
 

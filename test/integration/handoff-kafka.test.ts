@@ -117,7 +117,8 @@ test('an edge holds the ingest node\'s topics and hands on its batches, a split 
   let splitParts = 0;
   for (const [what, updates] of transactions) {
     const recordsBefore = await recordCount();
-    await pipeline.apply(updates); // resolves once Kafka acknowledged the batch
+    await pipeline.apply(updates);
+    await pipeline.flushed(); // once Kafka acknowledged the batch
     const recordsAfter = await recordCount();
     if (what.startsWith('one transaction over many')) splitParts = recordsAfter - recordsBefore;
     else assert.equal(recordsAfter - recordsBefore, 1, `${what}: one record`);

@@ -15,6 +15,7 @@ import type { JsonObject } from '../../core/json.ts';
 import { type KafkaBroker, startKafka } from '../support/kafka-broker.ts';
 import { type TestPostgres, freePort, startPostgres } from '../support/postgres.ts';
 import { type ServiceProcess, startServiceProcess } from '../support/service-process.ts';
+import { topicVersions } from '../support/topic-versions.ts';
 import { waitFor } from '../support/wait.ts';
 
 const TOPIC = 'tidewire-roles-it';
@@ -74,16 +75,6 @@ function plain(sub: Subscription): Map<string, JsonObject> {
   return new Map([...sub.values].map(([path, value]) => [path, value]));
 }
 
-/** Every topic's version and epoch as `node` serves it (GET /topics/<path>). */
-async function versions(node: ServiceProcess, paths: Iterable<string>): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  for (const path of paths) {
-    const r = await fetch(`http://127.0.0.1:${node.port}/topics/${path}`);
-    const body = (await r.json()) as { version?: number; epoch?: string };
-    out[path] = r.status === 200 ? `${body.epoch}/${body.version}` : String(r.status);
-  }
-  return out;
-}
 
 async function ready(port: number): Promise<{ status: number; reasons: string[] }> {
   const r = await fetch(`http://127.0.0.1:${port}/ready`);
@@ -128,11 +119,11 @@ test('one ingest node and two edges: clients on each edge get the table and its 
   await until('the writes on both edges', () => converged(subA, expected) && converged(subB, expected));
 
   const paths = [...expected.keys()];
-  const atIngest = await versions(ingest, paths);
+  const atIngest = await topicVersions(ingest, paths);
   assert.ok(Object.values(atIngest).every((v) => /^[^/]+\/[0-9]+$/.test(v)), 'the ingest node serves every topic');
   assert.ok(Object.values(atIngest).some((v) => !v.endsWith('/1')), 'some topics changed after their creation');
-  assert.deepEqual(await versions(edgeA, paths), atIngest, 'edge A holds the ingest node\'s epoch and versions');
-  assert.deepEqual(await versions(edgeB, paths), atIngest, 'edge B holds the ingest node\'s epoch and versions');
+  assert.deepEqual(await topicVersions(edgeA, paths), atIngest, 'edge A holds the ingest node\'s epoch and versions');
+  assert.deepEqual(await topicVersions(edgeB, paths), atIngest, 'edge B holds the ingest node\'s epoch and versions');
   assert.equal(onA.epoch, onB.epoch);
 
   const health = (await (await fetch(`http://127.0.0.1:${edgeA.port}/health`)).json()) as { handoff: { behind: number; offset: string; end: string } };
@@ -171,7 +162,7 @@ test('an edge started on a log of many batches is not ready before it caught up,
   // Many small transactions: one record each in the hand-off topic.
   await db.query(`DO $$ BEGIN FOR i IN 1..300 LOOP UPDATE accounts SET balance = balance + 1 WHERE id = 20; COMMIT; END LOOP; END $$`);
   const expected = await table();
-  await until('edge B to apply the burst', async () => JSON.stringify(await versions(edgeB, ['accounts/20'])) === JSON.stringify(await versions(ingest, ['accounts/20'])));
+  await until('edge B to apply the burst', async () => JSON.stringify(await topicVersions(edgeB, ['accounts/20'])) === JSON.stringify(await topicVersions(ingest, ['accounts/20'])));
 
   // Every /ready answer from the first the process gives (before it listens, there is none).
   const port = await freePort();
@@ -185,7 +176,7 @@ test('an edge started on a log of many batches is not ready before it caught up,
   await poll;
   assert.equal(answers[0].status, 503, `its first /ready answer was ${JSON.stringify(answers[0])}`);
   assert.match(answers[0].reasons.join('; '), /^handoff: (starting|snapshotting)/);
-  assert.deepEqual(await versions(late, expected.keys()), await versions(ingest, expected.keys()));
+  assert.deepEqual(await topicVersions(late, expected.keys()), await topicVersions(ingest, expected.keys()));
   await late.kill();
 });
 

@@ -3,57 +3,11 @@ import { test } from 'node:test';
 import type { ChangeBatch } from '../../../core/topic.ts';
 import { TopicStore } from '../../../services/topics/topic-store.ts';
 import { HandoffError } from '../../../services/handoff/handoff-error.ts';
-import type { HandoffLog, HandoffLogReadHandler, HandoffLogRecord, HandoffLogWriter } from '../../../services/handoff/handoff-log.ts';
 import { KafkaHandoff, KafkaReplica } from '../../../services/handoff/kafka-handoff.ts';
 import { plainBatch, plainView } from '../../support/change-batches.ts';
+import { MemoryLog } from '../../support/memory-log.ts';
 
 const src = 'kafka:quotes';
-
-/** The log as an array; appends wait for `release()` when `hold` is set, and fail when `failNext` is. */
-class MemoryLog implements HandoffLog {
-  readonly records: HandoffLogRecord[] = [];
-  readonly appends: number[] = [];
-  hold = false;
-  failNext: Error | null = null;
-  private waiting: Array<() => void> = [];
-  private readers = new Set<{ next: number; handler: HandoffLogReadHandler }>();
-
-  release(): void {
-    const w = this.waiting;
-    this.waiting = [];
-    for (const f of w) f();
-  }
-
-  async openWriter(): Promise<HandoffLogWriter> {
-    return {
-      append: async (values) => {
-        if (this.hold) await new Promise<void>((r) => this.waiting.push(r));
-        if (this.failNext) throw this.failNext;
-        this.appends.push(values.length);
-        for (const v of values) this.records.push({ offset: String(this.records.length), value: v });
-        for (const r of this.readers) this.feed(r);
-      },
-      close: async () => {},
-    };
-  }
-
-  async end(): Promise<string> {
-    return String(this.records.length);
-  }
-
-  async openReader(offset: string, handler: HandoffLogReadHandler) {
-    const r = { next: Number(offset), handler };
-    this.readers.add(r);
-    this.feed(r);
-    return { position: { next: offset, end: String(this.records.length) }, close: async () => void this.readers.delete(r) };
-  }
-
-  private feed(r: { next: number; handler: HandoffLogReadHandler }): void {
-    const records = this.records.slice(r.next);
-    r.next = this.records.length;
-    if (records.length > 0) r.handler.records(records, String(this.records.length));
-  }
-}
 
 const tick = () => new Promise((r) => setImmediate(r));
 

@@ -86,6 +86,38 @@ test('a batch over the byte limit is split between changes into parts of one seq
   assert.deepEqual(whole.changes.map((c) => c.path), updates.map((u) => u.path));
 });
 
+test('the source position and the row index writes a batch came from are carried: rows split over the parts like changes, the position on the last part', () => {
+  const store = new TopicStore({ epoch: 'e1' });
+  const updates: TopicUpdate[] = [];
+  const rows = [];
+  for (let i = 0; i < 200; i++) {
+    updates.push({ path: `orders/${i}`, source: src, value: { id: i, note } });
+    rows.push({ source: src, key: `${i}\u0000"é`, path: i % 7 === 0 ? null : `orders/${i}` });
+  }
+  const batch = store.apply(updates)!;
+  const position = { name: 'postgres', position: '0/16B3748' };
+  const records = encodeBatch(batch, 4096, { position, rows });
+  assert.ok(records.length > 5, `${records.length} parts`);
+  records.forEach((r, i) => assert.ok(r.length <= 4096, `part ${i + 1} is ${r.length} bytes`));
+  const parts = records.map((r) => decodeRecord(r));
+  assert.deepEqual(parts.map((p) => p.position !== undefined), parts.map((_, i) => i === parts.length - 1), 'only the last part has the position');
+  const [whole] = readBack(records) as Array<ReplicatedBatch & { position?: unknown; rows?: unknown }>;
+  assert.deepEqual(whole.position, position);
+  assert.deepEqual(whole.rows, rows);
+  assert.equal(whole.changes.length, 200);
+  // A batch without them reads back without them.
+  const plain = decodeRecord(encodeBatch(store.apply([{ path: 'x', source: src, value: { a: 1 } }])!)[0]);
+  assert.equal('rows' in plain || 'position' in plain, false);
+});
+
+test('a record whose rows or position are malformed is refused', () => {
+  const head = '{"v":1,"epoch":"e1","seq":1,"part":1,"parts":1,"changes":[]';
+  for (const bad of [',"rows":{}}', ',"rows":[["s","k"]]}', ',"rows":[["s",1,null]]}', ',"position":"0/1"}', ',"position":{"name":"","position":"1"}}']) {
+    assert.equal(code(() => decodeRecord(Buffer.from(head + bad))), 'HANDOFF_RECORD_INVALID', bad);
+  }
+  assert.equal(code(() => decodeRecord(Buffer.from('{"v":1,"epoch":"e1","seq":1,"part":1,"parts":2,"changes":[],"position":{"name":"p","position":"1"}}'))), 'HANDOFF_RECORD_INVALID', 'a position before the last part');
+});
+
 test('the default limit stays well under Kafka\'s 1 MB message.max.bytes', () => {
   assert.ok(DEFAULT_MAX_RECORD_BYTES <= 1_048_588 / 2);
 });
