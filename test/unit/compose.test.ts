@@ -198,7 +198,7 @@ test("tidewire's configuration exists, passes parseConfig with the compose envir
   const initArgs = Array.isArray(init.entrypoint) ? init.entrypoint : [];
   assert.equal(initArgs[initArgs.indexOf('--topic') + 1], config.kafka!.topics[0].topic);
   // The dependencies wait for a healthy Postgres and the created topic.
-  assert.deepEqual(tw.depends_on, { postgres: { condition: 'service_healthy' }, 'kafka-init': { condition: 'service_completed_successfully' } });
+  assert.deepEqual(dependencies(tw), { postgres: 'service_healthy', 'kafka-init': 'service_completed_successfully', 'tidewire-state-owner': 'service_completed_successfully' });
 
   const ports = published(tw);
   assert.ok(ports.some((p) => p.container === config.server.port && p.host === 8080), 'the dashboard and WebSocket port is published');
@@ -223,8 +223,9 @@ test('ports are published on loopback, none twice: the dashboards, Postgres and 
 });
 
 test('two layouts: `docker compose up` is the all-in-one node, the scaleout profile adds one ingest node and two edges', () => {
-  assert.deepEqual(layout(null).sort(), ['kafka', 'kafka-init', 'postgres', 'tidewire']);
-  assert.deepEqual(layout('scaleout').sort(), ['edge-1', 'edge-2', 'ingest', 'ingest-state-owner', 'kafka', 'kafka-init', 'postgres', 'tidewire']);
+  const allInOne = ['kafka', 'kafka-init', 'postgres', 'tidewire', 'tidewire-state-owner'];
+  assert.deepEqual(layout(null).sort(), allInOne);
+  assert.deepEqual(layout('scaleout').sort(), [...allInOne, 'edge-1', 'edge-2', 'ingest', 'ingest-state-owner'].sort());
   // Compose refuses a service that depends on one its layout does not start.
   for (const profile of [null, 'scaleout']) {
     const services = new Set(layout(profile));
@@ -254,30 +255,42 @@ test('every tidewire node has the role its name says; the ingest node and the ed
   }
 });
 
-test('the ingest node maps the all-in-one tables and topic under a slot, publication and group of its own, with durable state on a named volume', () => {
+test('the ingest node maps the all-in-one tables and topic under a slot, publication and group of its own', () => {
   const nodes = tidewireNodes();
   const all = nodes.get('tidewire')!.config;
   const ingest = nodes.get('ingest')!.config;
-  const service = compose.services.ingest;
   assert.deepEqual(ingest.postgres?.tables, all.postgres?.tables);
   assert.deepEqual(ingest.kafka?.topics, all.kafka?.topics);
-  assert.equal(ingest.postgres?.url, environment(service).TIDEWIRE_DATABASE_URL);
+  assert.equal(ingest.postgres?.url, environment(compose.services.ingest).TIDEWIRE_DATABASE_URL);
   assert.deepEqual(ingest.kafka?.brokers, ['kafka:9092']);
   // Both may run at once (`--profile scaleout up`): one slot cannot feed two nodes, and one consumer group would split the partitions.
   assert.notEqual(ingest.postgres!.slot, all.postgres!.slot);
   assert.notEqual(ingest.postgres!.publication, all.postgres!.publication);
   assert.notEqual(ingest.kafka!.groupId, all.kafka!.groupId);
 
-  const stateDir = ingest.state?.dir;
-  assert.ok(stateDir && ingest.state?.memory !== true, 'the ingest node keeps its state on disk (a restart in memory starts a new epoch and stops every edge)');
-  const volume = mounts(service).find((m) => stateDir === m.target || stateDir.startsWith(`${m.target}/`));
-  assert.ok(volume, `state.dir ${stateDir} is on a mount of the ingest service`);
-  assert.ok(compose.volumes && Object.hasOwn(compose.volumes, volume.source), `${volume.source} is a named volume`);
-  // A new volume is root's; the image runs as node: a one-shot service hands the volume over first.
-  const owner = compose.services['ingest-state-owner'];
-  assert.deepEqual(owner.entrypoint, ['chown', 'node:node', volume.target]);
-  assert.deepEqual(mounts(owner), [volume]);
-  assert.equal(dependencies(service)['ingest-state-owner'], 'service_completed_successfully');
+});
+
+test('the all-in-one and the ingest node keep durable state, each on a named volume of its own that node owns', () => {
+  const nodes = tidewireNodes();
+  const volumes = new Map<string, string>();
+  for (const name of ['tidewire', 'ingest']) {
+    const { config } = nodes.get(name)!;
+    const service = compose.services[name];
+    // In the container /app (where `start --config` would put it by default) is root's, and a restart in memory starts a new epoch (which stops every edge).
+    const stateDir = config.state?.dir;
+    assert.ok(stateDir && config.state?.memory !== true && stateDir.startsWith('/'), `${name} keeps its state on disk, at an absolute path: ${stateDir}`);
+    const volume = mounts(service).find((m) => stateDir === m.target || stateDir.startsWith(`${m.target}/`));
+    assert.ok(volume, `${name}: state.dir ${stateDir} is on a mount of the service`);
+    assert.ok(compose.volumes && Object.hasOwn(compose.volumes, volume.source), `${name}: ${volume.source} is a named volume`);
+    assert.ok(!volumes.has(volume.source), `${name} and ${volumes.get(volume.source)} share the volume ${volume.source}: one process per state dir`);
+    volumes.set(volume.source, name);
+    // A new volume is root's; the image runs as node: a one-shot service hands the volume over first.
+    const owner = compose.services[`${name}-state-owner`];
+    assert.deepEqual(owner.entrypoint, ['chown', 'node:node', volume.target]);
+    assert.deepEqual(mounts(owner), [volume]);
+    assert.deepEqual(owner.profiles, service.profiles, `${name}-state-owner is in ${name}'s layout`);
+    assert.equal(dependencies(service)[`${name}-state-owner`], 'service_completed_successfully');
+  }
 });
 
 test('the edges keep state in memory and start once Kafka is healthy and the ingest node ready', () => {
