@@ -160,7 +160,9 @@ export class TidewireService {
   health(): { status: 'ok' | 'degraded' | 'failed'; sources: SourceHealth[]; handoff?: ReplicaLag } {
     const sources = this.sources.map((s) => s.health());
     const published = this.roleHandoff.failed();
+    const retrying = this.roleHandoff.retrying();
     if (published) sources.push({ name: 'handoff', state: 'failed', detail: published.message });
+    else if (retrying) sources.push({ name: 'handoff', state: 'degraded', detail: `the hand-off log takes no batch now; retrying: ${retrying.message}` });
     const status = sources.some((s) => s.state === 'failed')
       ? 'failed'
       : sources.some((s) => s.state !== 'streaming')
@@ -317,6 +319,8 @@ interface RoleHandoff {
   close(): Promise<void>;
   /** Ingest: why the log takes no more batches; null otherwise. */
   failed(): Error | null;
+  /** Ingest: why appends to the log are being retried now; null otherwise. */
+  retrying(): Error | null;
   /**
    * Ingest with durable state, at start (after the state was restored, before the sources start):
    * stores the batches the log holds past the stored state (log-recovery.ts). Null: nothing to read.
@@ -336,7 +340,7 @@ export function handoffFor(config: Config, store: TopicStore, log: Logger, optio
   const kafka = config.handoff?.kafka;
   if (role === 'all' || !kafka) {
     if (role !== 'all') throw new ConfigError('handoff.kafka', `is required with role: ${role}`);
-    return { handoff: new InProcessHandoff(store, options), replica: null, open: async () => {}, close: async () => {}, failed: () => null, recover: NOTHING_TO_RECOVER };
+    return { handoff: new InProcessHandoff(store, options), replica: null, open: async () => {}, close: async () => {}, failed: () => null, retrying: () => null, recover: NOTHING_TO_RECOVER };
   }
   const topicLog = kafkaHandoffLog({ brokers: kafka.brokers, topic: kafka.topic, clientId: kafka.clientId, retentionMs: kafka.retentionMs, logger: log });
   if (role === 'edge') {
@@ -349,11 +353,16 @@ export function handoffFor(config: Config, store: TopicStore, log: Logger, optio
           'this edge stopped applying the hand-off log and is not ready: its clients keep the state of the last batch applied; restart it to rebuild its state from the log (after an ingest node restarted in a new epoch, restart every edge)',
         ),
     });
-    return { handoff: replica.replica, replica, open: async () => {}, close: async () => {}, failed: () => null, recover: NOTHING_TO_RECOVER };
+    return { handoff: replica.replica, replica, open: async () => {}, close: async () => {}, failed: () => null, retrying: () => null, recover: NOTHING_TO_RECOVER };
   }
   const writer = new LogWriterSlot(topicLog);
   const positionName = logPositionName(kafka.topic);
-  const handoff = new KafkaHandoff(store, writer, { ...options, positionName });
+  const handoff = new KafkaHandoff(store, writer, {
+    ...options,
+    positionName,
+    onRetrying: (err) => log.warn({ err, topic: kafka.topic }, 'the hand-off log takes no batch now: retrying with backoff; sources wait once too much is not in the log'),
+    onRecovered: () => log.info({ topic: kafka.topic }, 'the hand-off log takes batches again'),
+  });
   return {
     handoff,
     replica: null,
@@ -364,6 +373,7 @@ export function handoffFor(config: Config, store: TopicStore, log: Logger, optio
     },
     close: () => handoff.close(),
     failed: () => handoff.failed,
+    retrying: () => handoff.retrying,
     recover: async (state, journal, positions, seq) => {
       const from = positions[positionName];
       if (from === undefined) {

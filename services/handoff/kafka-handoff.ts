@@ -23,6 +23,12 @@ export interface KafkaHandoffOptions extends InProcessHandoffOptions {
   readonly maxRecordBytes?: number;
   /** The name of the receipts' position (logPositionName of the topic). Default `handoff`. */
   readonly positionName?: string;
+  /** Backoff between retries of an append that failed retriably. Default 250 ms doubling to 5 s. */
+  readonly retry?: { readonly initialMs?: number; readonly maxMs?: number };
+  /** The log stopped taking appends and they are being retried (called once per outage). */
+  readonly onRetrying?: (err: HandoffError) => void;
+  /** The log takes appends again after an outage. */
+  readonly onRecovered?: () => void;
 }
 
 /** The name under which an ingest node's durable state stores how far the hand-off log on `topic` holds its batches. */
@@ -47,9 +53,11 @@ interface Queued {
  * ingest node's durable state stores with the batch: its restart reads the log from there
  * (log-recovery.ts). Each record carries the batch's source position and row index writes.
  *
- * A batch the log did not take leaves a hole no later batch may be written after: the first
- * failure fails that batch's publish() and every one after it (HANDOFF_PUBLISH_FAILED). The
- * ingest node then has to start again from what the log holds.
+ * An append that fails retriably (the broker restarting, a leader moving) is retried, in order,
+ * with backoff, until the log takes it: publishes wait meanwhile (the pipeline holds its sources
+ * back once too much is not in the log). One that fails otherwise leaves a hole no later batch may
+ * be written after: it fails that batch's publish() and every one after it
+ * (HANDOFF_PUBLISH_FAILED), and the ingest node has to start again from what the log holds.
  */
 export class KafkaHandoff implements Handoff {
   readonly keepsLog = true;
@@ -59,6 +67,11 @@ export class KafkaHandoff implements Handoff {
   private queue: Queued[] = [];
   private appending = false;
   private failure: HandoffError | null = null;
+  private _retrying: HandoffError | null = null;
+  private closing = false;
+  private readonly retry: { readonly initialMs: number; readonly maxMs: number };
+  private readonly onRetrying: (err: HandoffError) => void;
+  private readonly onRecovered: () => void;
 
   constructor(
     readonly view: TopicView,
@@ -68,6 +81,9 @@ export class KafkaHandoff implements Handoff {
     this.local = new InProcessHandoff(view, options);
     this.maxRecordBytes = options.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES;
     this.positionName = options.positionName ?? 'handoff';
+    this.retry = { initialMs: options.retry?.initialMs ?? 250, maxMs: options.retry?.maxMs ?? 5_000 };
+    this.onRetrying = options.onRetrying ?? (() => {});
+    this.onRecovered = options.onRecovered ?? (() => {});
   }
 
   /** Opens a writer on `log` for a publishing hand-off. */
@@ -101,8 +117,17 @@ export class KafkaHandoff implements Handoff {
     return this.failure;
   }
 
-  /** Resolves once everything published was appended (or failed), then closes the writer. */
+  /** Why appends are being retried (the log does not take them now); null while they are taken. */
+  get retrying(): HandoffError | null {
+    return this._retrying;
+  }
+
+  /**
+   * Resolves once everything published was appended (or failed), then closes the writer. An
+   * append being retried is tried once more, and fails for good if that fails too.
+   */
   async close(): Promise<void> {
+    this.closing = true;
     while (this.appending || this.queue.length > 0) await new Promise((r) => setImmediate(r));
     await this.writer.close();
   }
@@ -117,11 +142,8 @@ export class KafkaHandoff implements Handoff {
         while (n < this.queue.length && bytes + this.queue[n].value.length <= this.maxRecordBytes) bytes += this.queue[n++].value.length;
         const sending = this.queue.slice(0, n);
         this.queue = this.queue.slice(n);
-        let base: string | null;
-        try {
-          base = await this.writer.append(sending.map((q) => q.value));
-        } catch (err) {
-          this.fail(err);
+        const base = await this.appendRetrying(sending.map((q) => q.value));
+        if (base === undefined) {
           for (const q of sending) q.settle?.reject(this.failure!);
           break;
         }
@@ -134,6 +156,31 @@ export class KafkaHandoff implements Handoff {
       this.queue = [];
     } finally {
       this.appending = false;
+    }
+  }
+
+  /**
+   * Appends `values`; a retriable failure (the broker restarting, a leader moving) is retried with
+   * the same producer, whose idempotence keeps an append that did land from landing twice, with
+   * backoff, until it is taken or the hand-off closes. Resolves with the first record's offset,
+   * or undefined once it failed for good (`failure` says why).
+   */
+  private async appendRetrying(values: readonly Buffer[]): Promise<string | null | undefined> {
+    for (let delay = this.retry.initialMs; ; delay = Math.min(delay * 2, this.retry.maxMs)) {
+      try {
+        const base = await this.writer.append(values);
+        if (this._retrying !== null) this.onRecovered();
+        this._retrying = null;
+        return base;
+      } catch (err) {
+        if (this.closing || !(err instanceof HandoffError) || !err.retriable) {
+          this.fail(err);
+          return undefined;
+        }
+        if (this._retrying === null) this.onRetrying(err);
+        this._retrying = err;
+        await new Promise((r) => setTimeout(r, delay));
+      }
     }
   }
 

@@ -228,9 +228,15 @@ async function kafkaCall<T>(doing: string, call: () => Promise<T>): Promise<T> {
   }
 }
 
-/** kafkajs' own classification decides `retriable` (never the message text). */
+/**
+ * kafkajs' own classification decides `retriable` (never the message text): an error it marks
+ * retriable, or one it gave up retrying (KafkaJSNumberOfRetriesExceeded) caused by such an error.
+ */
 function toHandoffError(err: unknown, doing: string): Error {
   if (err instanceof HandoffError) return err;
-  const retriable = typeof err === 'object' && err !== null && (err as { retriable?: unknown }).retriable === true;
+  let retriable = false;
+  for (let e: unknown = err, depth = 0; typeof e === 'object' && e !== null && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if ((e as { retriable?: unknown }).retriable === true) retriable = true;
+  }
   return new HandoffError('HANDOFF_KAFKA', `Kafka failed while ${doing}: ${err instanceof Error ? err.message : String(err)}`, { retriable, cause: err });
 }

@@ -44,6 +44,32 @@ test('a batch the log did not take fails its publish and every later one, and no
   assert.equal(log.records.length, 1);
 });
 
+test('a retriable failure of the log is retried with backoff, in order, until the log takes the batches; close gives up on it', async () => {
+  const log = new MemoryLog();
+  const store = new TopicStore({ epoch: 'e1' });
+  const events: string[] = [];
+  const handoff = await KafkaHandoff.open(store, log, { retry: { initialMs: 5, maxMs: 20 }, onRetrying: (e) => events.push(`retrying ${e.code}`), onRecovered: () => events.push('recovered') });
+  log.failNext = new HandoffError('HANDOFF_KAFKA', 'Kafka failed while writing: connect ECONNREFUSED', { retriable: true });
+  const published = [1, 2, 3].map((i) => handoff.publish(store.apply([{ path: `q/${i}`, source: src, value: { i } }])!));
+  await new Promise((r) => setTimeout(r, 60));
+  assert.equal(log.records.length, 0);
+  assert.equal(handoff.retrying?.code, 'HANDOFF_KAFKA');
+  assert.equal(handoff.failed, null, 'not failed: retrying');
+  log.failNext = null;
+  const receipts = await Promise.all(published);
+  assert.deepEqual(log.records.map((r) => JSON.parse(r.value!.toString()).seq), [1, 2, 3], 'each batch once, in order');
+  assert.deepEqual(receipts.map((r) => r?.position), ['1', '2', '3']);
+  assert.equal(handoff.retrying, null);
+  assert.deepEqual(events, ['retrying HANDOFF_KAFKA', 'recovered'], 'one outage, said once');
+
+  log.failNext = new HandoffError('HANDOFF_KAFKA', 'still down', { retriable: true });
+  const stuck = handoff.publish(store.apply([{ path: 'q/4', source: src, value: { i: 4 } }])!);
+  const refused = assert.rejects(stuck, (e: HandoffError) => e.code === 'HANDOFF_PUBLISH_FAILED' && /still down/.test(e.message));
+  await new Promise((r) => setTimeout(r, 20));
+  await handoff.close();
+  await refused;
+});
+
 test('a batch with a change too large for a record fails publishing, with what to raise', async () => {
   const store = new TopicStore({ epoch: 'e1' });
   const handoff = await KafkaHandoff.open(store, new MemoryLog(), { maxRecordBytes: 2048 });

@@ -164,6 +164,7 @@ test('reading the tail from an older offset skips the batches the state holds; a
   const log = new MemoryLog();
   const a = await ingestNode(dir, log);
   for (let i = 1; i <= 3; i++) await a.pipeline.apply([up(`a/${i}`, { i })], pg(`0/${i}0`));
+  await a.pipeline.flushed();
   const taken: number[] = [];
   const tail = await readLogTail(log, '0', 2, (batch) => taken.push(batch.seq));
   assert.deepEqual(taken, [3]);
