@@ -139,6 +139,7 @@ export class TidewireService {
     if (this.replica) this.sources.push(this.replica);
     else if (this.sources.length === 0) throw new ConfigError('(root)', 'no source is configured: add a postgres or a kafka section');
     const pg = postgres;
+    const publishing = this.handoff instanceof KafkaHandoff ? this.handoff : null;
     this.metrics = metricsConfig.enabled
       ? createServiceMetrics({
           topics: () => this.store.size,
@@ -150,6 +151,7 @@ export class TidewireService {
           postgres: pg ? { health: () => pg.health(), lag: this.lag } : null,
           kafka,
           handoffLag: this.replica ? () => this.replica!.lag() : null,
+          handoffPublished: publishing ? (observe) => void (publishing.onPublished = observe) : null,
           processMetrics: options.processMetrics,
         })
       : null;

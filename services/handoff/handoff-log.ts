@@ -10,6 +10,8 @@ export interface HandoffLogRecord {
   readonly offset: string;
   /** Null: a record without a value, which tidewire never writes. */
   readonly value: Buffer | null;
+  /** When the log took it, in ms since the Unix epoch (Kafka: the record's timestamp); absent when unknown. */
+  readonly timestamp?: number;
 }
 
 export interface HandoffLogWriter {

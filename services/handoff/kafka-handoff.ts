@@ -38,6 +38,8 @@ export function logPositionName(topic: string): string {
 
 interface Queued {
   readonly value: Buffer;
+  /** On the last record of a batch: when it was published (performance.now()), for the publish latency. */
+  readonly at?: number;
   /** On the last record of a batch: settles that batch's publish(). */
   readonly settle?: { readonly resolve: (receipt: HandoffReceipt) => void; readonly reject: (err: Error) => void };
 }
@@ -72,6 +74,8 @@ export class KafkaHandoff implements Handoff {
   private readonly retry: { readonly initialMs: number; readonly maxMs: number };
   private readonly onRetrying: (err: HandoffError) => void;
   private readonly onRecovered: () => void;
+  /** Called with each batch's publish latency in seconds (publish() to the log's acknowledgement); set by the composition root's metrics. */
+  onPublished: ((seconds: number) => void) | null = null;
 
   constructor(
     readonly view: TopicView,
@@ -103,7 +107,7 @@ export class KafkaHandoff implements Handoff {
     }
     return new Promise<HandoffReceipt>((resolve, reject) => {
       for (let i = 0; i < values.length - 1; i++) this.queue.push({ value: values[i] });
-      this.queue.push({ value: values[values.length - 1], settle: { resolve, reject } });
+      this.queue.push({ value: values[values.length - 1], at: performance.now(), settle: { resolve, reject } });
       void this.drain();
     });
   }
@@ -147,9 +151,13 @@ export class KafkaHandoff implements Handoff {
           for (const q of sending) q.settle?.reject(this.failure!);
           break;
         }
+        const now = performance.now();
         for (let i = 0; i < sending.length; i++) {
+          const q = sending[i];
+          if (q.settle === undefined) continue;
           // The offset after the record: where the log continues past this batch.
-          sending[i].settle?.resolve(base === null ? null : { name: this.positionName, position: String(BigInt(base) + BigInt(i) + 1n) });
+          q.settle.resolve(base === null ? null : { name: this.positionName, position: String(BigInt(base) + BigInt(i) + 1n) });
+          this.onPublished?.((now - q.at!) / 1000);
         }
       }
       for (const q of this.queue) q.settle?.reject(this.failure!);
@@ -226,6 +234,8 @@ export class KafkaReplica implements Handoff {
   private _stopped: Error | null = null;
   /** The offset after the last record taken. */
   private next = '0';
+  /** When the log took the last record of the last batch applied (ms since the Unix epoch); null before one, or when the log does not say. */
+  private takenAt: number | null = null;
 
   constructor(
     private readonly store: TopicStore,
@@ -285,6 +295,7 @@ export class KafkaReplica implements Handoff {
       }
       if (applied) {
         this.next = String(BigInt(r.offset) + 1n);
+        this.takenAt = r.timestamp ?? null;
         void this.local.publish(applied);
       }
     }
@@ -293,6 +304,11 @@ export class KafkaReplica implements Handoff {
   /** The offset after the last batch applied: where reading this log again continues this state. */
   get offset(): string {
     return this.next;
+  }
+
+  /** When the log took the last batch applied (ms since the Unix epoch), or null (none yet, or the log does not say). */
+  get appliedTimestamp(): number | null {
+    return this.takenAt;
   }
 
   private stop(err: Error, offset?: string): void {

@@ -28,6 +28,11 @@ export interface ReplicaLag {
   readonly end: string;
   /** Records between the two (0 when caught up). */
   readonly behind: number;
+  /**
+   * While records wait (behind > 0): how old the last batch applied is, in seconds since the log
+   * took it — how far behind the ingest node the state clients get is. 0 when caught up.
+   */
+  readonly seconds: number;
 }
 
 type Phase = 'idle' | 'starting' | 'catching-up' | 'streaming' | 'stopped';
@@ -85,7 +90,10 @@ export class ReplicaSource implements Source {
     const fetched = BigInt(this.replica.position?.end ?? '0');
     const end = fetched > this.endAtStart ? fetched : this.endAtStart;
     const behind = end - BigInt(offset);
-    return { offset, end: String(end), behind: behind > 0n ? Number(behind) : 0 };
+    if (behind <= 0n) return { offset, end: String(end), behind: 0, seconds: 0 };
+    const at = this.replica.appliedTimestamp;
+    const seconds = at === null ? 0 : Math.max(0, (Date.now() - at) / 1000);
+    return { offset, end: String(end), behind: Number(behind), seconds };
   }
 
   health(): SourceHealth {

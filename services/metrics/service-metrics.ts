@@ -5,7 +5,7 @@
  * (DistributionStats, the pipeline's counts, connector health and stats). docs/OPERATIONS.md lists
  * them with what to alert on.
  */
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { KafkaConnectorStats } from '../../connectors/kafka/index.ts';
 import { type PostgresHealth, type ReplicationLagPoller, parseLsn } from '../../connectors/postgres/index.ts';
 import type { SourceHealth, SourceState } from '../../core/ingest.ts';
@@ -38,7 +38,9 @@ export interface MetricsInputs {
   readonly postgres?: { readonly health: () => PostgresHealth; readonly lag: ReplicationLagPoller | null } | null;
   readonly kafka?: { readonly stats: () => KafkaConnectorStats } | null;
   /** An edge: records of the hand-off log it has not applied yet (issue #15). Absent on other roles. */
-  readonly handoffLag?: (() => { readonly behind: number }) | null;
+  readonly handoffLag?: (() => { readonly behind: number; readonly seconds: number }) | null;
+  /** An ingest node: called once with the function to give each batch's publish latency (publish to Kafka's acknowledgement) in seconds. */
+  readonly handoffPublished?: ((observe: (seconds: number) => void) => void) | null;
   /** Node's process metrics (CPU, memory, event-loop lag, GC) under their usual names. Default true. */
   readonly processMetrics?: boolean;
 }
@@ -74,6 +76,13 @@ export function createServiceMetrics(inputs: MetricsInputs): Registry {
   if (handoffLag) {
     new Gauge({ name: 'tidewire_handoff_lag_records', help: 'An edge: records of the hand-off topic not applied yet (its end as of the last fetch, minus the offset after the last batch applied)', registers,
       collect() { this.set(handoffLag().behind); } });
+    new Gauge({ name: 'tidewire_handoff_lag_seconds', help: 'An edge: while records of the hand-off topic wait, how old the last batch applied is (seconds since Kafka took it); 0 when caught up', registers,
+      collect() { this.set(handoffLag().seconds); } });
+  }
+  if (inputs.handoffPublished) {
+    const published = new Histogram({ name: 'tidewire_handoff_publish_seconds', help: 'An ingest node: each batch from its publish to the hand-off topic to Kafka\'s acknowledgement (retries included)', registers,
+      buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10] });
+    inputs.handoffPublished((seconds) => published.observe(seconds));
   }
   new Gauge({ name: 'tidewire_topics_on_heap', help: 'With durable state, topics held on the JS heap: pinned (changed or removed, not durable yet) and cached (changed last, kept to diff the next change); the others are read from the store. Absent with state in memory (every topic is on the heap)', labelNames: ['kind'], registers,
     collect() {

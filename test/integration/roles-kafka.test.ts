@@ -131,6 +131,10 @@ test('one ingest node and two edges: clients on each edge get the table and its 
   assert.ok(Number(health.handoff.offset) > 0 && health.handoff.offset === health.handoff.end);
   const metrics = await (await fetch(`http://127.0.0.1:${edgeA.port}/metrics`)).text();
   assert.match(metrics, /^tidewire_handoff_lag_records 0$/m);
+  assert.match(metrics, /^tidewire_handoff_lag_seconds 0$/m);
+  const published = await (await fetch(`http://127.0.0.1:${ingest.port}/metrics`)).text();
+  const count = Number(/^tidewire_handoff_publish_seconds_count ([0-9]+)$/m.exec(published)?.[1] ?? 0);
+  assert.ok(count >= 4, `the ingest node measured the publish latency of its batches (${count})`);
 });
 
 test('kill -9 of an edge: its client reconnects to the other edge and resumes exact with the versions it holds', async () => {

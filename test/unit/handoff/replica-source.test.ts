@@ -18,8 +18,8 @@ class StepLog implements HandoffLog {
   readonly records: HandoffLogRecord[] = [];
   private reader: { next: number; handler: HandoffLogReadHandler; position: { next: string; end: string } } | null = null;
 
-  append(batch: ChangeBatch | Buffer): void {
-    for (const value of Buffer.isBuffer(batch) ? [batch] : encodeBatch(batch)) this.records.push({ offset: String(this.records.length), value });
+  append(batch: ChangeBatch | Buffer, timestamp?: number): void {
+    for (const value of Buffer.isBuffer(batch) ? [batch] : encodeBatch(batch)) this.records.push({ offset: String(this.records.length), value, timestamp });
   }
 
   /** Hands the reader up to `n` records not read yet. */
@@ -49,10 +49,12 @@ class StepLog implements HandoffLog {
 
 const tick = () => new Promise((r) => setImmediate(r));
 
+/** `n` batches the log took one second apart, the last one now. */
 function ingest(n: number): { log: StepLog; origin: TopicStore } {
   const log = new StepLog();
   const origin = new TopicStore({ epoch: 'ingest-epoch' });
-  for (let i = 1; i <= n; i++) log.append(origin.apply([{ path: `accounts/${i}`, source: src, value: { id: i } }])!);
+  const now = Date.now();
+  for (let i = 1; i <= n; i++) log.append(origin.apply([{ path: `accounts/${i}`, source: src, value: { id: i } }])!, now - (n - i) * 1000);
   return { log, origin };
 }
 
@@ -71,12 +73,14 @@ test('starting, then catching up to the end offset at start, then streaming with
   log.deliver(2);
   await tick();
   assert.equal(started, false, 'not caught up after 2 of 3 records');
-  assert.deepEqual(source.lag(), { offset: '2', end: '3', behind: 1 });
+  const { seconds, ...records } = source.lag();
+  assert.deepEqual(records, { offset: '2', end: '3', behind: 1 });
+  assert.ok(seconds >= 1 && seconds < 5, `the last batch applied was taken by the log a second before the last one (${seconds} s)`);
   log.deliver();
   await start;
   assert.deepEqual(source.health(), { name: 'handoff', state: 'streaming' });
   assert.equal(source.replica.view.epoch, 'ingest-epoch');
-  assert.deepEqual(source.lag(), { offset: '3', end: '3', behind: 0 });
+  assert.deepEqual(source.lag(), { offset: '3', end: '3', behind: 0, seconds: 0 });
 });
 
 test('an empty log: not caught up before the first batch, which brings the epoch', async () => {
@@ -127,5 +131,5 @@ test('stopped and started again, it reads on from the batch after the last one a
   await again;
   assert.equal(source.replica.stopped, null);
   assert.deepEqual(source.replica.view.get('accounts/1')?.value, { id: 1, n: 2 });
-  assert.deepEqual(source.lag(), { offset: '3', end: '3', behind: 0 });
+  assert.deepEqual(source.lag(), { offset: '3', end: '3', behind: 0, seconds: 0 });
 });
