@@ -300,7 +300,9 @@ export class DistributionServer {
   }
 
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    socket.on('error', () => socket.destroy());
+    // Not a closure: a listener made here would keep this call's variables, the request with its
+    // headers among them, for as long as the connection lives (~1 KiB a session).
+    socket.on('error', destroySocket);
     if (rawPath(req.url) !== WS_PATH) {
       refuse(socket, 404, 'Not Found');
       return;
@@ -349,7 +351,8 @@ export class DistributionServer {
       return;
     }
     // The socket may still fail before the upgrade completes: the lease goes back either way.
-    socket.once('close', () => lease.release());
+    // Bound, not a closure over this call's variables (see upgrade).
+    socket.once('close', lease.release.bind(lease));
     this.wss.handleUpgrade(req, socket, head, (ws) => this.opened(socket, () => this.accept(ws, req, { principal, lease })));
   }
 
@@ -387,6 +390,10 @@ export class DistributionServer {
   private sessionEnded(session: Session, reason: DisconnectReason): void {
     if (this.sessions.delete(session)) this.stats.disconnects[reason]++;
   }
+}
+
+function destroySocket(this: Duplex): void {
+  this.destroy();
 }
 
 function refuse(socket: Duplex, status: number, text: string): void {

@@ -5,9 +5,9 @@
  */
 import type { PermissionSet } from '../security/permission-set.ts';
 import type { TopicView } from '../../core/topic.ts';
-import type { FanOut, Subscription } from './fan-out.ts';
+import type { ChangeContext, FanOut, Subscription } from './fan-out.ts';
 import type { FrameEncoder } from './frame-encoder.ts';
-import { type DeliveryOptions, SessionDelivery } from './session-delivery.ts';
+import { type DeliveryOptions, type DeliveryPort, SessionDelivery } from './session-delivery.ts';
 import { MAX_FRAME_CHARS, type SessionQueue, forEachFrame } from './session-queue.ts';
 import type { DistributionStats } from './stats.ts';
 
@@ -76,6 +76,70 @@ export interface OutputDepth {
 }
 
 const TEXT = { binary: false } as const;
+
+/**
+ * What a session's delivery uses of its output, its owner and its socket: one object with its
+ * methods on the prototype, where an object of arrow functions would cost every session eleven
+ * closures (each with a property dictionary under tsx, esbuild's keepNames: ~3 KiB a session).
+ */
+class OutputPort implements DeliveryPort {
+  readonly view: TopicView;
+  readonly stats: DistributionStats;
+
+  constructor(
+    private readonly output: SessionOutput,
+    private readonly owner: OutputOwner,
+    private readonly ws: OutputSocket,
+    ctx: OutputContext,
+  ) {
+    this.view = ctx.view;
+    this.stats = ctx.stats;
+  }
+
+  permissions(): PermissionSet | null {
+    return this.owner.permissions;
+  }
+
+  subscriptions(): Iterable<Subscription> {
+    return this.owner.liveSubscriptions();
+  }
+
+  backlog(): number {
+    return this.ws.bufferedAmount;
+  }
+
+  queuedBytes(): number {
+    return this.output.queuedBytes;
+  }
+
+  enqueue(wire: string, ctx: ChangeContext): void {
+    this.owner.enqueue(wire, Buffer.byteLength(wire), ctx.batch, ctx.seq);
+  }
+
+  push(wire: string): void {
+    this.output.push(wire, Buffer.byteLength(wire));
+  }
+
+  group(seq: number): void {
+    this.output.group(seq);
+  }
+
+  requestFlush(): void {
+    this.output.requestFlush();
+  }
+
+  overflow(why: string): void {
+    this.owner.overflow(why);
+  }
+
+  simple(simple: boolean): void {
+    this.output.setSimple(simple);
+  }
+
+  failed(err: unknown): void {
+    this.owner.deliveryFailed(err);
+  }
+}
 const QUEUE_FULL = 'send queue full: read faster or subscribe to less';
 
 export class SessionOutput {
@@ -90,9 +154,8 @@ export class SessionOutput {
   /** Called once the socket's backlog is at most `drainedBytes` (see whenDrained). */
   private drained: (() => void) | null = null;
   private drainedBytes = 0;
-  private readonly written = (err?: Error): void => {
-    if (err === undefined || err === null) this.checkDrained();
-  };
+  /** ws's callback once a frame is handed to the socket. */
+  private readonly written: (err?: Error) => void;
 
   constructor(
     private readonly owner: OutputOwner,
@@ -100,24 +163,22 @@ export class SessionOutput {
     private readonly ctx: OutputContext,
   ) {
     this.queue = owner.queue;
-    this.delivery = new SessionDelivery(
-      {
-        view: ctx.view,
-        stats: ctx.stats,
-        permissions: () => owner.permissions,
-        subscriptions: () => owner.liveSubscriptions(),
-        backlog: () => ws.bufferedAmount,
-        queuedBytes: () => this.queue.bytes,
-        enqueue: (wire, ctx) => owner.enqueue(wire, Buffer.byteLength(wire), ctx.batch, ctx.seq),
-        push: (wire) => this.push(wire, Buffer.byteLength(wire)),
-        group: (seq) => this.group(seq),
-        requestFlush: () => this.requestFlush(),
-        overflow: (why) => owner.overflow(why),
-        simple: (simple) => (owner.simple = simple && !this.paging),
-        failed: (err) => owner.deliveryFailed(err),
-      },
-      ctx.delivery,
-    );
+    // Assigned, not a class field: a field's arrow function would get a name of its own, which
+    // costs every session a property dictionary under tsx (esbuild's keepNames); see OutputPort.
+    this.written = (err?: Error): void => {
+      if (err === undefined || err === null) this.checkDrained();
+    };
+    this.delivery = new SessionDelivery(new OutputPort(this, owner, ws, ctx), ctx.delivery);
+  }
+
+  /** @internal OutputPort: whether fan-out's fast path may serve the session changed. */
+  setSimple(simple: boolean): void {
+    this.owner.simple = simple && !this.paging;
+  }
+
+  /** @internal OutputPort: bytes queued and not yet handed to the socket. */
+  get queuedBytes(): number {
+    return this.queue.bytes;
   }
 
   /**
@@ -262,7 +323,8 @@ export class SessionOutput {
     return true;
   }
 
-  private requestFlush(): void {
+  /** Puts the session in the next flush round (once). */
+  requestFlush(): void {
     if (!this.owner.flushPending && !this.closed) {
       this.owner.flushPending = true;
       this.owner.scheduleFlush();

@@ -593,7 +593,7 @@ export class Session implements DeliveryTarget {
     this.loads.push({ sub, msg, pages });
     if (this.loads.length > 1) return; // the first one's pages go first; this one follows
     this.output.setPaging(true);
-    this.output.whenDrained(this.pageChars, this.nextPage);
+    this.output.whenDrained(this.pageChars, (this.pageRead ??= () => this.nextPage()));
     this.log('debug', { id, selector: selector.text, total: pages.total }, 'subscription loading in pages');
   }
 
@@ -624,8 +624,11 @@ export class Session implements DeliveryTarget {
     if (!this.ended && this.loads.length > 0) this.nextPage();
   }
 
+  /** Calls nextPage once the client read what was sent (made at the first page: most sessions never page). */
+  private pageRead: (() => void) | null = null;
+
   /** The client read the previous page: the next one (its own group), and progress or `subscribed`. */
-  private readonly nextPage = (): void => {
+  private nextPage(): void {
     if (this.ended) return;
     if (this.host.holding?.()) {
       this.host.holdPages!(this);
@@ -647,11 +650,11 @@ export class Session implements DeliveryTarget {
         this.pushLoading(msg.id, pages);
       }
       if (this.loads.length === 0) this.output.setPaging(false);
-      else this.output.whenDrained(this.pageChars, this.nextPage);
+      else this.output.whenDrained(this.pageChars, (this.pageRead ??= () => this.nextPage()));
     } catch (err) {
       this.deliveryFailed(err);
     }
-  };
+  }
 
   /**
    * A change of a topic that waits for its page is not delivered (the page carries its value
