@@ -9,5 +9,6 @@ import { suite as state } from './state.ts';
 import { suite as kafkaIngest } from './kafka-ingest.ts';
 import { suite as security } from './security.ts';
 import { suite as delivery } from './delivery.ts';
+import { suite as scaleout } from './scaleout.ts';
 
-export const SUITES: readonly Suite[] = [ingest, latency, fanout, bandwidth, scaling, state, kafkaIngest, security, delivery];
+export const SUITES: readonly Suite[] = [ingest, latency, fanout, bandwidth, scaling, state, kafkaIngest, security, delivery, scaleout];
