@@ -7,7 +7,7 @@
  */
 import { CpuWindow, type Watched } from './proc.ts';
 import { type HandoffTopic, type Node, brokerPids, edgeConfig, startNode } from './scaleout-nodes.ts';
-import { type ClientWindow, type WriterRun, probeCount } from './step.ts';
+import { type ClientWindow, type WriterRun, drain, probeCount } from './step.ts';
 import { Worker } from './worker.ts';
 
 export interface FanoutOptions {
@@ -57,7 +57,8 @@ export async function fanoutStep(edges: number, o: FanoutOptions): Promise<Fanou
     }
     const run = { ...o.write, rate: o.rate };
     await o.writer.call('run', { ...run, seconds: o.warmSeconds });
-    await new Promise((r) => setTimeout(r, 200));
+    // The warm-up's tail must not be counted in the window (on a busy machine it is still in flight).
+    for (const c of clients) await drain(c, 10_000);
     for (const c of clients) await c.call('reset');
     const watched: Record<string, Watched> = { ingest: o.ingest.w.child.pid!, broker: brokerPids, writer: o.writer.child.pid! };
     nodes.forEach((n, i) => (watched[`edge${i}`] = n.w.child.pid!));

@@ -71,6 +71,8 @@ export interface TimedStart extends Node {
 export interface TimedStartOptions {
   readonly heapMiB: number;
   readonly timeoutMs: number;
+  /** More node flags for the node's process (e.g. `--max-semi-space-size=64`). */
+  readonly nodeArgs?: readonly string[];
   /** A CPU profile from the worker's first line to ready, written here (bench/lib/profiler.ts). */
   readonly profileFile?: string;
 }
@@ -81,7 +83,7 @@ export interface TimedStartOptions {
  */
 export async function timedStart(config: object, port: number, o: TimedStartOptions): Promise<TimedStart> {
   const forkedAt = performance.now();
-  const w = await Worker.start('service', [], { nodeArgs: [`--max-old-space-size=${o.heapMiB}`] });
+  const w = await Worker.start('service', [], { nodeArgs: [`--max-old-space-size=${o.heapMiB}`, ...(o.nodeArgs ?? [])] });
   const bootSeconds = (performance.now() - forkedAt) / 1000;
   if (o.profileFile) await w.call('profileStart', { intervalUs: 1000 });
   let failure: unknown = null;

@@ -50,7 +50,7 @@ interface Sizes {
 }
 
 const FULL: Sizes = { rates: [1000, 5000], clients: 100, reps: 3, warm: 2, seconds: 8, coldTopics: 1_000_000, coldReps: 3, coldHeapMiB: 6144, fanoutEdges: [1, 2, 3, 3, 2, 1], fanoutClients: 50, fanoutRate: 1000 };
-const QUICK: Sizes = { rates: [1000], clients: 20, reps: 1, warm: 1, seconds: 3, coldTopics: 20_000, coldReps: 1, coldHeapMiB: 1024, fanoutEdges: [1, 2], fanoutClients: 10, fanoutRate: 500 };
+const QUICK: Sizes = { rates: [1000], clients: 20, reps: 1, warm: 0.5, seconds: 2, coldTopics: 20_000, coldReps: 1, coldHeapMiB: 1024, fanoutEdges: [1, 2], fanoutClients: 10, fanoutRate: 500 };
 
 interface HopProfile {
   rate: number;
@@ -87,8 +87,10 @@ export const suite: Suite = {
       const tables: Record<Side, string> = { all: 'so_all', edge: 'so_edge' };
       for (const t of Object.values(tables)) await createRowsTable(pg, t, ROWS);
       const postgresPid = await postmasterPid(pg);
-      const all = await startNode(allConfig({ pgUrl: pg.url, table: tables.all, slot: 'bench_so_all', path: PATH }));
-      const ingest = await startNode(ingestConfig({ pgUrl: pg.url, table: tables.edge, slot: 'bench_so_ingest', path: PATH }, handoff));
+      const [all, ingest] = await Promise.all([
+        startNode(allConfig({ pgUrl: pg.url, table: tables.all, slot: 'bench_so_all', path: PATH })),
+        startNode(ingestConfig({ pgUrl: pg.url, table: tables.edge, slot: 'bench_so_ingest', path: PATH }, handoff)),
+      ]);
       const edge = await startNode(edgeConfig(handoff));
       nodes.push(all, ingest, edge);
       const writer = await Worker.start('writer');
@@ -242,13 +244,14 @@ function report(quick: boolean, z: Sizes, runs: LatencyRun[], fanout: FanoutStep
   const readies = cold.runs.map((r) => r.readySeconds);
   const coldTable: Table = {
     title: `Edge cold start: ${num(cold.topics)} topics in the hand-off log (${num(cold.logRecords)} records), fork → /ready`,
-    columns: ['run', 'fork → /ready', 'fork → first line (Node, tsx, imports)', 'fork → listening (503)', 'catching up (listening → 200)', 'edge CPU s', 'broker CPU s', 'peak RSS', 'topics held (tidewire_topics)', 'records behind (/health)'],
+    columns: ['run', 'fork → /ready', 'fork → first line (Node, tsx, imports)', 'fork → listening (503)', 'catching up (listening → 200)', 'topics/s while catching up', 'edge CPU s', 'broker CPU s', 'peak RSS', 'topics held (tidewire_topics)', 'records behind (/health)'],
     rows: cold.runs.map((r, i) => [
       `${i + 1}`,
       `${r.readySeconds.toFixed(2)} s`,
       `${r.bootSeconds.toFixed(2)} s`,
       `${r.listeningSeconds.toFixed(2)} s`,
       `${(r.readySeconds - r.listeningSeconds).toFixed(2)} s`,
+      num(r.topicsHeld / (r.readySeconds - r.listeningSeconds)),
       r.cpuSeconds.toFixed(1),
       r.brokerCpuSeconds.toFixed(1),
       mib(r.peakRssBytes),
