@@ -5,7 +5,7 @@
  * process over the window) per million deliveries its clients counted. Scaling out is sound when
  * that figure stays flat as k grows: no edge pays for another's clients.
  */
-import { CpuWindow, type Watched } from './proc.ts';
+import { CpuWindow, type Watched, sampleProc } from './proc.ts';
 import { type HandoffTopic, type Node, brokerPids, edgeConfig, startNode } from './scaleout-nodes.ts';
 import { type ClientWindow, type WriterRun, drain, probeCount } from './step.ts';
 import { Worker } from './worker.ts';
@@ -64,14 +64,18 @@ export async function fanoutStep(edges: number, o: FanoutOptions): Promise<Fanou
     nodes.forEach((n, i) => (watched[`edge${i}`] = n.w.child.pid!));
     clients.forEach((c, i) => (watched[`clients${i}`] = c.child.pid!));
     const cpu = new CpuWindow(watched);
+    // Each edge's CPU seconds exactly (CpuWindow rounds cores to 0.01, ±3% of an edge's share here).
+    const edgeCpu = () => nodes.map((n) => sampleProc(n.w.child.pid!)?.cpu ?? NaN);
+    const cpu0 = edgeCpu();
     const writer = await o.writer.call<WriterRun>('run', { ...run, seconds: o.seconds });
     await new Promise((r) => setTimeout(r, 500));
+    const cpu1 = edgeCpu();
     const used = cpu.end();
     const perEdge: EdgeShare[] = [];
     for (let i = 0; i < edges; i++) {
       const w = await clients[i].call<ClientWindow>('collect');
       if (w.deliveries === 0 || w.latencyMs.count === 0) throw new Error(`scaleout: fan-out with ${edges} edge(s): the clients of edge ${i + 1} counted no delivery`);
-      const cpuSeconds = used.cores[`edge${i}`] * used.seconds;
+      const cpuSeconds = cpu1[i] - cpu0[i];
       perEdge.push({
         deliveries: w.deliveries,
         delivered: w.deliveries / (writer.sent * w.clients),
