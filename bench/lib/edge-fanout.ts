@@ -29,6 +29,8 @@ export interface EdgeShare {
   cpuSeconds: number;
   cpuSecondsPerMillion: number;
   clientCores: number;
+  /** Deliveries per WebSocket frame its clients read: how much each flush carried. */
+  deliveriesPerFrame: number;
   latencyP50Ms: number;
   latencyP99Ms: number;
 }
@@ -82,6 +84,7 @@ export async function fanoutStep(edges: number, o: FanoutOptions): Promise<Fanou
         cpuSeconds,
         cpuSecondsPerMillion: (cpuSeconds / w.deliveries) * 1e6,
         clientCores: used.cores[`clients${i}`],
+        deliveriesPerFrame: w.deliveries / w.frames,
         latencyP50Ms: w.latencyMs.p50,
         latencyP99Ms: w.latencyMs.p99,
       });

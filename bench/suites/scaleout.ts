@@ -317,7 +317,7 @@ function report(quick: boolean, root: string, z: Sizes, latency: LatencyPart, fa
   const perMillion = (k: number) => median(fanout.filter((s) => s.edges === k).flatMap((s) => s.perEdge.map((e) => e.cpuSecondsPerMillion)));
   tables.push({
     title: `Fan-out CPU per edge as edges are added (${num(z.fanoutClients)} clients per edge, ${num(z.fanoutRate)} changes/s, every client subscribed to every row)`,
-    columns: ['edges', 'CPU s per million deliveries per edge (median)', 'vs 1 edge', 'each edge, each run', 'deliveries/s per edge', 'delivered', 'p99 per edge', 'cores: ingest', 'broker', 'load generators', 'machine busy'],
+    columns: ['edges', 'CPU s per million deliveries per edge (median)', 'vs 1 edge', 'each edge, each run', 'deliveries/s per edge', 'deliveries per frame', 'delivered', 'p99 per edge', 'cores: ingest', 'broker', 'load generators', 'machine busy'],
     rows: edgesSeen.map((k) => {
       const steps = fanout.filter((s) => s.edges === k);
       const shares = steps.flatMap((s) => s.perEdge);
@@ -327,6 +327,7 @@ function report(quick: boolean, root: string, z: Sizes, latency: LatencyPart, fa
         ratio(perMillion(k), perMillion(1), 2),
         steps.map((s) => s.perEdge.map((e) => num(e.cpuSecondsPerMillion, 2)).join(' / ')).join('; '),
         num(median(shares.map((e, i) => e.deliveries / steps[Math.floor(i / k)].writer.seconds))),
+        num(median(shares.map((e) => e.deliveriesPerFrame)), 1),
         `${(median(shares.map((e) => e.delivered)) * 100).toFixed(1)}%`,
         ms(median(shares.map((e) => e.latencyP99Ms))),
         median(steps.map((s) => s.cores.ingest)).toFixed(2),
@@ -364,7 +365,7 @@ function report(quick: boolean, root: string, z: Sizes, latency: LatencyPart, fa
   }
   const spilled = runs.filter((r) => r.step.delivered > 1.02);
   if (spilled.length > 0) caveats.push(`${spilled.length} of ${runs.length} latency steps counted more than 100% delivered (up to ${(Math.max(...spilled.map((r) => r.step.delivered)) * 100).toFixed(0)}%): the warm-up's changes were still arriving when the window opened, so that step measured a backlog draining, not the steady state.`);
-  for (const s of fanout) if (s.machineBusy >= 0.95) caveats.push(`fan-out with ${s.edges} edge(s): the machine was ${Math.round(s.machineBusy * 100)}% busy; with less CPU free, each edge flushes larger frames, which lowers CPU per delivery.`);
+  for (const s of fanout) if (s.machineBusy >= 0.95) caveats.push(`fan-out with ${s.edges} edge(s): the machine was ${Math.round(s.machineBusy * 100)}% busy; with less CPU free, each edge's flushes carry more changes (deliveries per frame), which lowers CPU per delivery.`);
   if (quick) caveats.push(`--quick: ${num(cold.topics)} topics for the cold start (the target is for 1,000,000), one repetition, short windows.`);
 
   return {
