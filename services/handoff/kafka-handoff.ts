@@ -23,7 +23,7 @@ export interface KafkaHandoffOptions extends InProcessHandoffOptions {
   readonly maxRecordBytes?: number;
   /** The name of the receipts' position (logPositionName of the topic). Default `handoff`. */
   readonly positionName?: string;
-  /** Backoff between retries of an append that failed retriably. Default 250 ms doubling to 5 s. */
+  /** Backoff between retries of an append that failed retriably. Default 250 ms doubling to 2 s. */
   readonly retry?: { readonly initialMs?: number; readonly maxMs?: number };
   /** The log stopped taking appends and they are being retried (called once per outage). */
   readonly onRetrying?: (err: HandoffError) => void;
@@ -85,7 +85,7 @@ export class KafkaHandoff implements Handoff {
     this.local = new InProcessHandoff(view, options);
     this.maxRecordBytes = options.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES;
     this.positionName = options.positionName ?? 'handoff';
-    this.retry = { initialMs: options.retry?.initialMs ?? 250, maxMs: options.retry?.maxMs ?? 5_000 };
+    this.retry = { initialMs: options.retry?.initialMs ?? 250, maxMs: options.retry?.maxMs ?? 2_000 };
     this.onRetrying = options.onRetrying ?? (() => {});
     this.onRecovered = options.onRecovered ?? (() => {});
   }

@@ -81,6 +81,10 @@ export class KafkaHandoffLog implements HandoffLog {
       brokers: [...options.brokers],
       connectionTimeout: CONNECTION_TIMEOUT_MS,
       requestTimeout: REQUEST_TIMEOUT_MS,
+      // kafkajs' default backoff grows to 30 s between tries: a consumer crashed by a broker
+      // restart would wait that long to come back. Short tries here; the producer's appends are
+      // retried for as long as needed by KafkaHandoff, and a consumer restarts after a retriable crash.
+      retry: RETRY,
       logLevel: log ? logLevel.WARN : logLevel.NOTHING,
       logCreator: () => (entry: LogEntry) => log?.warn({ namespace: entry.namespace, error: entry.log.error }, entry.log.message),
     });
@@ -219,6 +223,9 @@ export class KafkaHandoffLog implements HandoffLog {
     return { position, close: () => consumer.disconnect() };
   }
 }
+
+/** kafkajs' retry for the hand-off log's clients: 100 ms doubling to 1 s, 5 tries (about 3 s) before a call fails. */
+const RETRY = { initialRetryTime: 100, maxRetryTime: 1_000, retries: 5 } as const;
 
 async function kafkaCall<T>(doing: string, call: () => Promise<T>): Promise<T> {
   try {

@@ -92,7 +92,11 @@ function watch(t: { after(fn: () => void): void }, node: ServiceProcess) {
   };
 }
 
-/** Transfers between two accounts, one transaction each, as fast as one connection commits them, until `stop`. */
+/**
+ * Transfers between two accounts, one transaction each, until `stop`: about 600 a second at most,
+ * a load an edge applies with room to catch up after an outage on a loaded 2-core machine (the
+ * test is about what is applied, not how fast).
+ */
 function transfers(): { stop(): Promise<number> } {
   let writing = true;
   let n = 0;
@@ -103,6 +107,7 @@ function transfers(): { stop(): Promise<number> } {
       if (from === to) continue;
       await db.query(`BEGIN; UPDATE accounts SET balance = balance - ${1 + (i % 9)} WHERE id = ${from}; UPDATE accounts SET balance = balance + ${1 + (i % 9)} WHERE id = ${to}; COMMIT`);
       n++;
+      if (n % 3 === 0) await new Promise((r) => setTimeout(r, 5));
     }
   })();
   return {
