@@ -224,7 +224,14 @@ export class KafkaHandoffLog implements HandoffLog {
   }
 }
 
-/** kafkajs' retry for the hand-off log's clients: 100 ms doubling to 1 s, 5 tries (about 3 s) before a call fails. */
+/**
+ * kafkajs' retry for the hand-off log's clients: 100 ms doubling to 1 s, 5 tries (about 3 s) before
+ * a call fails. kafkajs warns that limiting an idempotent producer's retries "may invalidate EoS
+ * guarantees": a send that gave up hands its sequence numbers back (sendMessages rolls them back on
+ * a failed produce), so the next send would reuse them for other records. KafkaHandoff never sends
+ * other records next: it retries the same records in the same order until they are taken, so they
+ * carry the same sequence numbers and the broker drops a copy of an append that had landed.
+ */
 const RETRY = { initialRetryTime: 100, maxRetryTime: 1_000, retries: 5 } as const;
 
 async function kafkaCall<T>(doing: string, call: () => Promise<T>): Promise<T> {
