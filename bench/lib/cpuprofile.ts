@@ -18,7 +18,7 @@ function shortUrl(url: string): string {
   const u = url.replace(/^file:\/\//, '');
   const nm = u.lastIndexOf('node_modules/');
   if (nm >= 0) return u.slice(nm + 'node_modules/'.length);
-  const m = /\/(connectors|services|bench|client)\/.*/.exec(u);
+  const m = /\/(core|connectors|services|bench|client)\/.*/.exec(u);
   return m ? m[0].slice(1) : u;
 }
 

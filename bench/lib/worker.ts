@@ -26,6 +26,12 @@ export interface WorkerOptions {
   dir?: string;
 }
 
+/** Workers still running, killed when this process exits: one listener for all (one each passed Node's 10-listener warning). */
+const live = new Set<{ kill(signal: NodeJS.Signals): boolean }>();
+process.once('exit', () => {
+  for (const child of live) child.kill('SIGKILL');
+});
+
 export class Worker {
   readonly child: ChildProcess;
   readonly watch: ProcWatch;
@@ -67,9 +73,8 @@ export class Worker {
         resolve(code);
       });
     });
-    const kill = () => this.child.kill('SIGKILL');
-    process.once('exit', kill);
-    void this.exited.then(() => process.off('exit', kill));
+    live.add(this.child);
+    void this.exited.then(() => live.delete(this.child));
   }
 
   /** Forks bench/workers/<name>.ts and waits for its `ready` event. */
