@@ -10,8 +10,11 @@ export interface HandoffLogRecord {
   readonly offset: string;
   /** Null: a record without a value, which tidewire never writes. */
   readonly value: Buffer | null;
-  /** When the log took it, in ms since the Unix epoch (Kafka: the record's timestamp); absent when unknown. */
-  readonly timestamp?: number;
+  /**
+   * When the log took it: ms since the Unix epoch, a decimal string as Kafka clients give it (read
+   * only for the lag, so no record is copied to convert it); absent when unknown.
+   */
+  readonly timestamp?: string;
 }
 
 export interface HandoffLogWriter {

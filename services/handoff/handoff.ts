@@ -51,9 +51,9 @@ function warn(err: unknown, batch: ChangeBatch): void {
   });
 }
 
-/** Delivers batches synchronously to listeners in the same process, each isolated from the others. */
 const NO_RECEIPT: Promise<HandoffReceipt> = Promise.resolve(null);
 
+/** Delivers batches synchronously to listeners in the same process, each isolated from the others. */
 export class InProcessHandoff implements Handoff {
   readonly keepsLog = false;
   private readonly listeners = new Set<(batch: ChangeBatch) => void>();

@@ -235,7 +235,7 @@ export class KafkaReplica implements Handoff {
   /** The offset after the last record taken. */
   private next = '0';
   /** When the log took the last record of the last batch applied (ms since the Unix epoch); null before one, or when the log does not say. */
-  private takenAt: number | null = null;
+  private takenAt: string | null = null;
 
   constructor(
     private readonly store: TopicStore,
@@ -308,7 +308,7 @@ export class KafkaReplica implements Handoff {
 
   /** When the log took the last batch applied (ms since the Unix epoch), or null (none yet, or the log does not say). */
   get appliedTimestamp(): number | null {
-    return this.takenAt;
+    return this.takenAt === null ? null : Number(this.takenAt);
   }
 
   private stop(err: Error, offset?: string): void {

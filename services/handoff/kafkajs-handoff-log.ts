@@ -215,7 +215,7 @@ export class KafkaHandoffLog implements HandoffLog {
         eachBatch: async ({ batch }) => {
           position.end = batch.highWatermark;
           if (batch.messages.length === 0) return;
-          handler.records(batch.messages.map((m) => ({ offset: m.offset, value: m.value, timestamp: Number(m.timestamp) })), batch.highWatermark);
+          handler.records(batch.messages, batch.highWatermark);
           position.next = String(BigInt(batch.lastOffset()) + 1n);
         },
       }),

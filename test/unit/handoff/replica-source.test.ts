@@ -19,7 +19,7 @@ class StepLog implements HandoffLog {
   private reader: { next: number; handler: HandoffLogReadHandler; position: { next: string; end: string } } | null = null;
 
   append(batch: ChangeBatch | Buffer, timestamp?: number): void {
-    for (const value of Buffer.isBuffer(batch) ? [batch] : encodeBatch(batch)) this.records.push({ offset: String(this.records.length), value, timestamp });
+    for (const value of Buffer.isBuffer(batch) ? [batch] : encodeBatch(batch)) this.records.push({ offset: String(this.records.length), value, timestamp: timestamp === undefined ? undefined : String(timestamp) });
   }
 
   /** Hands the reader up to `n` records not read yet. */
