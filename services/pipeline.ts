@@ -164,12 +164,15 @@ export class Pipeline implements IngestSink, SourceCheckpoints {
     return this.journal ? this.journal.checkpoint(position) : Promise.resolve();
   }
 
-  /** Resolves once everything applied so far is durable, and in the hand-off's log when it keeps one (at once in memory, in process). */
+  /**
+   * Resolves once everything applied so far is durable, and in the hand-off's log when it keeps one
+   * (at once in memory, in process). With durable state the journal's flush covers the log: it
+   * commits a batch only once the log holds it.
+   */
   flushed(): Promise<void> {
     if (this.logFailure !== null) return Promise.reject(this.logFailure);
-    const logged = this.lastLogged;
-    if (this.journal === null) return logged ?? RESOLVED;
-    return logged === null ? this.journal.flushed() : Promise.all([logged, this.journal.flushed()]).then(done);
+    if (this.journal !== null) return this.journal.flushed();
+    return this.lastLogged ?? RESOLVED;
   }
 
   resync(sources: readonly string[]): Resync {
